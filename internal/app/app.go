@@ -1,0 +1,272 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/auth"
+	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/docsui"
+	"github.com/alwrity/alwrity-billing/internal/httpapi"
+	"github.com/alwrity/alwrity-billing/internal/httpmetrics"
+	"github.com/alwrity/alwrity-billing/internal/store"
+)
+
+// Version is the build's version, set with -ldflags "-X …app.Version=…".
+var Version = "dev"
+
+// App is the running service.
+type App struct {
+	Config Config
+	Logger *slog.Logger
+	// Out receives the one-time printout of a generated admin key.
+	Out io.Writer
+	// Now is the clock; tests inject their own.
+	Now func() time.Time
+
+	DB       *store.DB
+	Metrics  *httpmetrics.Metrics
+	handler  http.Handler
+	server   *http.Server
+	listener net.Listener
+}
+
+// New returns an App that Open will start.
+func New(cfg Config, logger *slog.Logger, out io.Writer) *App {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	return &App{Config: cfg, Logger: logger, Out: out, Now: time.Now}
+}
+
+// Open does what the seed's start script did: it connects to the database,
+// creates or upgrades the tables, seeds the default plans and prices, makes
+// sure an admin key exists, builds the handlers and checks itself.
+func (a *App) Open(ctx context.Context) error {
+	if err := a.Config.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	db, err := store.Open(ctx, a.Config.DatabaseURL, a.Logger)
+	if err != nil {
+		return err
+	}
+	a.DB = db
+	if err := Migrate(ctx, db, a.Logger); err != nil {
+		return err
+	}
+	seeded, err := db.Seed(ctx, billing.DefaultProviders(), billing.DefaultPlans(), billing.DefaultPrices(), a.Now())
+	if err != nil {
+		return fmt.Errorf("seed defaults: %w", err)
+	}
+	if seeded != (store.SeedResult{}) {
+		a.Logger.Info("default plans and prices seeded", "providers", seeded.Providers, "plans", seeded.Plans, "prices", seeded.Prices)
+	}
+	if err := a.ensureAdminKey(ctx); err != nil {
+		return err
+	}
+	a.Metrics = httpmetrics.New()
+	a.handler = a.routes()
+	a.Logger.Info("usage tracking middleware active", "metrics", "/metrics")
+	if err := a.SelfCheck(ctx); err != nil {
+		return fmt.Errorf("self-check failed: %w", err)
+	}
+	return nil
+}
+
+// Migrate applies pending migrations and says what it did in the seed's
+// words.
+func Migrate(ctx context.Context, db *store.DB, logger *slog.Logger) error {
+	res, err := db.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case res.Created:
+		logger.Info("Billing and subscription tables created successfully", "database", string(db.Dialect()), "schema_version", res.Version)
+	case len(res.Applied) > 0:
+		logger.Info("Billing and subscription tables upgraded", "applied", strings.Join(res.Applied, ", "), "schema_version", res.Version)
+	default:
+		logger.Info("Billing and subscription tables up to date", "database", string(db.Dialect()), "schema_version", res.Version)
+	}
+	return nil
+}
+
+// ensureAdminKey generates an admin key at first start when none is
+// configured, prints it once to Out and stores only its hash.
+func (a *App) ensureAdminKey(ctx context.Context) error {
+	if a.Config.AdminKey != "" || a.Config.Dev {
+		return nil
+	}
+	has, err := a.DB.HasActiveAdminKey(ctx)
+	if err != nil {
+		return fmt.Errorf("look for an admin key: %w", err)
+	}
+	if has {
+		return nil
+	}
+	key, prefix, hash := auth.NewKey()
+	if _, err := a.DB.CreateKey(ctx, billing.APIKey{Prefix: prefix, Role: billing.RoleAdmin, Name: "generated at first start", CreatedAt: a.Now()}, hash); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.Out, "\n"+
+		"================================================================\n"+
+		" No ALWRITY_ADMIN_KEY is set, so an admin key was generated.\n"+
+		" It is shown only this once; only its hash is stored:\n\n"+
+		"   %s\n\n"+
+		" Revoke it with: alwrity-billing keys revoke %s\n"+
+		"================================================================\n\n", key, prefix)
+	a.Logger.Warn("generated an admin key and printed it once to standard output", "key_prefix", prefix)
+	return nil
+}
+
+// SelfCheck verifies that the database answers and holds every table and a
+// plan for users without a subscription.
+func (a *App) SelfCheck(ctx context.Context) error {
+	if err := a.DB.Ping(ctx); err != nil {
+		return err
+	}
+	missing, err := a.DB.MissingTables(ctx)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("tables missing: %s", strings.Join(missing, ", "))
+	}
+	if _, err := a.DB.DefaultPlan(ctx); err != nil {
+		return fmt.Errorf("default plan: %w", err)
+	}
+	absent, err := a.DB.MissingDefaults(ctx, billing.DefaultPlans(), billing.DefaultPrices())
+	if err != nil {
+		return err
+	}
+	if len(absent) > 0 {
+		a.Logger.Warn("some default plans or prices are absent (removed by an admin?)", "missing", strings.Join(absent, ", "))
+	}
+	return nil
+}
+
+// Handler returns the whole HTTP handler (after Open).
+func (a *App) Handler() http.Handler { return a.handler }
+
+func (a *App) routes() http.Handler {
+	mux := http.NewServeMux()
+	authn := &auth.Authenticator{Keys: a.DB, AdminKey: a.Config.AdminKey, DevLoopbackAdmin: a.Config.Dev, Now: a.Now}
+	httpapi.New(mux, httpapi.Config{Store: a.DB, Auth: authn, Logger: a.Logger, Now: a.Now, Version: Version})
+	docs := docsui.Handler(httpapi.OpenAPIPath+".json", "alwrity-billing API")
+	mux.Handle("GET "+docsui.DocsPath, docs)
+	mux.Handle("GET "+docsui.DocsPath+"/", docs)
+	mux.Handle("GET "+docsui.RedocPath, docs)
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("GET /{$}", a.index)
+	return a.Metrics.Middleware(auth.Middleware(mux))
+}
+
+// readyz answers 200 only when the database answers and holds every table.
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.DB.Ping(ctx); err != nil {
+		a.Logger.Warn("not ready", "error", err)
+		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	missing, err := a.DB.MissingTables(ctx)
+	if err != nil || len(missing) > 0 {
+		a.Logger.Warn("not ready", "error", err, "missing_tables", missing)
+		http.Error(w, "database schema incomplete", http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+func (a *App) index(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	io.WriteString(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>alwrity-billing</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}</style></head>
+<body><h1>alwrity-billing</h1><p>Metering, pricing, limits and billing of AI-provider calls.</p><ul>
+<li><a href="/api/docs">API documentation (Swagger UI)</a></li><li><a href="/api/redoc">API reference (ReDoc)</a></li>
+<li><a href="/api/openapi.json">OpenAPI 3.1 document</a></li><li><a href="/api/subscription/plans">Plans</a> · <a href="/api/subscription/pricing">Pricing</a> · <a href="/api/subscription/health">Health</a></li>
+<li><a href="/metrics">Prometheus metrics</a></li></ul></body></html>`)
+}
+
+// Listen binds the configured address; with port 0 the system picks one.
+func (a *App) Listen() error {
+	l, err := net.Listen("tcp", a.Config.Addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.Config.Addr(), err)
+	}
+	a.listener = l
+	return nil
+}
+
+// Addr returns the address the server listens on (after Listen).
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// BaseURL returns an http URL for the listening address that a local
+// client can reach.
+func (a *App) BaseURL() string {
+	host, port, _ := net.SplitHostPort(a.Addr())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully: it stops
+// accepting, lets requests in flight finish (up to ShutdownTimeout) and
+// returns.
+func (a *App) Run(ctx context.Context) error {
+	if a.listener == nil {
+		if err := a.Listen(); err != nil {
+			return err
+		}
+	}
+	a.server = &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn),
+	}
+	base := a.BaseURL()
+	a.Logger.Info("serving", "addr", a.Addr(), "api", base+httpapi.Prefix, "docs", base+docsui.DocsPath,
+		"redoc", base+docsui.RedocPath, "home", base+"/", "metrics", base+"/metrics")
+	errc := make(chan error, 1)
+	go func() { errc <- a.server.Serve(a.listener) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.Logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	err := a.server.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// Close releases the database.
+func (a *App) Close() error {
+	if a.DB == nil {
+		return nil
+	}
+	return a.DB.Close()
+}

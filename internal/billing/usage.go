@@ -1,0 +1,111 @@
+package billing
+
+import (
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/money"
+)
+
+// Counters are the running totals of one period, for one provider or all.
+type Counters struct {
+	Calls           int64
+	Errors          int64
+	TokensInput     int64
+	TokensOutput    int64
+	Cost            money.Amount
+	ResponseTimeSum float64 // seconds
+}
+
+// Tokens returns input plus output tokens.
+func (c Counters) Tokens() int64 { return c.TokensInput + c.TokensOutput }
+
+// AvgResponseTime returns the mean response time in seconds.
+func (c Counters) AvgResponseTime() float64 {
+	if c.Calls == 0 {
+		return 0
+	}
+	return c.ResponseTimeSum / float64(c.Calls)
+}
+
+// ErrorRate returns failed calls as a percentage of all calls.
+func (c Counters) ErrorRate() float64 {
+	if c.Calls == 0 {
+		return 0
+	}
+	return float64(c.Errors) * 100 / float64(c.Calls)
+}
+
+// PeriodUsage is a user's usage in one period (or all time).
+type PeriodUsage struct {
+	UserID      string
+	Period      Period
+	Total       Counters
+	ByProvider  map[string]Counters
+	LastUpdated time.Time
+}
+
+// UsageLog is one metered call: a row of the append-only ledger.
+type UsageLog struct {
+	ID                 int64
+	EventID            string
+	UserID             string
+	Provider           string
+	ModelUsed          string
+	Endpoint           string
+	Method             string
+	TokensInput        int64 // every input token: uncached, cache reads and cache writes
+	TokensOutput       int64 // every output token, reasoning included
+	TokensCachedInput  int64
+	TokensCacheWrite5m int64
+	TokensCacheWrite1h int64
+	TokensReasoning    int64
+	RequestCount       int64
+	SearchCount        int64
+	ImageCount         int64
+	PageCount          int64
+	CostInput          money.Amount
+	CostOutput         money.Amount
+	CostTotal          money.Amount
+	ResponseTime       float64 // seconds
+	StatusCode         int
+	ErrorMessage       string
+	RetryCount         int
+	Unpriced           bool
+	Partial            bool
+	Metadata           string // JSON object text
+	Timestamp          time.Time
+	BillingPeriod      string
+	PeriodStart        time.Time
+}
+
+// TokensTotal returns input plus output tokens.
+func (l UsageLog) TokensTotal() int64 { return l.TokensInput + l.TokensOutput }
+
+// Failed reports whether the call failed (a status of 400 or more).
+func (l UsageLog) Failed() bool { return l.StatusCode >= 400 }
+
+// LogFilter selects usage logs, newest first.
+type LogFilter struct {
+	UserID        string // "" for every user (admins only)
+	Provider      string
+	StatusCode    int
+	BillingPeriod string
+	Limit         int
+	Offset        int
+}
+
+// ProviderHealth is a provider's recent error rate and latency.
+type ProviderHealth struct {
+	Requests  int64
+	Errors    int64
+	ErrorRate float64 // percent
+	P50Ms     float64
+	P95Ms     float64
+}
+
+// CallStat is one recent call's provider, outcome and latency.
+type CallStat struct {
+	Provider     string
+	Failed       bool
+	ResponseTime float64 // seconds
+}

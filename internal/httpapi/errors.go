@@ -1,0 +1,98 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
+)
+
+// statusOf is the one place an error code becomes an HTTP status.
+func statusOf(code billing.Code) int {
+	switch code {
+	case billing.CodeInvalid:
+		return http.StatusBadRequest
+	case billing.CodeNotFound:
+		return http.StatusNotFound
+	case billing.CodeConflict:
+		return http.StatusConflict
+	case billing.CodeUnauthorized:
+		return http.StatusUnauthorized
+	case billing.CodeForbidden:
+		return http.StatusForbidden
+	case billing.CodeLimitExceeded:
+		return http.StatusTooManyRequests
+	case billing.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case billing.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// problem turns any error into the problem+json error huma writes. Errors
+// without a code are internal: they are logged with their detail and the
+// client reads only "internal error".
+func (s *Server) problem(ctx context.Context, err error) error {
+	code := billing.ErrorCode(err)
+	status := statusOf(code)
+	if status >= 500 {
+		s.logger.ErrorContext(ctx, "request failed", "error", err)
+	}
+	var e *billing.Error
+	if !errors.As(err, &e) {
+		return huma.NewError(status, "internal error")
+	}
+	details := make([]error, 0, len(e.Fields))
+	for _, f := range e.Fields {
+		details = append(details, &huma.ErrorDetail{Location: f.Location, Message: f.Message, Value: f.Value})
+	}
+	if status >= 500 {
+		details = nil
+	}
+	return huma.NewError(status, e.Message, details...)
+}
+
+// newError builds huma's problem+json errors (also those huma raises itself,
+// such as validation failures) with a readable detail that names every bad
+// field, because clients written for FastAPI show only `detail`. 5xx
+// errors never carry the text of the underlying error.
+func newError(status int, msg string, errs ...error) huma.StatusError {
+	model := &huma.ErrorModel{Status: status, Title: http.StatusText(status), Detail: msg}
+	if status >= 500 {
+		if msg == "" || strings.Contains(msg, "unexpected") {
+			model.Detail = "internal error"
+		}
+		return model
+	}
+	var parts []string
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		var d huma.ErrorDetailer
+		detail := &huma.ErrorDetail{Message: err.Error()}
+		if errors.As(err, &d) {
+			detail = d.ErrorDetail()
+		}
+		model.Errors = append(model.Errors, detail)
+		if detail.Location != "" {
+			parts = append(parts, fmt.Sprintf("%s: %s", detail.Location, detail.Message))
+		} else {
+			parts = append(parts, detail.Message)
+		}
+	}
+	if len(parts) > 0 && !strings.Contains(msg, parts[0]) {
+		model.Detail = msg + " (" + strings.Join(parts, "; ") + ")"
+	}
+	return model
+}
+
+func init() {
+	huma.NewError = newError
+}

@@ -1,0 +1,260 @@
+package httpapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/money"
+)
+
+// userView is what every per-user answer needs: the user's plan, the
+// subscription (nil on the default free plan), its period schedule and the
+// known providers.
+type userView struct {
+	userID    string
+	plan      billing.Plan
+	sub       *billing.Subscription
+	schedule  billing.Schedule
+	providers []billing.Provider
+}
+
+func (s *Server) userView(ctx context.Context, userID string) (userView, error) {
+	v := userView{userID: userID, schedule: billing.CalendarMonths()}
+	var err error
+	if v.sub, err = s.store.CurrentSubscription(ctx, userID); err != nil {
+		return v, err
+	}
+	if v.sub != nil {
+		v.schedule = v.sub.Schedule()
+		v.plan, err = s.store.GetPlan(ctx, v.sub.PlanID)
+	} else {
+		v.plan, err = s.store.DefaultPlan(ctx)
+	}
+	if err != nil {
+		return v, err
+	}
+	v.providers, err = s.store.ListProviders(ctx)
+	return v, err
+}
+
+// limitsOf evaluates the plan's limits against a period's usage.
+func (v userView) limitsOf(u billing.PeriodUsage) []billing.LimitUsage {
+	return billing.EvaluateLimits(v.plan, v.providers, u)
+}
+
+func (v userView) planLimitsJSON(limits []billing.LimitUsage) PlanLimitsJSON {
+	return PlanLimitsJSON{PlanName: v.plan.Name, Tier: v.plan.Tier, Limits: Limits{entries: limits}, Features: nonNil(v.plan.Features)}
+}
+
+// stats builds UsageStats for usage u; limits are evaluated against
+// `basis`, the current period's usage when u is all-time.
+func (s *Server) stats(v userView, u, basis billing.PeriodUsage, alerts []billing.Alert) UsageStats {
+	limits := v.limitsOf(basis)
+	st := UsageStats{
+		BillingPeriod:     u.Period.Key,
+		UsageStatus:       billing.UsageStatus(limits),
+		TotalCalls:        u.Total.Calls,
+		TotalTokens:       u.Total.Tokens(),
+		TokensInput:       u.Total.TokensInput,
+		TokensOutput:      u.Total.TokensOutput,
+		TotalCost:         u.Total.Cost,
+		TotalErrors:       u.Total.Errors,
+		AvgResponseTime:   round(u.Total.AvgResponseTime(), 3),
+		ErrorRate:         round(u.Total.ErrorRate(), 2),
+		Limits:            v.planLimitsJSON(limits),
+		ProviderBreakdown: map[string]ProviderUsageJSON{},
+		Alerts:            briefs(alerts),
+		UsagePercentages:  map[string]float64{},
+		LastUpdated:       u.LastUpdated,
+	}
+	if u.Period.Key != billing.AllTime {
+		st.PeriodStart, st.PeriodEnd = &u.Period.Start, &u.Period.End
+	}
+	if st.LastUpdated.IsZero() {
+		st.LastUpdated = s.now().UTC()
+	}
+	for _, p := range v.providers {
+		c := u.ByProvider[p.Name]
+		st.ProviderBreakdown[p.Name] = ProviderUsageJSON{Calls: c.Calls, Tokens: c.Tokens(), Cost: c.Cost}
+	}
+	for _, l := range limits {
+		key := l.Key
+		if key == "monthly_cost" {
+			key = "cost"
+		}
+		st.UsagePercentages[key] = l.Percentage()
+	}
+	return st
+}
+
+func briefs(alerts []billing.Alert) []AlertBriefJSON {
+	out := make([]AlertBriefJSON, 0, len(alerts))
+	for _, a := range alerts {
+		out = append(out, AlertBriefJSON{ID: a.ID, Type: a.Type, Title: a.Title, Message: a.Message, Severity: a.Severity, CreatedAt: a.CreatedAt})
+	}
+	return out
+}
+
+type userPath struct {
+	UserID string `path:"user_id" minLength:"1" maxLength:"128" doc:"The user's id in the product (ALwrity's user id)."`
+}
+
+type usageInput struct {
+	userPath
+	BillingPeriod string `query:"billing_period" pattern:"^[0-9]{4}-[0-9]{2}$" doc:"YYYY-MM; defaults to the current period."`
+}
+
+func (s *Server) getUsage(ctx context.Context, in *usageInput) (*struct{ Body Envelope[UsageStats] }, error) {
+	if _, err := s.auth.Authorize(ctx, in.UserID); err != nil {
+		return nil, s.problem(ctx, err)
+	}
+	st, err := s.usageStats(ctx, in.UserID, in.BillingPeriod)
+	if err != nil {
+		return nil, s.problem(ctx, err)
+	}
+	return ok(st), nil
+}
+
+func (s *Server) usageStats(ctx context.Context, userID, key string) (UsageStats, error) {
+	v, err := s.userView(ctx, userID)
+	if err != nil {
+		return UsageStats{}, err
+	}
+	period := v.schedule.At(s.now())
+	if key != "" {
+		if period, err = v.schedule.ByKey(key); err != nil {
+			return UsageStats{}, err
+		}
+	}
+	usage, err := s.store.UsageForPeriods(ctx, userID, []billing.Period{period})
+	if err != nil {
+		return UsageStats{}, err
+	}
+	alerts, _, _, err := s.store.ListAlerts(ctx, billing.AlertFilter{UserID: userID, UnreadOnly: true, BillingPeriod: period.Key, Limit: 10})
+	if err != nil {
+		return UsageStats{}, err
+	}
+	return s.stats(v, usage[0], usage[0], alerts), nil
+}
+
+type trendsInput struct {
+	userPath
+	Months int `query:"months" minimum:"1" maximum:"24" default:"6" doc:"How many periods, ending with the current one."`
+}
+
+func (s *Server) getTrends(ctx context.Context, in *trendsInput) (*struct{ Body Envelope[Trends] }, error) {
+	if _, err := s.auth.Authorize(ctx, in.UserID); err != nil {
+		return nil, s.problem(ctx, err)
+	}
+	v, err := s.userView(ctx, in.UserID)
+	if err != nil {
+		return nil, s.problem(ctx, err)
+	}
+	t, _, err := s.trends(ctx, v, in.Months)
+	if err != nil {
+		return nil, s.problem(ctx, err)
+	}
+	return ok(t), nil
+}
+
+// trends returns the series of the last n periods (the current one last)
+// and the current period's usage.
+func (s *Server) trends(ctx context.Context, v userView, n int) (Trends, billing.PeriodUsage, error) {
+	current := v.schedule.At(s.now())
+	periods := make([]billing.Period, n)
+	for i := range n {
+		periods[i] = v.schedule.Back(current, n-1-i)
+	}
+	usage, err := s.store.UsageForPeriods(ctx, v.userID, periods)
+	if err != nil {
+		return Trends{}, billing.PeriodUsage{}, err
+	}
+	t := Trends{
+		Periods: make([]string, n), TotalCalls: make([]int64, n), TotalCost: make([]money.Amount, n),
+		TotalTokens: make([]int64, n), ProviderTrends: map[string]ProviderTrendJSON{},
+	}
+	for _, p := range v.providers {
+		t.ProviderTrends[p.Name] = ProviderTrendJSON{Calls: make([]int64, n), Cost: make([]money.Amount, n), Tokens: make([]int64, n)}
+	}
+	for i, u := range usage {
+		t.Periods[i] = u.Period.Key
+		t.TotalCalls[i], t.TotalCost[i], t.TotalTokens[i] = u.Total.Calls, u.Total.Cost, u.Total.Tokens()
+		for name, pt := range t.ProviderTrends {
+			c := u.ByProvider[name]
+			pt.Calls[i], pt.Cost[i], pt.Tokens[i] = c.Calls, c.Cost, c.Tokens()
+		}
+	}
+	return t, usage[n-1], nil
+}
+
+func (s *Server) getDashboard(ctx context.Context, in *userPath) (*struct{ Body Envelope[Dashboard] }, error) {
+	if _, err := s.auth.Authorize(ctx, in.UserID); err != nil {
+		return nil, s.problem(ctx, err)
+	}
+	d, err := s.dashboard(ctx, in.UserID)
+	if err != nil {
+		return nil, s.problem(ctx, err)
+	}
+	return ok(d), nil
+}
+
+func (s *Server) dashboard(ctx context.Context, userID string) (Dashboard, error) {
+	v, err := s.userView(ctx, userID)
+	if err != nil {
+		return Dashboard{}, err
+	}
+	trends, current, err := s.trends(ctx, v, 6)
+	if err != nil {
+		return Dashboard{}, err
+	}
+	all, err := s.store.UsageForPeriods(ctx, userID, []billing.Period{{Key: billing.AllTime}})
+	if err != nil {
+		return Dashboard{}, err
+	}
+	periodAlerts, _, _, err := s.store.ListAlerts(ctx, billing.AlertFilter{UserID: userID, UnreadOnly: true, BillingPeriod: current.Period.Key, Limit: 10})
+	if err != nil {
+		return Dashboard{}, err
+	}
+	recent, _, unread, err := s.store.ListAlerts(ctx, billing.AlertFilter{UserID: userID, UnreadOnly: true, Limit: 5})
+	if err != nil {
+		return Dashboard{}, err
+	}
+	cur := s.stats(v, current, current, periodAlerts)
+	proj, err := projection(v.plan, current, s.now())
+	if err != nil {
+		return Dashboard{}, err
+	}
+	return Dashboard{
+		CurrentUsage: cur, CurrentPeriodUsage: cur,
+		TotalUsage:  s.stats(v, all[0], current, recent),
+		Trends:      trends,
+		Limits:      cur.Limits,
+		Alerts:      briefs(recent),
+		Projections: proj,
+		Summary: DashboardSummary{
+			TotalAPICallsThisMonth: current.Total.Calls, TotalCostThisMonth: current.Total.Cost,
+			UsageStatus: cur.UsageStatus, UnreadAlerts: unread,
+		},
+	}, nil
+}
+
+// projection extrapolates the period's cost to its end: cost so far divided
+// by the elapsed fraction of the period, in exact money.
+func projection(plan billing.Plan, u billing.PeriodUsage, now time.Time) (Projections, error) {
+	var p Projections
+	num, den := u.Period.Elapsed(now)
+	p.ProjectedMonthlyCost = u.Total.Cost
+	if num > 0 {
+		var err error
+		if p.ProjectedMonthlyCost, err = u.Total.Cost.MulRatio(den, num); err != nil {
+			return p, err
+		}
+	}
+	if plan.MonthlyCostLimit != nil {
+		p.CostLimit = *plan.MonthlyCostLimit
+		l := billing.LimitUsage{Limit: billing.Ptr(int64(p.CostLimit)), Used: int64(p.ProjectedMonthlyCost)}
+		p.ProjectedUsagePercentage = l.Percentage()
+	}
+	return p, nil
+}

@@ -1,0 +1,111 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
+)
+
+const alertColumns = `id, user_id, alert_type, limit_key, threshold_percentage, provider, title, message, severity,
+	is_sent, sent_at, is_read, read_at, billing_period, created_at`
+
+// CreateAlert stores an alert unless one with the same identity exists, and
+// reports whether it was new.
+func (db *DB) CreateAlert(ctx context.Context, a billing.Alert, now time.Time) (int64, bool, error) {
+	var provider any
+	if a.Provider != "" {
+		provider = a.Provider
+	}
+	var id int64
+	err := db.write.QueryRowContext(ctx, `INSERT INTO usage_alerts (user_id, alert_type, limit_key, threshold_percentage,
+		provider, title, message, severity, billing_period, dedupe_key, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`,
+		a.UserID, a.Type, a.LimitKey, a.ThresholdPercentage, provider, a.Title, a.Message, a.Severity,
+		a.BillingPeriod, a.DedupeKey(), ts(now)).Scan(&id)
+	if err == sql.ErrNoRows {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("insert alert: %w", err)
+	}
+	return id, true, nil
+}
+
+// ListAlerts returns alerts newest first, with the number matching the
+// filter (ignoring Limit) and the number unread.
+func (db *DB) ListAlerts(ctx context.Context, f billing.AlertFilter) (alerts []billing.Alert, total, unread int64, err error) {
+	where := []string{"user_id = $1"}
+	args := []any{f.UserID}
+	if f.BillingPeriod != "" {
+		args = append(args, f.BillingPeriod)
+		where = append(where, fmt.Sprintf("billing_period = $%d", len(args)))
+	}
+	base := strings.Join(where, " AND ")
+	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN is_read THEN 0 ELSE 1 END), 0)
+		FROM usage_alerts WHERE `+base, args...).Scan(&total, &unread); err != nil {
+		return nil, 0, 0, fmt.Errorf("count alerts: %w", err)
+	}
+	cond := base
+	if f.UnreadOnly {
+		cond += " AND is_read = FALSE"
+		total = unread
+	}
+	args = append(args, f.Limit)
+	rows, err := db.read.QueryContext(ctx, `SELECT `+alertColumns+` FROM usage_alerts WHERE `+cond+
+		fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args)), args...)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("list alerts: %w", err)
+	}
+	defer rows.Close()
+	alerts = []billing.Alert{}
+	for rows.Next() {
+		a, err := scanAlert(rows)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		alerts = append(alerts, a)
+	}
+	return alerts, total, unread, rows.Err()
+}
+
+type rowScanner interface{ Scan(...any) error }
+
+func scanAlert(r rowScanner) (billing.Alert, error) {
+	var a billing.Alert
+	var provider sql.NullString
+	err := r.Scan(&a.ID, &a.UserID, &a.Type, &a.LimitKey, &a.ThresholdPercentage, &provider, &a.Title, &a.Message,
+		&a.Severity, &a.IsSent, scanNullTime{&a.SentAt}, &a.IsRead, scanNullTime{&a.ReadAt}, &a.BillingPeriod,
+		scanTime{&a.CreatedAt})
+	if err != nil {
+		return a, fmt.Errorf("scan alert: %w", err)
+	}
+	a.Provider = provider.String
+	return a, nil
+}
+
+// GetAlert returns one alert. Errors: not_found.
+func (db *DB) GetAlert(ctx context.Context, id int64) (billing.Alert, error) {
+	a, err := scanAlert(db.read.QueryRowContext(ctx, `SELECT `+alertColumns+` FROM usage_alerts WHERE id = $1`, id))
+	if err != nil {
+		return a, notFound(err, "alert %d not found", id)
+	}
+	return a, nil
+}
+
+// MarkAlertRead marks an alert read; marking it again changes nothing.
+// Errors: not_found.
+func (db *DB) MarkAlertRead(ctx context.Context, id int64, now time.Time) error {
+	r, err := db.write.ExecContext(ctx, `UPDATE usage_alerts SET is_read = TRUE, read_at = COALESCE(read_at, $2) WHERE id = $1`, id, ts(now))
+	if err != nil {
+		return fmt.Errorf("mark alert %d read: %w", id, err)
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return billing.Errorf(billing.CodeNotFound, "alert %d not found", id)
+	}
+	return nil
+}

@@ -1,0 +1,266 @@
+// Package store keeps alwrity-billing's data in SQLite (the embedded
+// default) or PostgreSQL through one set of SQL statements. Dialect
+// differences live in this file and in the per-dialect migrations.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Dialect names the database engine behind a DB.
+type Dialect string
+
+// The supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Tables lists every table the service needs; verify and readiness checks
+// look for each.
+var Tables = []string{
+	"subscription_plans", "user_subscriptions", "api_usage_logs", "usage_summaries",
+	"api_provider_pricing", "usage_alerts", "billing_history",
+	"api_providers", "plan_provider_limits", "model_aliases", "usage_summary_providers",
+	"api_keys", "seeded_defaults",
+}
+
+// DB is the store. On SQLite it keeps one writer connection (SQLite allows
+// one writer at a time, and queueing in Go is cheaper than busy retries) and
+// a separate pool for reads; on PostgreSQL both are the same pool.
+type DB struct {
+	dialect Dialect
+	write   *sql.DB
+	read    *sql.DB
+	logger  *slog.Logger
+	source  string // the URL with any password removed, for messages
+}
+
+// Open connects to the database named by rawURL: "sqlite:///./alwrity.db",
+// "sqlite:////abs/path.db" or "postgres://…". It does not migrate.
+func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	dialect, dsn, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{dialect: dialect, logger: logger, source: redact(rawURL)}
+	switch dialect {
+	case SQLite:
+		if dir := filepath.Dir(dsn); dir != "." {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("create database directory: %w", err)
+			}
+		}
+		// WAL lets readers run beside the writer; NORMAL sync in WAL mode
+		// loses nothing on a process crash (kill -9), only on power loss.
+		params := "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+		if db.write, err = sql.Open("sqlite", "file:"+dsn+params+"&_txlock=immediate"); err != nil {
+			return nil, err
+		}
+		db.write.SetMaxOpenConns(1)
+		if db.read, err = sql.Open("sqlite", "file:"+dsn+params); err != nil {
+			db.write.Close()
+			return nil, err
+		}
+		db.read.SetMaxOpenConns(8)
+	case Postgres:
+		if db.write, err = sql.Open("pgx", dsn); err != nil {
+			return nil, err
+		}
+		db.write.SetMaxOpenConns(32)
+		db.write.SetMaxIdleConns(32)
+		db.read = db.write
+	}
+	if err := db.Ping(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// parseURL splits a DATABASE_URL into a dialect and a driver DSN.
+func parseURL(raw string) (Dialect, string, error) {
+	switch {
+	case strings.HasPrefix(raw, "sqlite://"):
+		// sqlite:///./x.db → ./x.db ; sqlite:////tmp/x.db → /tmp/x.db
+		path := strings.TrimPrefix(raw, "sqlite://")
+		path = strings.TrimPrefix(path, "/")
+		if i := strings.IndexByte(path, '?'); i >= 0 {
+			path = path[:i]
+		}
+		if path == "" {
+			return "", "", fmt.Errorf("DATABASE_URL %q names no SQLite file", raw)
+		}
+		return SQLite, path, nil
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		if _, err := url.Parse(raw); err != nil {
+			return "", "", fmt.Errorf("DATABASE_URL is not a valid URL: %w", err)
+		}
+		return Postgres, raw, nil
+	}
+	return "", "", fmt.Errorf("DATABASE_URL must start with sqlite:// or postgres://, got %q", redact(raw))
+}
+
+// redact removes a password from a database URL.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Dialect returns the engine behind the store.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Source returns the database URL without its password.
+func (db *DB) Source() string { return db.source }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.write.PingContext(ctx); err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	return nil
+}
+
+// Close closes every connection.
+func (db *DB) Close() error {
+	var errs []error
+	if db.read != nil && db.read != db.write {
+		errs = append(errs, db.read.Close())
+	}
+	if db.write != nil {
+		errs = append(errs, db.write.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (db *DB) goose() (*goose.Provider, error) {
+	sub, err := fs.Sub(migrations, "migrations/"+string(db.dialect))
+	if err != nil {
+		return nil, err
+	}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	dialect := goose.DialectSQLite3
+	if db.dialect == Postgres {
+		dialect = goose.DialectPostgres
+		// Several replicas may start at once; an advisory lock makes the
+		// others wait for the first to finish migrating.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	return goose.NewProvider(dialect, db.write, sub, opts...)
+}
+
+// MigrateResult says what Migrate did.
+type MigrateResult struct {
+	Applied []string // file names of the migrations applied now
+	Version int64    // the schema version afterwards
+	Created bool     // whether the tables did not exist before
+}
+
+// Migrate applies every pending migration.
+func (db *DB) Migrate(ctx context.Context) (MigrateResult, error) {
+	p, err := db.goose()
+	if err != nil {
+		return MigrateResult{}, fmt.Errorf("prepare migrations: %w", err)
+	}
+	before, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return MigrateResult{}, fmt.Errorf("read schema version: %w", err)
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return MigrateResult{}, fmt.Errorf("apply migrations: %w", err)
+	}
+	res := MigrateResult{Created: before == 0 && len(results) > 0}
+	for _, r := range results {
+		res.Applied = append(res.Applied, filepath.Base(r.Source.Path))
+	}
+	res.Version, err = p.GetDBVersion(ctx)
+	return res, err
+}
+
+// SchemaVersion returns the applied and the latest known schema versions.
+func (db *DB) SchemaVersion(ctx context.Context) (current, latest int64, err error) {
+	p, err := db.goose()
+	if err != nil {
+		return 0, 0, err
+	}
+	return p.GetVersions(ctx)
+}
+
+// MissingTables returns the tables from Tables that do not exist.
+func (db *DB) MissingTables(ctx context.Context) ([]string, error) {
+	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
+	if db.dialect == Postgres {
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
+	}
+	rows, err := db.read.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		have[n] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, t := range Tables {
+		if !have[t] {
+			missing = append(missing, t)
+		}
+	}
+	return missing, nil
+}
+
+// inTx runs fn in one write transaction, committing only if fn succeeds.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,289 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/money"
+)
+
+// RecordUsage appends rated usage logs to the ledger and adds them to the
+// period summaries in the same transaction, so Σ logs = summaries at every
+// commit. Each log must carry its period (BillingPeriod, PeriodStart) and a
+// unique EventID; periodEnd gives each period's end by key.
+func (db *DB) RecordUsage(ctx context.Context, logs []billing.UsageLog, periodEnd map[string]time.Time, now time.Time) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		for _, l := range logs {
+			if err := insertLog(ctx, tx, l, now); err != nil {
+				return err
+			}
+			if err := addToSummaries(ctx, tx, l, periodEnd[l.BillingPeriod], now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func insertLog(ctx context.Context, tx *sql.Tx, l billing.UsageLog, now time.Time) error {
+	var errMsg, meta any
+	if l.ErrorMessage != "" {
+		errMsg = l.ErrorMessage
+	}
+	if l.Metadata != "" {
+		meta = l.Metadata
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO api_usage_logs (event_id, user_id, provider, endpoint, method, model_used,
+		tokens_input, tokens_output, tokens_total, tokens_cached_input, tokens_cache_write_5m, tokens_cache_write_1h,
+		tokens_reasoning, request_count, search_count, image_count, page_count, cost_input, cost_output, cost_total,
+		response_time, status_code, error_message, retry_count, unpriced, partial, metadata, "timestamp",
+		billing_period, period_start, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+		$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)`,
+		l.EventID, l.UserID, l.Provider, l.Endpoint, l.Method, l.ModelUsed,
+		l.TokensInput, l.TokensOutput, l.TokensTotal(), l.TokensCachedInput, l.TokensCacheWrite5m, l.TokensCacheWrite1h,
+		l.TokensReasoning, l.RequestCount, l.SearchCount, l.ImageCount, l.PageCount,
+		int64(l.CostInput), int64(l.CostOutput), int64(l.CostTotal),
+		l.ResponseTime, l.StatusCode, errMsg, l.RetryCount, l.Unpriced, l.Partial, meta, ts(l.Timestamp),
+		l.BillingPeriod, ts(l.PeriodStart), ts(now))
+	if err != nil {
+		return fmt.Errorf("insert usage log %s: %w", l.EventID, err)
+	}
+	return nil
+}
+
+func addToSummaries(ctx context.Context, tx *sql.Tx, l billing.UsageLog, periodEnd, now time.Time) error {
+	var failed int64
+	if l.Failed() {
+		failed = 1
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO usage_summaries (user_id, billing_period, period_start, period_end,
+		total_calls, total_errors, tokens_input, tokens_output, total_tokens, total_cost, response_time_sum,
+		created_at, updated_at)
+		VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, $11, $11)
+		ON CONFLICT (user_id, billing_period) DO UPDATE SET
+			total_calls = usage_summaries.total_calls + 1,
+			total_errors = usage_summaries.total_errors + excluded.total_errors,
+			tokens_input = usage_summaries.tokens_input + excluded.tokens_input,
+			tokens_output = usage_summaries.tokens_output + excluded.tokens_output,
+			total_tokens = usage_summaries.total_tokens + excluded.total_tokens,
+			total_cost = usage_summaries.total_cost + excluded.total_cost,
+			response_time_sum = usage_summaries.response_time_sum + excluded.response_time_sum,
+			updated_at = excluded.updated_at`,
+		l.UserID, l.BillingPeriod, ts(l.PeriodStart), ts(periodEnd), failed, l.TokensInput, l.TokensOutput,
+		l.TokensTotal(), int64(l.CostTotal), l.ResponseTime, ts(now))
+	if err != nil {
+		return fmt.Errorf("update usage summary: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO usage_summary_providers (user_id, billing_period, provider, calls, errors,
+		tokens_input, tokens_output, tokens, cost, response_time_sum, updated_at)
+		VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (user_id, billing_period, provider) DO UPDATE SET
+			calls = usage_summary_providers.calls + 1,
+			errors = usage_summary_providers.errors + excluded.errors,
+			tokens_input = usage_summary_providers.tokens_input + excluded.tokens_input,
+			tokens_output = usage_summary_providers.tokens_output + excluded.tokens_output,
+			tokens = usage_summary_providers.tokens + excluded.tokens,
+			cost = usage_summary_providers.cost + excluded.cost,
+			response_time_sum = usage_summary_providers.response_time_sum + excluded.response_time_sum,
+			updated_at = excluded.updated_at`,
+		l.UserID, l.BillingPeriod, l.Provider, failed, l.TokensInput, l.TokensOutput, l.TokensTotal(),
+		int64(l.CostTotal), l.ResponseTime, ts(now))
+	if err != nil {
+		return fmt.Errorf("update provider usage summary: %w", err)
+	}
+	return nil
+}
+
+// UsageForPeriods returns the user's usage in each named period, in the
+// order given, with zeros for periods without usage. The key billing.AllTime
+// sums every period.
+func (db *DB) UsageForPeriods(ctx context.Context, userID string, periods []billing.Period) ([]billing.PeriodUsage, error) {
+	out := make([]billing.PeriodUsage, len(periods))
+	index := map[string]int{}
+	var keys []any
+	all := -1
+	for i, p := range periods {
+		out[i] = billing.PeriodUsage{UserID: userID, Period: p, ByProvider: map[string]billing.Counters{}}
+		if p.Key == billing.AllTime {
+			all = i
+			continue
+		}
+		index[p.Key] = i
+		keys = append(keys, p.Key)
+	}
+	if len(keys) > 0 {
+		in := placeholders(2, len(keys))
+		args := append([]any{userID}, keys...)
+		rows, err := db.read.QueryContext(ctx, `SELECT billing_period, total_calls, total_errors, tokens_input,
+			tokens_output, total_cost, response_time_sum, updated_at FROM usage_summaries
+			WHERE user_id = $1 AND billing_period IN (`+in+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read usage summaries: %w", err)
+		}
+		if err := scanTotals(rows, func(key string) *billing.PeriodUsage { return &out[index[key]] }); err != nil {
+			return nil, err
+		}
+		prow, err := db.read.QueryContext(ctx, `SELECT billing_period, provider, calls, errors, tokens_input,
+			tokens_output, cost, response_time_sum FROM usage_summary_providers
+			WHERE user_id = $1 AND billing_period IN (`+in+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read provider summaries: %w", err)
+		}
+		if err := scanProviders(prow, func(key string) *billing.PeriodUsage { return &out[index[key]] }); err != nil {
+			return nil, err
+		}
+	}
+	if all >= 0 {
+		rows, err := db.read.QueryContext(ctx, `SELECT 'all', COALESCE(SUM(total_calls), 0), COALESCE(SUM(total_errors), 0),
+			COALESCE(SUM(tokens_input), 0), COALESCE(SUM(tokens_output), 0), COALESCE(SUM(total_cost), 0),
+			COALESCE(SUM(response_time_sum), 0), MAX(updated_at) FROM usage_summaries WHERE user_id = $1`, userID)
+		if err != nil {
+			return nil, fmt.Errorf("read all-time usage: %w", err)
+		}
+		if err := scanTotals(rows, func(string) *billing.PeriodUsage { return &out[all] }); err != nil {
+			return nil, err
+		}
+		prow, err := db.read.QueryContext(ctx, `SELECT 'all', provider, SUM(calls), SUM(errors), SUM(tokens_input),
+			SUM(tokens_output), SUM(cost), SUM(response_time_sum) FROM usage_summary_providers
+			WHERE user_id = $1 GROUP BY provider`, userID)
+		if err != nil {
+			return nil, fmt.Errorf("read all-time provider usage: %w", err)
+		}
+		if err := scanProviders(prow, func(string) *billing.PeriodUsage { return &out[all] }); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func scanTotals(rows *sql.Rows, target func(key string) *billing.PeriodUsage) error {
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var c billing.Counters
+		var updated *time.Time
+		if err := rows.Scan(&key, &c.Calls, &c.Errors, &c.TokensInput, &c.TokensOutput, &c.Cost,
+			&c.ResponseTimeSum, scanNullTime{&updated}); err != nil {
+			return fmt.Errorf("scan usage summary: %w", err)
+		}
+		u := target(key)
+		u.Total = c
+		if updated != nil {
+			u.LastUpdated = *updated
+		}
+	}
+	return rows.Err()
+}
+
+func scanProviders(rows *sql.Rows, target func(key string) *billing.PeriodUsage) error {
+	defer rows.Close()
+	for rows.Next() {
+		var key, provider string
+		var c billing.Counters
+		if err := rows.Scan(&key, &provider, &c.Calls, &c.Errors, &c.TokensInput, &c.TokensOutput, &c.Cost,
+			&c.ResponseTimeSum); err != nil {
+			return fmt.Errorf("scan provider summary: %w", err)
+		}
+		target(key).ByProvider[provider] = c
+	}
+	return rows.Err()
+}
+
+// placeholders returns "$from, $from+1, …" for n parameters.
+func placeholders(from, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", from+i)
+	}
+	return b.String()
+}
+
+const logColumns = `id, event_id, user_id, provider, endpoint, method, model_used, tokens_input, tokens_output,
+	tokens_cached_input, tokens_cache_write_5m, tokens_cache_write_1h, tokens_reasoning, request_count, search_count,
+	image_count, page_count, cost_input, cost_output, cost_total, response_time, status_code, error_message,
+	retry_count, unpriced, partial, metadata, "timestamp", billing_period, period_start`
+
+// ListLogs returns one page of usage logs, newest first, and how many match.
+func (db *DB) ListLogs(ctx context.Context, f billing.LogFilter) ([]billing.UsageLog, int64, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.UserID != "" {
+		add("user_id = $%d", f.UserID)
+	}
+	if f.Provider != "" {
+		add("provider = $%d", f.Provider)
+	}
+	if f.StatusCode != 0 {
+		add("status_code = $%d", f.StatusCode)
+	}
+	if f.BillingPeriod != "" {
+		add("billing_period = $%d", f.BillingPeriod)
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var total int64
+	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM api_usage_logs`+cond, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count usage logs: %w", err)
+	}
+	args = append(args, f.Limit, f.Offset)
+	rows, err := db.read.QueryContext(ctx, `SELECT `+logColumns+` FROM api_usage_logs`+cond+
+		fmt.Sprintf(` ORDER BY "timestamp" DESC, id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args)), args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list usage logs: %w", err)
+	}
+	defer rows.Close()
+	logs := []billing.UsageLog{}
+	for rows.Next() {
+		var l billing.UsageLog
+		var errMsg, meta sql.NullString
+		if err := rows.Scan(&l.ID, &l.EventID, &l.UserID, &l.Provider, &l.Endpoint, &l.Method, &l.ModelUsed,
+			&l.TokensInput, &l.TokensOutput, &l.TokensCachedInput, &l.TokensCacheWrite5m, &l.TokensCacheWrite1h,
+			&l.TokensReasoning, &l.RequestCount, &l.SearchCount, &l.ImageCount, &l.PageCount,
+			&l.CostInput, &l.CostOutput, &l.CostTotal, &l.ResponseTime, &l.StatusCode, &errMsg, &l.RetryCount,
+			&l.Unpriced, &l.Partial, &meta, scanTime{&l.Timestamp}, &l.BillingPeriod, scanTime{&l.PeriodStart}); err != nil {
+			return nil, 0, fmt.Errorf("scan usage log: %w", err)
+		}
+		l.ErrorMessage, l.Metadata = errMsg.String, meta.String
+		logs = append(logs, l)
+	}
+	return logs, total, rows.Err()
+}
+
+// RecentCalls returns up to limit calls made since `since`, newest first,
+// for health figures.
+func (db *DB) RecentCalls(ctx context.Context, since time.Time, limit int) ([]billing.CallStat, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT provider, status_code, response_time FROM api_usage_logs
+		WHERE "timestamp" >= $1 ORDER BY "timestamp" DESC LIMIT $2`, ts(since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("read recent calls: %w", err)
+	}
+	defer rows.Close()
+	var out []billing.CallStat
+	for rows.Next() {
+		var c billing.CallStat
+		var status int
+		if err := rows.Scan(&c.Provider, &status, &c.ResponseTime); err != nil {
+			return nil, err
+		}
+		c.Failed = status >= 400
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Compile-time check that money.Amount scans from the driver's integers.
+var _ sql.Scanner = (*money.Amount)(nil)
