@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -18,35 +20,78 @@ func openStore(ctx context.Context, url string) (*store.DB, error) {
 	return store.Open(ctx, url, nil)
 }
 
+const keysUsage = `Usage: alwrity-billing keys create --user ID [--name N]   create a user key; prints only the key
+       alwrity-billing keys create --admin [--name N]     create an admin key
+       alwrity-billing keys list [--user ID]              list keys (prefixes only, never secrets)
+       alwrity-billing keys revoke PREFIX                 revoke a key by its prefix (or the whole key)
+`
+
 func keys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, "Usage: alwrity-billing keys create --user ID | --admin [--name N]\n"+
-			"       alwrity-billing keys list [--user ID]\n       alwrity-billing keys revoke PREFIX\n")
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		fmt.Fprint(stderr, keysUsage)
 		if len(args) == 0 {
 			return errUsage
 		}
 		return nil
 	}
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
-	}
+	cfg, envErr := loadConfig(getenv)
 	sub, args := args[0], args[1:]
-	fs := newFlags("keys "+sub, "keys "+sub+" [flags]", stderr)
-	cfg.DatabaseFlag(fs)
-	user := fs.String("user", "", "the user id the key acts for")
+	var fs *flag.FlagSet
+	var user, name *string
 	var admin *bool
-	var name *string
 	switch sub {
 	case "create":
+		fs = newFlags("keys create", "keys create --user ID | --admin [--name N] [--database-url URL]", stderr)
+		user = fs.String("user", "", "the user id the key acts for")
 		admin = fs.Bool("admin", false, "create an admin key instead of a user key")
 		name = fs.String("name", "", "a label to recognise the key by")
-	case "list", "revoke":
+	case "list":
+		fs = newFlags("keys list", "keys list [--user ID] [--database-url URL]", stderr)
+		user = fs.String("user", "", "list only this user's keys")
+	case "revoke":
+		fs = newFlags("keys revoke", "keys revoke [--database-url URL] PREFIX", stderr)
 	default:
-		fmt.Fprintf(stderr, "unknown keys command %q (create, list, revoke)\n", sub)
+		fmt.Fprintf(stderr, "unknown keys command %q\n\n%s", sub, keysUsage)
 		return errUsage
 	}
+	cfg.DatabaseFlag(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	// Usage errors are caught before the database is opened, so a typo
+	// never creates or migrates one.
+	var prefix string
+	switch sub {
+	case "create":
+		switch {
+		case *admin && *user != "":
+			fmt.Fprintln(stderr, "give either --user or --admin, not both")
+			return errUsage
+		case !*admin && strings.TrimSpace(*user) == "":
+			fmt.Fprintln(stderr, "keys create needs --user ID (or --admin)")
+			return errUsage
+		case len(*user) > 128:
+			fmt.Fprintln(stderr, "--user must be at most 128 characters")
+			return errUsage
+		}
+		if err := noArgs(fs, stderr); err != nil {
+			return err
+		}
+	case "list":
+		if err := noArgs(fs, stderr); err != nil {
+			return err
+		}
+	case "revoke":
+		if fs.NArg() != 1 {
+			fmt.Fprintln(stderr, "keys revoke needs exactly one key prefix (see keys list)")
+			return errUsage
+		}
+		prefix = fs.Arg(0)
+		if len(prefix) > auth.PrefixLen {
+			prefix = prefix[:auth.PrefixLen] // a whole key was given
+		}
+	}
+	if err := configError(envErr, cfg.ValidateDatabase()); err != nil {
 		return err
 	}
 	db, err := openStore(ctx, cfg.DatabaseURL)
@@ -61,18 +106,8 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	switch sub {
 	case "create":
 		k := billing.APIKey{UserID: *user, Role: billing.RoleUser, Name: *name, CreatedAt: now}
-		switch {
-		case *admin && *user != "":
-			fmt.Fprintln(stderr, "give either --user or --admin, not both")
-			return errUsage
-		case *admin:
+		if *admin {
 			k.Role = billing.RoleAdmin
-		case *user == "":
-			fmt.Fprintln(stderr, "keys create needs --user ID (or --admin)")
-			return errUsage
-		case len(*user) > 128:
-			fmt.Fprintln(stderr, "--user must be at most 128 characters")
-			return errUsage
 		}
 		key, prefix, hash := auth.NewKey()
 		k.Prefix = prefix
@@ -101,14 +136,6 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		}
 		return tw.Flush()
 	case "revoke":
-		if fs.NArg() != 1 {
-			fmt.Fprintln(stderr, "keys revoke needs exactly one key prefix (see keys list)")
-			return errUsage
-		}
-		prefix := fs.Arg(0)
-		if len(prefix) > auth.PrefixLen {
-			prefix = prefix[:auth.PrefixLen] // a whole key was given
-		}
 		if err := db.RevokeKey(ctx, prefix, now); err != nil {
 			return err
 		}

@@ -19,7 +19,8 @@ const usage = `alwrity-billing: metering, pricing, limits and billing of AI-prov
 
 Usage:
   alwrity-billing [serve] [--dev] [--reload] [flags]   run the server (default)
-  alwrity-billing migrate [flags]                      create or upgrade the tables, then stop
+  alwrity-billing migrate [flags]                      create or upgrade the tables and add missing
+                                                       default plans and prices, then stop
   alwrity-billing verify [--url http://host:port]      check the installation (exit 1 on failure)
   alwrity-billing keys create --user ID [--name N]     create a user key; prints only the key
   alwrity-billing keys create --admin [--name N]       create an admin key
@@ -46,7 +47,12 @@ func main() {
 // run executes one command and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+	switch {
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+		// Checked before the flag rule below: a bare --help asks about
+		// the binary, not about serve.
+		cmd, args = "help", args[1:]
+	case len(args) > 0 && args[0] != "" && args[0][0] != '-':
 		cmd, args = args[0], args[1:]
 	}
 	var err error
@@ -61,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = keys(ctx, args, stdout, stderr, getenv)
 	case "version":
 		err = version(args, stdout, stderr)
-	case "help", "-h", "--help":
+	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
@@ -104,6 +110,16 @@ func parse(fs *flag.FlagSet, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
+		return errUsage
+	}
+	return nil
+}
+
+// noArgs rejects positional arguments for a command that takes none.
+func noArgs(fs *flag.FlagSet, stderr io.Writer) error {
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
 		return errUsage
 	}
 	return nil

@@ -2,31 +2,44 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"slices"
+	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/app"
+	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/reload"
+	"github.com/alwrity/alwrity-billing/internal/store"
 )
 
-// loadConfig returns the defaults overridden by .env and the environment.
+// loadConfig returns the defaults overridden by .env and the environment,
+// and the problems found reading them. Those are not a failure yet: the
+// caller parses its flags first (so --help works whatever the environment
+// holds) and then reports them together with its own checks (configError).
 func loadConfig(getenv func(string) string) (app.Config, error) {
 	cfg := app.DefaultConfig()
-	if err := app.LoadDotEnv(); err != nil {
-		return cfg, err
-	}
-	if err := cfg.FromEnv(getenv); err != nil {
-		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	return cfg, nil
+	dotenv, dotErr := app.ReadDotEnv()
+	envErr := cfg.FromEnv(app.WithDotEnv(getenv, dotenv))
+	return cfg, errors.Join(dotErr, envErr)
 }
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
+// configError joins the problems found reading the environment with those
+// a command's validation finds, under one heading.
+func configError(envErr, validErr error) error {
+	if err := errors.Join(envErr, validErr); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	return nil
+}
+
+// runReload starts the rebuild-and-restart loop of serve --reload; tests
+// replace it so that they never start a real build.
+var runReload = reload.Run
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg, envErr := loadConfig(getenv)
 	fs := newFlags("serve", "serve [--dev] [--reload] [flags]", stderr)
 	cfg.ServerFlags(fs)
 	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: readable debug logs; key-less requests from loopback act as admin")
@@ -34,13 +47,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
+	if err := configError(envErr, cfg.Validate()); err != nil {
+		return err
+	}
 	logger := newLogger(stderr, cfg.Debug, cfg.Dev)
 	if *reloading {
-		child := slices.DeleteFunc(append([]string{"serve"}, args...), func(a string) bool {
-			return a == "--reload" || a == "-reload" || a == "--reload=true" || a == "-reload=true"
+		// The child gets every flag given except --reload, rebuilt from
+		// the parsed set so that any spelling (-reload, --reload=true …)
+		// is dropped and the child never reloads itself.
+		child := []string{"serve"}
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name != "reload" {
+				child = append(child, "--"+f.Name+"="+f.Value.String())
+			}
 		})
 		logger.Info("reload mode: watching the source tree", "dir", ".")
-		return reload.Run(ctx, reload.Config{Dir: ".", Package: "./cmd/alwrity-billing", Args: child, Logger: logger, Stdout: stdout, Stderr: stderr})
+		return runReload(ctx, reload.Config{Dir: ".", Package: "./cmd/alwrity-billing", Args: child, Logger: logger, Stdout: stdout, Stderr: stderr})
 	}
 	if cfg.Dev {
 		logger.Warn("!!! DEVELOPMENT MODE: requests from loopback WITHOUT a key act as ADMIN. Never use --dev in production. !!!")
@@ -53,14 +78,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	return a.Run(ctx)
 }
 
+// migrate does what the seed's create_billing_tables.py did: it creates or
+// upgrades the tables and adds the default plans and prices that were never
+// seeded (an admin's edits and removals are kept).
 func migrate(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
-	}
-	fs := newFlags("migrate", "migrate [--database-url URL]", stderr)
+	cfg, envErr := loadConfig(getenv)
+	fs := newFlags("migrate", "migrate [--database-url URL]\n\nCreates or upgrades the tables and adds the default plans and prices never seeded before.", stderr)
 	cfg.DatabaseFlag(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
+	if err := configError(envErr, cfg.ValidateDatabase()); err != nil {
 		return err
 	}
 	logger := newLogger(stderr, cfg.Debug, false)
@@ -69,12 +100,25 @@ func migrate(ctx context.Context, args []string, stderr io.Writer, getenv func(s
 		return err
 	}
 	defer db.Close()
-	return app.Migrate(ctx, db, logger)
+	if err := app.Migrate(ctx, db, logger); err != nil {
+		return err
+	}
+	seeded, err := db.Seed(ctx, billing.DefaultProviders(), billing.DefaultPlans(), billing.DefaultPrices(), time.Now())
+	if err != nil {
+		return fmt.Errorf("seed defaults: %w", err)
+	}
+	if seeded != (store.SeedResult{}) {
+		logger.Info("default plans and prices seeded", "providers", seeded.Providers, "plans", seeded.Plans, "prices", seeded.Prices)
+	}
+	return nil
 }
 
 func version(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("version", "version", stderr)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs, stderr); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "alwrity-billing %s\n", app.Version)

@@ -9,14 +9,17 @@ import (
 )
 
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
-	}
+	cfg, envErr := loadConfig(getenv)
 	fs := newFlags("verify", "verify [--database-url URL] [--url http://host:port]", stderr)
 	cfg.DatabaseFlag(fs)
 	url := fs.String("url", "", "also check the running server at this base URL")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
+	if err := configError(envErr, cfg.ValidateDatabase()); err != nil {
 		return err
 	}
 	results := verify.Database(ctx, cfg.DatabaseURL)

@@ -173,7 +173,73 @@ func (a *App) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /{$}", a.index)
-	return a.Metrics.Middleware(auth.Middleware(mux))
+	// The mux records the matched pattern on the very request it is given,
+	// and the metrics middleware reads it from its own: only wrappers that
+	// pass the request on unchanged may sit between them. auth.Middleware
+	// derives a new request (WithContext), so it goes outside; had it sat
+	// inside, every request would be labelled "unmatched". Panics are
+	// recovered inside the metrics so they count as the 500s they become.
+	var h http.Handler = mux
+	h = limitBody(MaxBodyBytes, h)
+	h = apiProblems(mux, h)
+	h = recoverPanics(a.Logger, h)
+	h = a.Metrics.Middleware(h)
+	return auth.Middleware(h)
+}
+
+// apiProblems answers a request under /api/ that matches no route (404) or
+// no method of its route (405, with Allow) with problem+json like every
+// other API error, instead of the mux's plain text that JSON clients cannot
+// read.
+func apiProblems(mux *http.ServeMux, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/api/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		// An empty pattern means the mux would answer 404 or 405 itself;
+		// redirects and matches have a pattern.
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusOnly{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		if rec.status == 0 {
+			rec.status = http.StatusNotFound
+		}
+		detail := fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)
+		if rec.status == http.StatusMethodNotAllowed {
+			detail = fmt.Sprintf("%s does not answer %s", r.URL.Path, r.Method)
+		}
+		writeProblem(w, rec.status, detail)
+	})
+}
+
+// statusOnly is a ResponseWriter that keeps the status and headers and
+// drops the body.
+type statusOnly struct {
+	header http.Header
+	status int
+}
+
+func (s *statusOnly) Header() http.Header { return s.header }
+
+func (s *statusOnly) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (s *statusOnly) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
 }
 
 // readyz answers 200 only when the database answers and holds every table.
@@ -187,9 +253,16 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	missing, err := a.DB.MissingTables(ctx)
-	if err != nil || len(missing) > 0 {
-		a.Logger.Warn("not ready", "error", err, "missing_tables", missing)
-		http.Error(w, "database schema incomplete", http.StatusServiceUnavailable)
+	if err != nil {
+		a.Logger.Warn("not ready", "error", err)
+		http.Error(w, "database schema unreadable", http.StatusServiceUnavailable)
+		return
+	}
+	if len(missing) > 0 {
+		// Table names are what an operator needs to act on; they are not
+		// internal error text.
+		a.Logger.Warn("not ready", "missing_tables", missing)
+		http.Error(w, "database schema incomplete: missing "+strings.Join(missing, ", "), http.StatusServiceUnavailable)
 		return
 	}
 	io.WriteString(w, "ready\n")
@@ -232,6 +305,10 @@ func (a *App) BaseURL() string {
 // accepting, lets requests in flight finish (up to ShutdownTimeout) and
 // returns.
 func (a *App) Run(ctx context.Context) error {
+	if a.handler == nil {
+		// A nil Handler would make http.Server serve http.DefaultServeMux.
+		return errors.New("app: Run called before Open")
+	}
 	if a.listener == nil {
 		if err := a.Listen(); err != nil {
 			return err

@@ -54,16 +54,30 @@ func DefaultConfig() Config {
 	}
 }
 
-// LoadDotEnv reads .env from the working directory when present; variables
-// already set in the environment win.
-func LoadDotEnv() error {
+// ReadDotEnv returns the variables set in .env in the working directory,
+// or none when there is no .env. It does not touch the process environment,
+// so a caller's getenv stays the single source it layers the file under
+// (see WithDotEnv).
+func ReadDotEnv() (map[string]string, error) {
 	if _, err := os.Stat(".env"); err != nil {
-		return nil
+		return nil, nil
 	}
-	if err := godotenv.Load(".env"); err != nil {
-		return fmt.Errorf("read .env: %w", err)
+	vars, err := godotenv.Read(".env")
+	if err != nil {
+		return nil, fmt.Errorf("read .env: %w", err)
 	}
-	return nil
+	return vars, nil
+}
+
+// WithDotEnv returns a getenv that answers from getenv first and falls back
+// to dotenv, so variables set in the environment win over .env.
+func WithDotEnv(getenv func(string) string, dotenv map[string]string) func(string) string {
+	return func(name string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return dotenv[name]
+	}
 }
 
 // FromEnv fills c from environment variables looked up with getenv. A
@@ -92,18 +106,20 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 		c.Host = v
 	}
 	if v := getenv("PORT"); v != "" {
-		p, err := strconv.Atoi(v)
-		if err != nil {
+		// A value that does not parse is reported and the default kept, so
+		// Validate does not report a second, confusing problem for it.
+		if p, err := strconv.Atoi(strings.TrimSpace(v)); err != nil {
 			errs = append(errs, fmt.Errorf("PORT must be a number, got %q", v))
+		} else {
+			c.Port = p
 		}
-		c.Port = p
 	}
 	if v := getenv("DEBUG"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
+		if b, err := strconv.ParseBool(strings.TrimSpace(v)); err != nil {
 			errs = append(errs, fmt.Errorf("DEBUG must be true or false, got %q", v))
+		} else {
+			c.Debug = b
 		}
-		c.Debug = b
 	}
 	c.AdminKey = secret("ALWRITY_ADMIN_KEY")
 	for provider, name := range providerKeyVars {
@@ -129,11 +145,7 @@ func (c *Config) DatabaseFlag(fs *flag.FlagSet) {
 
 // Validate reports every invalid setting together.
 func (c Config) Validate() error {
-	var errs []error
-	if !strings.HasPrefix(c.DatabaseURL, "sqlite://") && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
-		!strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		errs = append(errs, errors.New("DATABASE_URL must start with sqlite:// or postgres://"))
-	}
+	errs := []error{c.ValidateDatabase()}
 	if c.Port < 0 || c.Port > 65535 {
 		errs = append(errs, fmt.Errorf("PORT must be between 0 and 65535, got %d", c.Port))
 	}
@@ -149,6 +161,28 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("shutdown timeout must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateDatabase reports a DATABASE_URL that names no database the
+// store can open; commands that only use the database check just this.
+func (c Config) ValidateDatabase() error {
+	switch {
+	case strings.HasPrefix(c.DatabaseURL, "sqlite://"):
+		if path, _, _ := strings.Cut(strings.TrimPrefix(c.DatabaseURL, "sqlite://"), "?"); strings.TrimPrefix(path, "/") == "" {
+			return errors.New("DATABASE_URL sqlite:// must name a file, e.g. sqlite:///./alwrity.db")
+		}
+	case strings.HasPrefix(c.DatabaseURL, "postgres://"), strings.HasPrefix(c.DatabaseURL, "postgresql://"):
+	default:
+		// Only the scheme is echoed: the rest may hold a password.
+		scheme, _, found := strings.Cut(c.DatabaseURL, "://")
+		if !found || scheme == "" || strings.ContainsFunc(scheme, func(r rune) bool {
+			return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '+' || r == '-' || r == '.')
+		}) {
+			return errors.New("DATABASE_URL must start with sqlite:// or postgres://")
+		}
+		return fmt.Errorf("DATABASE_URL must start with sqlite:// or postgres://, got %s://…", scheme)
+	}
+	return nil
 }
 
 // Addr is the listen address.

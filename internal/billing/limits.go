@@ -1,9 +1,6 @@
 package billing
 
-import (
-	"math"
-	"math/big"
-)
+import "math/big"
 
 // Usage statuses, as ALwrity's frontend reads them.
 const (
@@ -36,11 +33,22 @@ func (l LimitUsage) Percentage() float64 {
 		}
 		return 0
 	}
-	// big.Rat keeps the ratio exact for pico-dollar magnitudes until the one
-	// rounding step.
-	r := new(big.Rat).Mul(new(big.Rat).SetFrac64(l.Used, *l.Limit), big.NewRat(100, 1))
-	f, _ := r.Float64()
-	return math.Round(f*100) / 100
+	// The ratio is rounded to hundredths of a percent in integers, half away
+	// from zero, so the one rounding is exact: a float product would turn
+	// 1.005 % into 1.00 % (1.005 × 100 = 100.4999… in float64), and int64
+	// would overflow at pico-dollar magnitudes.
+	num := new(big.Int).Mul(big.NewInt(l.Used), big.NewInt(10_000))
+	den := big.NewInt(*l.Limit)
+	q, r := new(big.Int).QuoRem(num, den, new(big.Int)) // truncates toward zero
+	if new(big.Int).Lsh(new(big.Int).Abs(r), 1).CmpAbs(den) >= 0 {
+		if num.Sign() == den.Sign() {
+			q.Add(q, big.NewInt(1))
+		} else {
+			q.Sub(q, big.NewInt(1))
+		}
+	}
+	f, _ := new(big.Rat).SetFrac(q, big.NewInt(100)).Float64()
+	return f
 }
 
 // Remaining returns how much of the limit is left, or nil when unlimited.
@@ -84,10 +92,13 @@ func UsageStatus(limits []LimitUsage) string {
 		if l.Limit == nil || (*l.Limit == 0 && l.Used == 0) {
 			continue
 		}
-		switch pct := l.Percentage(); {
-		case pct >= 100:
+		// Compare exact counts, not the rounded Percentage: 99.996 % rounds
+		// to 100 while admission still lets the last calls through.
+		used, limit := big.NewInt(l.Used), big.NewInt(*l.Limit)
+		switch {
+		case used.Cmp(limit) >= 0:
 			return UsageLimitReached
-		case pct >= WarningPercent:
+		case used.Mul(used, big.NewInt(100)).Cmp(limit.Mul(limit, big.NewInt(WarningPercent))) >= 0:
 			status = UsageWarning
 		}
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 type listAlertsInput struct {
-	userPath
+	UserPath
 	UnreadOnly bool `query:"unread_only" doc:"Only unread alerts."`
 	Limit      int  `query:"limit" minimum:"1" maximum:"100" default:"50"`
 }

@@ -55,7 +55,12 @@ func (s *Server) problem(ctx context.Context, err error) error {
 	if status >= 500 {
 		details = nil
 	}
-	return huma.NewError(status, e.Message, details...)
+	herr := huma.NewError(status, e.Message, details...)
+	if status == http.StatusUnauthorized {
+		// RFC 9110 §15.5.2: a 401 must say which scheme would be accepted.
+		return huma.ErrorWithHeaders(herr, http.Header{"WWW-Authenticate": {`Bearer realm="alwrity-billing"`}})
+	}
+	return herr
 }
 
 // newError builds huma's problem+json errors (also those huma raises itself,

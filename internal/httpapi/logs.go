@@ -34,7 +34,7 @@ func (s *Server) listUsageLogs(ctx context.Context, in *listLogsInput) (*struct{
 		}
 	}
 	if in.BillingPeriod != "" {
-		if _, _, err := billing.ParsePeriodKey(in.BillingPeriod); err != nil {
+		if err := checkPeriodKey("query.billing_period", in.BillingPeriod); err != nil {
 			return nil, s.problem(ctx, err)
 		}
 	}

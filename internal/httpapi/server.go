@@ -87,6 +87,8 @@ func New(mux *http.ServeMux, cfg Config) *Server {
 	}
 	hc.Components.Schemas.RegisterTypeAlias(reflect.TypeFor[money.Amount](), reflect.TypeFor[float64]())
 	s.api = humago.New(mux, hc)
+	// Middlewares apply to operations registered after them.
+	s.api.UseMiddleware(s.limitBody)
 	s.register()
 	return s
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/alwrity/alwrity-billing/internal/billing"
 )
 
-func (s *Server) getUserSubscription(ctx context.Context, in *userPath) (*struct {
+func (s *Server) getUserSubscription(ctx context.Context, in *UserPath) (*struct {
 	Body Envelope[UserSubscriptionData]
 }, error) {
 	if _, err := s.auth.Authorize(ctx, in.UserID); err != nil {
@@ -38,7 +38,7 @@ func (s *Server) getUserSubscription(ctx context.Context, in *userPath) (*struct
 	return ok(data), nil
 }
 
-func (s *Server) getStatus(ctx context.Context, in *userPath) (*struct{ Body Envelope[StatusData] }, error) {
+func (s *Server) getStatus(ctx context.Context, in *UserPath) (*struct{ Body Envelope[StatusData] }, error) {
 	if _, err := s.auth.Authorize(ctx, in.UserID); err != nil {
 		return nil, s.problem(ctx, err)
 	}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
@@ -96,12 +97,15 @@ func briefs(alerts []billing.Alert) []AlertBriefJSON {
 	return out
 }
 
-type userPath struct {
+// UserPath is the {user_id} path parameter. It is exported because huma
+// reads parameters only from exported fields, embedded ones included: an
+// unexported embedded struct is skipped silently and user_id stays "".
+type UserPath struct {
 	UserID string `path:"user_id" minLength:"1" maxLength:"128" doc:"The user's id in the product (ALwrity's user id)."`
 }
 
 type usageInput struct {
-	userPath
+	UserPath
 	BillingPeriod string `query:"billing_period" pattern:"^[0-9]{4}-[0-9]{2}$" doc:"YYYY-MM; defaults to the current period."`
 }
 
@@ -123,6 +127,9 @@ func (s *Server) usageStats(ctx context.Context, userID, key string) (UsageStats
 	}
 	period := v.schedule.At(s.now())
 	if key != "" {
+		if err := checkPeriodKey("query.billing_period", key); err != nil {
+			return UsageStats{}, err
+		}
 		if period, err = v.schedule.ByKey(key); err != nil {
 			return UsageStats{}, err
 		}
@@ -138,8 +145,18 @@ func (s *Server) usageStats(ctx context.Context, userID, key string) (UsageStats
 	return s.stats(v, usage[0], usage[0], alerts), nil
 }
 
+// checkPeriodKey validates a "YYYY-MM" parameter and names it by its
+// location (query.billing_period) as validation errors do, so a client sees
+// which parameter was wrong.
+func checkPeriodKey(location, key string) error {
+	if _, _, err := billing.ParsePeriodKey(key); err != nil {
+		return billing.InvalidField(location, fmt.Sprintf("%q is not a month in the form YYYY-MM", key), key)
+	}
+	return nil
+}
+
 type trendsInput struct {
-	userPath
+	UserPath
 	Months int `query:"months" minimum:"1" maximum:"24" default:"6" doc:"How many periods, ending with the current one."`
 }
 
@@ -188,7 +205,7 @@ func (s *Server) trends(ctx context.Context, v userView, n int) (Trends, billing
 	return t, usage[n-1], nil
 }
 
-func (s *Server) getDashboard(ctx context.Context, in *userPath) (*struct{ Body Envelope[Dashboard] }, error) {
+func (s *Server) getDashboard(ctx context.Context, in *UserPath) (*struct{ Body Envelope[Dashboard] }, error) {
 	if _, err := s.auth.Authorize(ctx, in.UserID); err != nil {
 		return nil, s.problem(ctx, err)
 	}

@@ -55,7 +55,10 @@ func (m *Metrics) Handler() http.Handler {
 
 // Middleware counts and times every request. The route label is the
 // ServeMux pattern that matched (known after next has run), so label
-// cardinality is bounded by the number of routes, not of URLs.
+// cardinality is bounded by the number of routes, not of URLs. The mux
+// records the pattern in the *http.Request it is given, so Middleware must
+// sit inside any middleware that replaces the request (r.WithContext, as
+// auth.Middleware does); outside one, every request counts as "unmatched".
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

@@ -153,7 +153,7 @@ func createPlan(ctx context.Context, tx *sql.Tx, p billing.Plan, now time.Time) 
 		p.Name, p.Tier, int64(p.PriceMonthly), int64(p.PriceYearly), p.Description, string(features), p.IsActive,
 		nullInt64(p.TotalCallsLimit), nullInt64(cost), ts(now)).Scan(&id)
 	if err != nil {
-		return 0, fmt.Errorf("insert plan %q: %w", p.Name, err)
+		return 0, fmt.Errorf("insert plan %q: %w", p.Name, conflict(err, "a plan named %q already exists", p.Name))
 	}
 	names := make([]string, 0, len(p.ProviderLimits))
 	for n := range p.ProviderLimits {
@@ -283,12 +283,14 @@ func createPrice(ctx context.Context, tx *sql.Tx, p billing.Price, now time.Time
 		lcIn, lcOut, amt(lc.CachedInput), amt(lc.CacheWrite5m), amt(lc.CacheWrite1h), amt(lc.Reasoning),
 		p.IsActive, ts(p.EffectiveFrom), tsp(p.EffectiveTo), ts(now)).Scan(&id)
 	if err != nil {
-		return 0, fmt.Errorf("insert price %s/%s: %w", p.Provider, p.ModelName, err)
+		return 0, fmt.Errorf("insert price %s/%s: %w", p.Provider, p.ModelName, conflict(err,
+			"a price for %s/%s effective %s already exists", p.Provider, p.ModelName, ts(p.EffectiveFrom)))
 	}
 	return id, nil
 }
 
-// CreatePrice stores a new price version and returns its id.
+// CreatePrice stores a new price version and returns its id. Errors:
+// conflict when the model already has a version effective at that time.
 func (db *DB) CreatePrice(ctx context.Context, p billing.Price, now time.Time) (int64, error) {
 	var id int64
 	err := db.inTx(ctx, func(tx *sql.Tx) error {

@@ -14,12 +14,16 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
+	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver; its Error type tells constraint failures apart
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations
@@ -115,23 +119,57 @@ func parseURL(raw string) (Dialect, string, error) {
 		return SQLite, path, nil
 	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
 		if _, err := url.Parse(raw); err != nil {
-			return "", "", fmt.Errorf("DATABASE_URL is not a valid URL: %w", err)
+			// url.Parse's error quotes the whole URL, and its reason can
+			// quote part of a password (a "/" in one ends the host, so the
+			// rest reads as a port), so neither goes into the message.
+			return "", "", fmt.Errorf("DATABASE_URL %q is not a valid URL (percent-encode special characters in the user name and password)", redact(raw))
 		}
 		return Postgres, raw, nil
 	}
 	return "", "", fmt.Errorf("DATABASE_URL must start with sqlite:// or postgres://, got %q", redact(raw))
 }
 
-// redact removes a password from a database URL.
+// redact removes a password from a database URL: the one in the user info
+// and a libpq-style "password" query parameter, which pgx also accepts. A URL
+// that does not parse is redacted as text, since it is the one most likely to
+// end up in an error message.
 func redact(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
+	if err != nil {
+		return redactText(raw)
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+var queryPassword = regexp.MustCompile(`(?i)([?&]password=)[^&#]*`)
+
+// redactText hides passwords in a URL that url.Parse rejects. It errs on the
+// side of hiding too much: everything between the first ":" after the
+// scheme and the last "@" goes.
+func redactText(raw string) string {
+	out := queryPassword.ReplaceAllString(raw, "${1}xxxxx")
+	scheme, rest, ok := strings.Cut(out, "://")
+	if !ok {
+		return out
+	}
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return out
+	}
+	user, _, hasPassword := strings.Cut(rest[:at], ":")
+	if !hasPassword {
+		return out
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
 // Dialect returns the engine behind the store.
@@ -170,8 +208,10 @@ func (db *DB) goose() (*goose.Provider, error) {
 	if db.dialect == Postgres {
 		dialect = goose.DialectPostgres
 		// Several replicas may start at once; an advisory lock makes the
-		// others wait for the first to finish migrating.
-		locker, err := lock.NewPostgresSessionLocker()
+		// others wait for the first to finish migrating. They retry every
+		// second (goose's default is every 5 s, which adds seconds to every
+		// start of a replica that loses the race) for up to 5 minutes.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return nil, err
 		}
@@ -210,16 +250,30 @@ func (db *DB) Migrate(ctx context.Context) (MigrateResult, error) {
 }
 
 // SchemaVersion returns the applied and the latest known schema versions.
+// It changes nothing: on a database that was never migrated it reports
+// version 0 rather than let goose create its version table, because verify
+// promises to only look.
 func (db *DB) SchemaVersion(ctx context.Context) (current, latest int64, err error) {
 	p, err := db.goose()
 	if err != nil {
 		return 0, 0, err
 	}
+	have, err := db.tables(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !have[goose.DefaultTablename] {
+		sources := p.ListSources()
+		if len(sources) > 0 {
+			latest = sources[len(sources)-1].Version
+		}
+		return 0, latest, nil
+	}
 	return p.GetVersions(ctx)
 }
 
-// MissingTables returns the tables from Tables that do not exist.
-func (db *DB) MissingTables(ctx context.Context) ([]string, error) {
+// tables returns the names of the tables that exist.
+func (db *DB) tables(ctx context.Context) (map[string]bool, error) {
 	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
 	if db.dialect == Postgres {
 		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
@@ -237,7 +291,13 @@ func (db *DB) MissingTables(ctx context.Context) ([]string, error) {
 		}
 		have[n] = true
 	}
-	if err := rows.Err(); err != nil {
+	return have, rows.Err()
+}
+
+// MissingTables returns the tables from Tables that do not exist.
+func (db *DB) MissingTables(ctx context.Context) ([]string, error) {
+	have, err := db.tables(ctx)
+	if err != nil {
 		return nil, err
 	}
 	var missing []string
@@ -263,4 +323,27 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// isUniqueViolation reports whether err is a unique (or primary key)
+// constraint violation, in either dialect.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505" // unique_violation
+	}
+	var liteErr *sqlite.Error
+	if errors.As(err, &liteErr) {
+		return liteErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || liteErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// conflict turns a unique-constraint violation into a coded conflict error
+// with a readable message, and leaves any other error as it is.
+func conflict(err error, format string, args ...any) error {
+	if isUniqueViolation(err) {
+		return billing.Errorf(billing.CodeConflict, format, args...)
+	}
+	return err
 }

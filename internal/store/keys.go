@@ -11,12 +11,13 @@ import (
 const keyColumns = `id, key_prefix, user_id, role, name, created_at, last_used_at, revoked_at`
 
 // CreateKey stores a key's public prefix and the hash of its secret.
+// Errors: conflict when the prefix is taken.
 func (db *DB) CreateKey(ctx context.Context, k billing.APIKey, hash string) (int64, error) {
 	var id int64
 	err := db.write.QueryRowContext(ctx, `INSERT INTO api_keys (key_prefix, key_hash, user_id, role, name, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, k.Prefix, hash, k.UserID, string(k.Role), k.Name, ts(k.CreatedAt)).Scan(&id)
 	if err != nil {
-		return 0, fmt.Errorf("insert api key: %w", err)
+		return 0, fmt.Errorf("insert api key: %w", conflict(err, "an api key with prefix %q already exists", k.Prefix))
 	}
 	return id, nil
 }

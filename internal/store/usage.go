@@ -14,7 +14,9 @@ import (
 // RecordUsage appends rated usage logs to the ledger and adds them to the
 // period summaries in the same transaction, so Σ logs = summaries at every
 // commit. Each log must carry its period (BillingPeriod, PeriodStart) and a
-// unique EventID; periodEnd gives each period's end by key.
+// unique EventID; periodEnd gives each period's end by key. Errors: conflict
+// when an event id is already recorded (or repeats in logs), in which case
+// nothing of the batch is stored.
 func (db *DB) RecordUsage(ctx context.Context, logs []billing.UsageLog, periodEnd map[string]time.Time, now time.Time) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		for _, l := range logs {
@@ -51,7 +53,7 @@ func insertLog(ctx context.Context, tx *sql.Tx, l billing.UsageLog, now time.Tim
 		l.ResponseTime, l.StatusCode, errMsg, l.RetryCount, l.Unpriced, l.Partial, meta, ts(l.Timestamp),
 		l.BillingPeriod, ts(l.PeriodStart), ts(now))
 	if err != nil {
-		return fmt.Errorf("insert usage log %s: %w", l.EventID, err)
+		return fmt.Errorf("insert usage log %s: %w", l.EventID, conflict(err, "event %q is already recorded", l.EventID))
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -59,6 +60,13 @@ func check(name string, err error, detail string) Result {
 
 // Database checks the database named by databaseURL without changing it.
 func Database(ctx context.Context, databaseURL string) []Result {
+	// Opening a SQLite file that is not there would create it (and its
+	// directory), so a mistyped path is reported instead of "fixed".
+	if path, ok := sqlitePath(databaseURL); ok {
+		if _, err := os.Stat(path); err != nil {
+			return []Result{fail("database reachable", fmt.Errorf("no SQLite database at %s: %w", path, err))}
+		}
+	}
 	db, err := store.Open(ctx, databaseURL, nil)
 	if err != nil {
 		return []Result{fail("database reachable", err)}
@@ -93,6 +101,17 @@ func Database(ctx context.Context, databaseURL string) []Result {
 	}
 	out = append(out, check("default prices present", err, fmt.Sprintf("%d prices", len(billing.DefaultPrices()))))
 	return out
+}
+
+// sqlitePath returns the file a sqlite:// URL names, read the way the store
+// reads it: sqlite:///./x.db is ./x.db and sqlite:////tmp/x.db is /tmp/x.db.
+func sqlitePath(databaseURL string) (string, bool) {
+	rest, ok := strings.CutPrefix(databaseURL, "sqlite://")
+	if !ok {
+		return "", false
+	}
+	path, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "?")
+	return path, path != ""
 }
 
 // Server checks a running server at baseURL: its public endpoints answer in
@@ -142,7 +161,7 @@ func (c checker) get(path string) (int, http.Header, []byte, error) {
 func (c checker) text(name, path string, status int, want string) Result {
 	got, _, body, err := c.get(path)
 	if err == nil && got != status {
-		err = fmt.Errorf("status %d, want %d", got, status)
+		err = fmt.Errorf("status %d, want %d: %.200s", got, status, strings.TrimSpace(string(body)))
 	}
 	if err == nil && !strings.Contains(string(body), want) {
 		err = fmt.Errorf("body does not contain %q", want)

@@ -1,0 +1,253 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// envMap turns a map into a getenv.
+func envMap(m map[string]string) func(string) string {
+	return func(name string) string { return m[name] }
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.FromEnv(envMap(nil)); err != nil {
+		t.Fatalf("FromEnv with an empty environment: %v", err)
+	}
+	want := Config{
+		DatabaseURL:     "sqlite:///./alwrity.db",
+		Host:            "0.0.0.0",
+		Port:            8000,
+		ProviderKeys:    map[string]string{},
+		ShutdownTimeout: 15 * time.Second,
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("defaults = %+v, want %+v", c, want)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("the defaults do not validate: %v", err)
+	}
+	if got := c.Addr(); got != "0.0.0.0:8000" {
+		t.Errorf("Addr() = %q, want 0.0.0.0:8000", got)
+	}
+}
+
+func TestConfigEnvOverrides(t *testing.T) {
+	c := DefaultConfig()
+	err := c.FromEnv(envMap(map[string]string{
+		"DATABASE_URL":      "postgres://billing@db:5432/billing?sslmode=disable",
+		"HOST":              "127.0.0.1",
+		"PORT":              "9100",
+		"DEBUG":             "true",
+		"ALWRITY_ADMIN_KEY": "admin-key-0123456789",
+		"OPENAI_API_KEY":    "sk-openai",
+		"GEMINI_API_KEY":    "gemini-key",
+		"ANTHROPIC_API_KEY": "sk-ant",
+		"MISTRAL_API_KEY":   "mistral-key",
+	}))
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	if c.DatabaseURL != "postgres://billing@db:5432/billing?sslmode=disable" || c.Host != "127.0.0.1" || c.Port != 9100 || !c.Debug {
+		t.Errorf("server settings not taken from the environment: %+v", c)
+	}
+	if c.AdminKey != "admin-key-0123456789" {
+		t.Errorf("AdminKey = %q", c.AdminKey)
+	}
+	wantKeys := map[string]string{"openai": "sk-openai", "gemini": "gemini-key", "anthropic": "sk-ant", "mistral": "mistral-key"}
+	if !reflect.DeepEqual(c.ProviderKeys, wantKeys) {
+		t.Errorf("ProviderKeys = %v, want %v", c.ProviderKeys, wantKeys)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestConfigSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	adminFile := filepath.Join(dir, "admin")
+	if err := os.WriteFile(adminFile, []byte("  admin-key-from-a-file-0123\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	openaiFile := filepath.Join(dir, "openai")
+	if err := os.WriteFile(openaiFile, []byte("sk-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("read and trimmed", func(t *testing.T) {
+		c := DefaultConfig()
+		if err := c.FromEnv(envMap(map[string]string{"ALWRITY_ADMIN_KEY_FILE": adminFile, "OPENAI_API_KEY_FILE": openaiFile})); err != nil {
+			t.Fatalf("FromEnv: %v", err)
+		}
+		if c.AdminKey != "admin-key-from-a-file-0123" {
+			t.Errorf("AdminKey = %q, want the file's content without surrounding space", c.AdminKey)
+		}
+		if c.ProviderKeys["openai"] != "sk-from-file" {
+			t.Errorf("openai key = %q", c.ProviderKeys["openai"])
+		}
+	})
+	t.Run("the variable wins over its file", func(t *testing.T) {
+		c := DefaultConfig()
+		if err := c.FromEnv(envMap(map[string]string{"ALWRITY_ADMIN_KEY": "admin-key-from-env-0123", "ALWRITY_ADMIN_KEY_FILE": adminFile})); err != nil {
+			t.Fatalf("FromEnv: %v", err)
+		}
+		if c.AdminKey != "admin-key-from-env-0123" {
+			t.Errorf("AdminKey = %q", c.AdminKey)
+		}
+	})
+	t.Run("missing file", func(t *testing.T) {
+		c := DefaultConfig()
+		err := c.FromEnv(envMap(map[string]string{"ALWRITY_ADMIN_KEY_FILE": filepath.Join(dir, "nope")}))
+		if err == nil || !strings.Contains(err.Error(), "ALWRITY_ADMIN_KEY_FILE") {
+			t.Errorf("FromEnv error = %v, want one naming ALWRITY_ADMIN_KEY_FILE", err)
+		}
+	})
+}
+
+// configProblems returns every problem FromEnv and Validate find in env.
+func configProblems(env map[string]string) error {
+	c := DefaultConfig()
+	return errors.Join(c.FromEnv(envMap(env)), c.Validate())
+}
+
+func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
+	bad := map[string]string{
+		"DATABASE_URL":      "mysql://user:hunter2@db/billing",
+		"DEBUG":             "maybe",
+		"ALWRITY_ADMIN_KEY": "short",
+	}
+	tests := []struct {
+		name string
+		port string
+		want []string
+	}{
+		{"port not a number", "abc", []string{`PORT must be a number, got "abc"`}},
+		{"port out of range", "70000", []string{"PORT must be between 0 and 65535, got 70000"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"PORT": tt.port}
+			for k, v := range bad {
+				env[k] = v
+			}
+			err := configProblems(env)
+			if err == nil {
+				t.Fatal("no error for an invalid configuration")
+			}
+			msg := err.Error()
+			want := append(tt.want,
+				"DATABASE_URL must start with sqlite:// or postgres://",
+				`DEBUG must be true or false, got "maybe"`,
+				"ALWRITY_ADMIN_KEY must be at least 16 characters",
+			)
+			for _, w := range want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error does not contain %q:\n%s", w, msg)
+				}
+			}
+			if got := strings.Count(msg, "PORT"); got != 1 {
+				t.Errorf("PORT reported %d times, want once:\n%s", got, msg)
+			}
+			if strings.Contains(msg, "hunter2") {
+				t.Errorf("the error shows the database password:\n%s", msg)
+			}
+		})
+	}
+}
+
+func TestConfigValidateDatabase(t *testing.T) {
+	tests := []struct {
+		url  string
+		want string // "" means valid
+	}{
+		{"sqlite:///./alwrity.db", ""},
+		{"sqlite:////tmp/x.db?mode=rwc", ""},
+		{"postgres://u@h/db", ""},
+		{"postgresql://u@h/db", ""},
+		{"sqlite://", "must name a file"},
+		{"sqlite:///?x=1", "must name a file"},
+		{"mysql://x", "got mysql://…"},
+		{"", "must start with sqlite:// or postgres://"},
+		{"./alwrity.db", "must start with sqlite:// or postgres://"},
+	}
+	for _, tt := range tests {
+		err := Config{DatabaseURL: tt.url}.ValidateDatabase()
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("ValidateDatabase(%q) = %v, want nil", tt.url, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("ValidateDatabase(%q) = %v, want an error containing %q", tt.url, err, tt.want)
+		}
+	}
+}
+
+func TestConfigFlagsOverrideEnv(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.FromEnv(envMap(map[string]string{
+		"DATABASE_URL": "sqlite:///env.db", "HOST": "10.0.0.1", "PORT": "9000", "DEBUG": "true",
+	})); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.ServerFlags(fs)
+
+	// The flag defaults are the environment's values, so --help shows them.
+	if got := fs.Lookup("port").DefValue; got != "9000" {
+		t.Errorf("--port default = %q, want the environment's 9000", got)
+	}
+	if err := fs.Parse([]string{"--database-url", "sqlite:///flag.db", "--host", "127.0.0.1", "--port", "0", "--debug=false"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "sqlite:///flag.db" || c.Host != "127.0.0.1" || c.Port != 0 || c.Debug {
+		t.Errorf("flags did not override the environment: %+v", c)
+	}
+
+	// Settings without a flag keep the environment's value.
+	c = DefaultConfig()
+	if err := c.FromEnv(envMap(map[string]string{"PORT": "9000", "HOST": "127.0.0.1"})); err != nil {
+		t.Fatal(err)
+	}
+	fs = flag.NewFlagSet("serve", flag.ContinueOnError)
+	c.ServerFlags(fs)
+	if err := fs.Parse([]string{"--debug"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 9000 || c.Host != "127.0.0.1" || !c.Debug {
+		t.Errorf("unflagged settings lost their environment values: %+v", c)
+	}
+}
+
+func TestConfigDotEnv(t *testing.T) {
+	t.Chdir(t.TempDir())
+	vars, err := ReadDotEnv()
+	if err != nil || vars != nil {
+		t.Fatalf("ReadDotEnv without a .env = %v, %v; want nil, nil", vars, err)
+	}
+	if err := os.WriteFile(".env", []byte("# local settings\nPORT=9200\nHOST=127.0.0.1\nDEBUG=true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vars, err = ReadDotEnv()
+	if err != nil {
+		t.Fatalf("ReadDotEnv: %v", err)
+	}
+	c := DefaultConfig()
+	// The environment wins over .env; .env fills what the environment lacks.
+	if err := c.FromEnv(WithDotEnv(envMap(map[string]string{"PORT": "9300"}), vars)); err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 9300 || c.Host != "127.0.0.1" || !c.Debug {
+		t.Errorf("config from environment and .env = %+v; want port 9300 (environment), host and debug from .env", c)
+	}
+	if os.Getenv("HOST") == "127.0.0.1" && os.Getenv("PORT") == "9200" {
+		t.Error("ReadDotEnv changed the process environment")
+	}
+}
