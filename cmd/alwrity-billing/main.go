@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // subscription time zones work on hosts without zoneinfo
 )
 
 const usage = `alwrity-billing: metering, pricing, limits and billing of AI-provider calls

@@ -180,7 +180,6 @@ func (a *App) routes() http.Handler {
 	// inside, every request would be labelled "unmatched". Panics are
 	// recovered inside the metrics so they count as the 500s they become.
 	var h http.Handler = mux
-	h = limitBody(MaxBodyBytes, h)
 	h = apiProblems(mux, h)
 	h = recoverPanics(a.Logger, h)
 	h = a.Metrics.Middleware(h)

@@ -2,29 +2,10 @@ package app
 
 import (
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 )
-
-// MaxBodyBytes bounds every request body. The API's own requests are small;
-// anything bigger is refused before it is read.
-const MaxBodyBytes = 1 << 20
-
-// limitBody answers 413 to a body declared larger than max and cuts off
-// bodies that grow past it while being read.
-func limitBody(max int64, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > max {
-			writeProblem(w, http.StatusRequestEntityTooLarge,
-				fmt.Sprintf("request body is %d bytes; at most %d are accepted", r.ContentLength, max))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, max)
-		next.ServeHTTP(w, r)
-	})
-}
 
 // recoverPanics turns a handler panic into a logged 500 whose body says
 // only "internal error".
