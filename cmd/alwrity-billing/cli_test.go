@@ -1,37 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/alwrity/alwrity-billing/internal/testlog"
 
 	"github.com/alwrity/alwrity-billing/internal/reload"
 	"github.com/alwrity/alwrity-billing/internal/storetest"
 )
-
-// syncBuffer is a bytes.Buffer that a running command may write while the
-// test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // result is what one run of the binary left behind.
 type result struct {
@@ -43,7 +24,7 @@ type result struct {
 // else of the process environment).
 func runCLI(t *testing.T, ctx context.Context, env map[string]string, args ...string) result {
 	t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	code := run(ctx, args, &stdout, &stderr, func(name string) string { return env[name] })
 	return result{code, stdout.String(), stderr.String()}
 }

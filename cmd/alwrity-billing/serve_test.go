@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alwrity/alwrity-billing/internal/testlog"
+
 	"github.com/alwrity/alwrity-billing/internal/reload"
 )
 
@@ -27,7 +29,7 @@ type server struct {
 	t              *testing.T
 	cancel         context.CancelFunc
 	done           chan int
-	stdout, stderr *syncBuffer
+	stdout, stderr *testlog.Buffer
 	base           string
 }
 
@@ -41,7 +43,7 @@ var listenAddr = regexp.MustCompile(`"msg":"serving","addr":"([^"]+)"|msg=servin
 func startServe(t *testing.T, env map[string]string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	s := &server{t: t, cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	s := &server{t: t, cancel: cancel, done: make(chan int, 1), stdout: &testlog.Buffer{}, stderr: &testlog.Buffer{}}
 	go func() {
 		s.done <- run(ctx, append([]string{"serve"}, args...), s.stdout, s.stderr, func(name string) string { return env[name] })
 	}()

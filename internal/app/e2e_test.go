@@ -12,9 +12,10 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/testlog"
 
 	"go.uber.org/goleak"
 
@@ -30,8 +31,8 @@ var now = time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)
 type server struct {
 	t      *testing.T
 	app    *app.App
-	out    *syncBuffer // what the app printed
-	logs   *syncBuffer
+	out    *testlog.Buffer // what the app printed
+	logs   *testlog.Buffer
 	base   string
 	client *http.Client
 	cancel context.CancelFunc
@@ -46,7 +47,7 @@ func start(t *testing.T, url string, edit ...func(*app.Config)) *server {
 	for _, f := range edit {
 		f(&cfg)
 	}
-	s := &server{t: t, out: &syncBuffer{}, logs: &syncBuffer{}, done: make(chan error, 1),
+	s := &server{t: t, out: &testlog.Buffer{}, logs: &testlog.Buffer{}, done: make(chan error, 1),
 		client: &http.Client{Transport: &http.Transport{}}}
 	s.app = app.New(cfg, slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), s.out)
 	s.app.Now = func() time.Time { return now }
@@ -281,28 +282,4 @@ func TestRunBeforeOpen(t *testing.T) {
 	if err := a.Run(context.Background()); err == nil {
 		t.Fatal("Run before Open returned nil")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
 }

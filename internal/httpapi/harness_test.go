@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alwrity/alwrity-billing/internal/testlog"
+
 	"github.com/alwrity/alwrity-billing/internal/app"
 	"github.com/alwrity/alwrity-billing/internal/auth"
 	"github.com/alwrity/alwrity-billing/internal/billing"
@@ -40,7 +42,7 @@ type env struct {
 	app   *app.App
 	srv   *httptest.Server
 	clock atomic.Int64 // the app's clock, in Unix nanoseconds
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 	ctx   context.Context
 
 	mu      sync.Mutex
@@ -60,7 +62,7 @@ func withDev() envOption {
 // appeared in a response body or a log line.
 func newEnv(t *testing.T, b storetest.Backend, now time.Time, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, url: b.URL(t), logs: &syncBuffer{}, ctx: context.Background()}
+	e := &env{t: t, url: b.URL(t), logs: &testlog.Buffer{}, ctx: context.Background()}
 	e.setNow(now)
 	cfg := app.DefaultConfig()
 	cfg.DatabaseURL = e.url
@@ -651,22 +653,4 @@ func (e *env) rawDB() *sql.DB {
 	}
 	e.t.Cleanup(func() { db.Close() })
 	return db
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package reload
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -12,10 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/testlog"
 
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/goleak"
@@ -108,25 +108,6 @@ func sorted(s []string) []string {
 	return s
 }
 
-// syncBuffer is a bytes.Buffer that the child's output copier, the logger and
-// the test can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // serverSource is a stand-in server: it announces its version and pid, then
 // runs until SIGTERM, as the real server does.
 const serverSource = `package main
@@ -169,7 +150,7 @@ func TestRunRebuildsAndRestarts(t *testing.T) {
 	}
 	writeServer("v1")
 
-	var out, logs syncBuffer
+	var out, logs testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
