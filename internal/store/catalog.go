@@ -286,7 +286,7 @@ func createPrice(ctx context.Context, tx *sql.Tx, p billing.Price, now time.Time
 		return 0, fmt.Errorf("insert price %s/%s: %w", p.Provider, p.ModelName, conflict(err,
 			"a price for %s/%s effective %s already exists", p.Provider, p.ModelName, ts(p.EffectiveFrom)))
 	}
-	return id, nil
+	return id, bumpCatalog(ctx, tx)
 }
 
 // CreatePrice stores a new price version and returns its id. Errors:

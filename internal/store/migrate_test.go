@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -43,8 +45,8 @@ func TestMigrate(t *testing.T) {
 			t.Fatalf("missing before migrate = %v, want every table", missing)
 		}
 		cur, latest, err := db.SchemaVersion(ctx)
-		if err != nil || cur != 0 || latest != 1 {
-			t.Fatalf("SchemaVersion before migrate = %d, %d, %v; want 0, 1", cur, latest, err)
+		if err != nil || cur != 0 || latest != latestVersion {
+			t.Fatalf("SchemaVersion before migrate = %d, %d, %v; want 0, %d", cur, latest, err, latestVersion)
 		}
 		if n := tableCount(t, raw, b); n != 0 {
 			t.Fatalf("reading the schema version created %d tables", n)
@@ -54,7 +56,7 @@ func TestMigrate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := store.MigrateResult{Applied: []string{"00001_billing_tables.sql"}, Version: 1, Created: true}
+		want := store.MigrateResult{Applied: migrationFiles(t, b.Name), Version: latestVersion, Created: true}
 		if !reflect.DeepEqual(res, want) {
 			t.Fatalf("first migrate = %+v, want %+v", res, want)
 		}
@@ -67,14 +69,14 @@ func TestMigrate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Created || len(res.Applied) != 0 || res.Version != 1 {
-				t.Fatalf("migrate run %d = %+v, want nothing applied at version 1", i+2, res)
+			if res.Created || len(res.Applied) != 0 || res.Version != latestVersion {
+				t.Fatalf("migrate run %d = %+v, want nothing applied at version %d", i+2, res, latestVersion)
 			}
 		}
 
 		cur, latest, err = db.SchemaVersion(ctx)
-		if err != nil || cur != latest || cur != 1 {
-			t.Fatalf("SchemaVersion = %d, %d, %v; want 1, 1", cur, latest, err)
+		if err != nil || cur != latest || cur != latestVersion {
+			t.Fatalf("SchemaVersion = %d, %d, %v; want %d, %d", cur, latest, err, latestVersion, latestVersion)
 		}
 		if missing, err := db.MissingTables(ctx); err != nil || len(missing) != 0 {
 			t.Fatalf("missing after migrate = %v, %v", missing, err)
@@ -158,7 +160,7 @@ func TestMigrateConcurrentPostgres(t *testing.T) {
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
-		if r.res.Version != 1 {
+		if r.res.Version != latestVersion {
 			t.Fatalf("version %d after migrate", r.res.Version)
 		}
 		if r.res.Created {
@@ -166,7 +168,29 @@ func TestMigrateConcurrentPostgres(t *testing.T) {
 		}
 		applied += len(r.res.Applied)
 	}
-	if created != 1 || applied != 1 {
-		t.Fatalf("%d replicas created the tables and %d migrations were applied, want 1 and 1", created, applied)
+	if created != 1 || applied != latestVersion {
+		t.Fatalf("%d replicas created the tables and %d migrations were applied, want 1 and %d", created, applied, latestVersion)
 	}
+}
+
+// latestVersion is the number of the newest migration; both dialects have
+// the same migrations.
+const latestVersion = 2
+
+// migrationFiles lists a dialect's migration files in order, and checks
+// that the newest is latestVersion.
+func migrationFiles(t *testing.T, dialect string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join("migrations", dialect))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != latestVersion {
+		t.Fatalf("%s has %d migrations, want %d", dialect, len(names), latestVersion)
+	}
+	return names
 }
