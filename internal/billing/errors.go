@@ -38,6 +38,21 @@ type Error struct {
 	Code    Code
 	Message string
 	Fields  []FieldError
+	// Limit says which limit refused an admission (CodeLimitExceeded).
+	Limit *LimitInfo
+}
+
+// LimitInfo describes the limit that refused an admission. Amounts are
+// pico-dollars when Money is set.
+type LimitInfo struct {
+	Key       string // total_calls, <provider>_calls, <provider>_tokens, monthly_cost
+	Provider  string
+	Used      int64 // settled usage this period
+	Reserved  int64 // held by unsettled reservations
+	Requested int64
+	Limit     int64
+	Money     bool
+	Period    string
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }

@@ -94,13 +94,19 @@ func UsageStatus(limits []LimitUsage) string {
 		}
 		// Compare exact counts, not the rounded Percentage: 99.996 % rounds
 		// to 100 while admission still lets the last calls through.
-		used, limit := big.NewInt(l.Used), big.NewInt(*l.Limit)
 		switch {
-		case used.Cmp(limit) >= 0:
+		case l.atLeast(100):
 			return UsageLimitReached
-		case used.Mul(used, big.NewInt(100)).Cmp(limit.Mul(limit, big.NewInt(WarningPercent))) >= 0:
+		case l.atLeast(WarningPercent):
 			status = UsageWarning
 		}
 	}
 	return status
+}
+
+// atLeast reports, exactly, whether Used is at least pct % of a finite
+// Limit.
+func (l LimitUsage) atLeast(pct int) bool {
+	used, limit := big.NewInt(l.Used), big.NewInt(*l.Limit)
+	return used.Mul(used, big.NewInt(100)).Cmp(limit.Mul(limit, big.NewInt(int64(pct)))) >= 0
 }

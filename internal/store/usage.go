@@ -20,8 +20,12 @@ import (
 func (db *DB) RecordUsage(ctx context.Context, logs []billing.UsageLog, periodEnd map[string]time.Time, now time.Time) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		for _, l := range logs {
-			if err := insertLog(ctx, tx, l, now); err != nil {
+			inserted, err := insertLogIfNew(ctx, tx, l, now)
+			if err != nil {
 				return err
+			}
+			if !inserted {
+				return billing.Errorf(billing.CodeConflict, "event %q is already recorded", l.EventID)
 			}
 			if err := addToSummaries(ctx, tx, l, periodEnd[l.BillingPeriod], now); err != nil {
 				return err
@@ -29,33 +33,6 @@ func (db *DB) RecordUsage(ctx context.Context, logs []billing.UsageLog, periodEn
 		}
 		return nil
 	})
-}
-
-func insertLog(ctx context.Context, tx *sql.Tx, l billing.UsageLog, now time.Time) error {
-	var errMsg, meta any
-	if l.ErrorMessage != "" {
-		errMsg = l.ErrorMessage
-	}
-	if l.Metadata != "" {
-		meta = l.Metadata
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO api_usage_logs (event_id, user_id, provider, endpoint, method, model_used,
-		tokens_input, tokens_output, tokens_total, tokens_cached_input, tokens_cache_write_5m, tokens_cache_write_1h,
-		tokens_reasoning, request_count, search_count, image_count, page_count, cost_input, cost_output, cost_total,
-		response_time, status_code, error_message, retry_count, unpriced, partial, metadata, "timestamp",
-		billing_period, period_start, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-		$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)`,
-		l.EventID, l.UserID, l.Provider, l.Endpoint, l.Method, l.ModelUsed,
-		l.TokensInput, l.TokensOutput, l.TokensTotal(), l.TokensCachedInput, l.TokensCacheWrite5m, l.TokensCacheWrite1h,
-		l.TokensReasoning, l.RequestCount, l.SearchCount, l.ImageCount, l.PageCount,
-		int64(l.CostInput), int64(l.CostOutput), int64(l.CostTotal),
-		l.ResponseTime, l.StatusCode, errMsg, l.RetryCount, l.Unpriced, l.Partial, meta, ts(l.Timestamp),
-		l.BillingPeriod, ts(l.PeriodStart), ts(now))
-	if err != nil {
-		return fmt.Errorf("insert usage log %s: %w", l.EventID, conflict(err, "event %q is already recorded", l.EventID))
-	}
-	return nil
 }
 
 func addToSummaries(ctx context.Context, tx *sql.Tx, l billing.UsageLog, periodEnd, now time.Time) error {

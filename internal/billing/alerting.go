@@ -1,0 +1,90 @@
+package billing
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/alwrity/alwrity-billing/internal/money"
+)
+
+// Alert thresholds, in percent of a limit.
+var alertThresholds = []int{WarningPercent, 100}
+
+// LimitAlerts returns the alerts a user's usage in a period calls for: one
+// per limit and threshold crossed (80 % and 100 %). Storage keeps at most one
+// per (user, type, limit, threshold, period), so returning an alert that
+// already exists is harmless and makes the check stateless.
+func LimitAlerts(plan Plan, providers []Provider, u PeriodUsage) []Alert {
+	var out []Alert
+	for _, l := range EvaluateLimits(plan, providers, u) {
+		if l.Limit == nil || *l.Limit == 0 {
+			continue // unlimited, or disallowed (refused at admission instead)
+		}
+		for _, th := range alertThresholds {
+			if !reached(l.Used, *l.Limit, th) {
+				continue
+			}
+			out = append(out, limitAlert(plan, l, th, u.UserID, u.Period.Key))
+		}
+	}
+	return out
+}
+
+func limitAlert(plan Plan, l LimitUsage, threshold int, userID, period string) Alert {
+	a := Alert{UserID: userID, LimitKey: l.Key, ThresholdPercentage: threshold, Provider: l.Provider, BillingPeriod: period}
+	what := describeLimit(l)
+	used, limit := fmt.Sprint(l.Used), fmt.Sprint(*l.Limit)
+	if l.Money {
+		used, limit = money.Amount(l.Used).Dollars(), money.Amount(*l.Limit).Dollars()
+	}
+	switch {
+	case l.Money && threshold >= 100:
+		a.Type, a.Severity = AlertCostOverrun, "error"
+		a.Title = "Monthly cost limit reached"
+	case l.Money:
+		a.Type, a.Severity = AlertCostWarning, "warning"
+		a.Title = fmt.Sprintf("%d%% of the monthly cost limit used", threshold)
+	case threshold >= 100:
+		a.Type, a.Severity = AlertLimitReached, "error"
+		a.Title = "Limit reached: " + what
+	default:
+		a.Type, a.Severity = AlertUsageWarning, "warning"
+		a.Title = fmt.Sprintf("%d%% of %s used", threshold, what)
+	}
+	a.Message = fmt.Sprintf("%s: used %s of %s on the %s plan in period %s.", upperFirst(what), used, limit, plan.Name, period)
+	return a
+}
+
+func describeLimit(l LimitUsage) string {
+	switch {
+	case l.Key == "total_calls":
+		return "API calls this month"
+	case l.Money:
+		return "monthly cost"
+	case strings.HasSuffix(l.Key, "_tokens"):
+		return l.Provider + " tokens this month"
+	}
+	return l.Provider + " calls this month"
+}
+
+// UnpricedAlert is the admin alert raised once per model that has no price.
+func UnpricedAlert(provider, model string) Alert {
+	return Alert{
+		Type: AlertUnpricedModel, LimitKey: "model:" + provider + "/" + model, Severity: "error",
+		Provider: provider, Title: "Unpriced model: " + provider + "/" + model,
+		Message: fmt.Sprintf("Calls to %s model %q are recorded with no cost because no price matches it. "+
+			"Add a price (or an alias) so they are billed.", provider, model),
+	}
+}
+
+// reached reports used ≥ threshold % of limit, exactly.
+func reached(used, limit int64, threshold int) bool {
+	return LimitUsage{Limit: &limit, Used: used}.atLeast(threshold)
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

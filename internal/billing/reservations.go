@@ -1,0 +1,50 @@
+package billing
+
+import (
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/money"
+)
+
+// Reservation is a binding admission: units held against a user's limits
+// until settled, released or expired.
+type Reservation struct {
+	ID        string
+	UserID    string
+	Period    Period
+	Provider  string
+	Model     string
+	Calls     int64
+	Tokens    int64
+	Cost      money.Amount
+	Status    string // held | settled | released | expired
+	EventID   string
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
+// Reservation statuses.
+const (
+	ReservationHeld     = "held"
+	ReservationSettled  = "settled"
+	ReservationReleased = "released"
+	ReservationExpired  = "expired"
+)
+
+// Limits are the ceilings an admission checks; nil is unlimited.
+type Limits struct {
+	TotalCalls     *int64
+	Cost           *int64 // pico-dollars
+	ProviderCalls  *int64
+	ProviderTokens *int64
+}
+
+// LimitsFor extracts the limits of plan that bind calls to provider.
+func LimitsFor(plan Plan, provider string) Limits {
+	l := Limits{TotalCalls: plan.TotalCallsLimit, ProviderCalls: plan.ProviderLimits[provider].Calls,
+		ProviderTokens: plan.ProviderLimits[provider].Tokens}
+	if plan.MonthlyCostLimit != nil {
+		l.Cost = Ptr(int64(*plan.MonthlyCostLimit))
+	}
+	return l
+}

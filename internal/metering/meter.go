@@ -1,0 +1,455 @@
+// Package metering is the heart of alwrity-billing: it records usage
+// events in the ledger, rates them with the price version in effect at each
+// event's time, admits or refuses calls against the user's plan limits with
+// reservations, and raises the alerts that usage calls for.
+package metering
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/money"
+	"github.com/alwrity/alwrity-billing/internal/store"
+)
+
+// Meter records, rates and admits usage.
+type Meter struct {
+	db     *store.DB
+	now    func() time.Time
+	logger *slog.Logger
+	// ReservationTTL is how long an unsettled reservation holds its units.
+	ReservationTTL time.Duration
+
+	mu      sync.Mutex
+	catalog store.Catalog
+	byModel map[string][]billing.Price // provider+"/"+model → versions, oldest first
+}
+
+// New returns a Meter over db with clock now.
+func New(db *store.DB, now func() time.Time, logger *slog.Logger) *Meter {
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Meter{db: db, now: now, logger: logger, ReservationTTL: 10 * time.Minute}
+}
+
+// Now returns the meter's clock reading.
+func (m *Meter) Now() time.Time { return m.now() }
+
+// prices returns the catalog, reloading it when its version changed. One
+// small query per batch keeps every replica's prices exact.
+func (m *Meter) prices(ctx context.Context) (*pricer, error) {
+	v, err := m.db.CatalogVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.byModel == nil || m.catalog.Version != v {
+		c, err := m.db.LoadCatalog(ctx)
+		if err != nil {
+			return nil, err
+		}
+		m.catalog = c
+		m.byModel = map[string][]billing.Price{}
+		for _, p := range c.Prices {
+			k := p.Provider + "/" + p.ModelName
+			m.byModel[k] = append(m.byModel[k], p)
+		}
+	}
+	return &pricer{catalog: m.catalog, byModel: m.byModel}, nil
+}
+
+// pricer resolves prices from one catalog snapshot.
+type pricer struct {
+	catalog store.Catalog
+	byModel map[string][]billing.Price
+}
+
+// at returns the prices of provider in effect at t.
+func (p *pricer) at(provider string, t time.Time) []billing.Price {
+	var out []billing.Price
+	for k, versions := range p.byModel {
+		if !strings.HasPrefix(k, provider+"/") {
+			continue
+		}
+		// Versions are oldest first: the last one in effect at t wins.
+		for i := len(versions) - 1; i >= 0; i-- {
+			v := versions[i]
+			if !v.EffectiveFrom.After(t) && (v.EffectiveTo == nil || v.EffectiveTo.After(t)) {
+				out = append(out, v)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// rate prices one event with the version in effect at its timestamp.
+func (p *pricer) rate(e billing.UsageEvent) (billing.Charge, bool, error) {
+	price, ok := billing.ResolvePrice(p.at(e.Provider, e.Timestamp), p.catalog.Aliases[e.Provider], e.Provider, e.Model)
+	if !ok {
+		// Unpriced: recorded and flagged, never silently priced at zero.
+		return billing.Charge{}, false, e.Quantities.Validate()
+	}
+	c, err := billing.Rate(price, e.Quantities)
+	return c, true, err
+}
+
+// account is a user's plan and period schedule.
+type account struct {
+	plan     billing.Plan
+	schedule billing.Schedule
+}
+
+// account reads a user's plan: the current subscription's, else the default
+// free plan on calendar months.
+func (m *Meter) account(ctx context.Context, userID string) (account, error) {
+	sub, err := m.db.CurrentSubscription(ctx, userID)
+	if err != nil {
+		return account{}, err
+	}
+	if sub == nil {
+		plan, err := m.db.DefaultPlan(ctx)
+		return account{plan: plan, schedule: billing.CalendarMonths()}, err
+	}
+	plan, err := m.db.GetPlan(ctx, sub.PlanID)
+	return account{plan: plan, schedule: sub.Schedule()}, err
+}
+
+// Record validates, rates and records a batch of events in one
+// transaction: a bad event refuses the whole batch (with every problem
+// named) and stores nothing. A resent event returns its first result.
+// Errors: invalid, too_large.
+func (m *Meter) Record(ctx context.Context, events []billing.UsageEvent) ([]billing.EventResult, error) {
+	now := m.now()
+	if len(events) == 0 {
+		return nil, billing.InvalidField("body.events", "must hold at least one event", 0)
+	}
+	if len(events) > billing.MaxBatchEvents {
+		return nil, &billing.Error{Code: billing.CodeInvalid,
+			Message: fmt.Sprintf("a batch holds at most %d events, got %d", billing.MaxBatchEvents, len(events)),
+			Fields:  []billing.FieldError{{Location: "body.events", Message: "too many events", Value: len(events)}}}
+	}
+	b, err := m.prepare(ctx, events, now)
+	if err != nil {
+		return nil, err
+	}
+	results, err := m.db.Ingest(ctx, b.items, b.alerts, now)
+	if err != nil {
+		return nil, fmt.Errorf("record %d events: %w", len(b.items), err)
+	}
+	out := make([]billing.EventResult, len(events))
+	for i := range events {
+		out[i] = results[b.itemOf[i]]
+		if b.repeat[i] {
+			// A repeat inside the batch answers like a resend.
+			out[i].Status = billing.EventDuplicate
+		}
+	}
+	return out, nil
+}
+
+// batch is a validated, rated batch ready for the ledger.
+type batch struct {
+	items  []store.IngestItem
+	alerts store.AlertContext
+	itemOf []int  // event index → item index (repeats share their first's item)
+	repeat []bool // event index → an exact repeat of an earlier event
+}
+
+// prepare validates and rates events; an exact repeat of an earlier event
+// of the batch is stored once.
+func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now time.Time) (batch, error) {
+	var fields []billing.FieldError
+	first := map[string]int{}
+	b := batch{itemOf: make([]int, len(events)), repeat: make([]bool, len(events))}
+	providers, err := m.db.ListProviders(ctx)
+	if err != nil {
+		return batch{}, err
+	}
+	known := map[string]bool{}
+	for _, p := range providers {
+		known[p.Name] = true
+	}
+	users := map[string]bool{}
+	for i, e := range events {
+		prefix := fmt.Sprintf("body.events[%d]", i)
+		fs := e.Validate(prefix, now)
+		if e.Provider != "" && !known[e.Provider] {
+			fs = append(fs, billing.FieldError{Location: prefix + ".provider", Message: "unknown provider", Value: e.Provider})
+		}
+		if j, seen := first[e.EventID]; seen && e.EventID != "" {
+			if !e.SameContent(events[j]) {
+				fs = append(fs, billing.FieldError{Location: prefix + ".event_id",
+					Message: fmt.Sprintf("repeats the id of event %d with different contents", j), Value: e.EventID})
+			} else {
+				b.repeat[i] = true
+			}
+		} else {
+			first[e.EventID] = i
+		}
+		fields = append(fields, fs...)
+		if e.UserID != "" {
+			users[e.UserID] = true
+		}
+	}
+	accounts := map[string]account{}
+	for u := range users {
+		ok, err := m.db.UserKnown(ctx, u)
+		if err != nil {
+			return batch{}, err
+		}
+		if !ok {
+			for i, e := range events {
+				if e.UserID == u {
+					fields = append(fields, billing.FieldError{Location: fmt.Sprintf("body.events[%d].user_id", i),
+						Message: "unknown user (a user needs an API key or a subscription)", Value: u})
+				}
+			}
+			continue
+		}
+		if accounts[u], err = m.account(ctx, u); err != nil {
+			return batch{}, err
+		}
+	}
+	if len(fields) > 0 {
+		return batch{}, refuseBatch(fields)
+	}
+	pr, err := m.prices(ctx)
+	if err != nil {
+		return batch{}, err
+	}
+	b.alerts = store.AlertContext{Plans: map[string]billing.Plan{}, Providers: providers}
+	unpriced := map[string]bool{}
+	for i, e := range events {
+		if b.repeat[i] {
+			b.itemOf[i] = b.itemOf[first[e.EventID]]
+			continue
+		}
+		b.itemOf[i] = len(b.items)
+		acct := accounts[e.UserID]
+		charge, priced, err := pr.rate(e)
+		if err != nil {
+			return batch{}, refuseBatch(prefixed(err, fmt.Sprintf("body.events[%d]", i)))
+		}
+		p := acct.schedule.At(e.Timestamp)
+		b.items = append(b.items, store.IngestItem{Log: e.Log(p, charge, !priced), PeriodEnd: p.End})
+		b.alerts.Plans[e.UserID] = acct.plan
+		if !priced && !unpriced[e.Provider+"/"+e.Model] {
+			unpriced[e.Provider+"/"+e.Model] = true
+			b.alerts.Extra = append(b.alerts.Extra, billing.UnpricedAlert(e.Provider, e.Model))
+		}
+	}
+	return b, nil
+}
+
+func refuseBatch(fields []billing.FieldError) error {
+	sort.SliceStable(fields, func(i, j int) bool { return fields[i].Location < fields[j].Location })
+	msgs := make([]string, 0, min(len(fields), 5))
+	for _, f := range fields[:min(len(fields), 5)] {
+		msgs = append(msgs, f.Location+": "+f.Message)
+	}
+	more := ""
+	if len(fields) > 5 {
+		more = fmt.Sprintf(" (and %d more)", len(fields)-5)
+	}
+	return &billing.Error{Code: billing.CodeInvalid,
+		Message: "the batch was refused and nothing was stored: " + strings.Join(msgs, "; ") + more, Fields: fields}
+}
+
+// prefixed returns the field errors of err with their locations under
+// prefix.
+func prefixed(err error, prefix string) []billing.FieldError {
+	be, ok := err.(*billing.Error)
+	if !ok || len(be.Fields) == 0 {
+		return []billing.FieldError{{Location: prefix, Message: billing.ErrorMessage(err)}}
+	}
+	out := make([]billing.FieldError, len(be.Fields))
+	for i, f := range be.Fields {
+		f.Location = prefix + "." + f.Location
+		out[i] = f
+	}
+	return out
+}
+
+// ReserveRequest asks to hold units of a user's limits before a call.
+type ReserveRequest struct {
+	UserID   string
+	Provider string
+	Model    string
+	// Tokens is the most the call may use (input estimate plus max output).
+	Tokens int64
+	// Cost is the estimated cost; when zero it is estimated from Tokens at
+	// the model's current output price.
+	Cost money.Amount
+	TTL  time.Duration
+}
+
+// Reserve admits a call: it holds one call, the tokens and the estimated
+// cost against every applicable limit, atomically. Errors: invalid,
+// limit_exceeded.
+func (m *Meter) Reserve(ctx context.Context, req ReserveRequest) (billing.Reservation, error) {
+	now := m.now()
+	var fields []billing.FieldError
+	if req.UserID == "" || len(req.UserID) > 128 {
+		fields = append(fields, billing.FieldError{Location: "body.user_id", Message: "must be 1–128 characters", Value: req.UserID})
+	}
+	if req.Tokens < 0 || req.Tokens > billing.MaxTokensPerEvent {
+		fields = append(fields, billing.FieldError{Location: "body.tokens", Message: fmt.Sprintf("must be between 0 and %d", billing.MaxTokensPerEvent), Value: req.Tokens})
+	}
+	if req.Cost < 0 {
+		fields = append(fields, billing.FieldError{Location: "body.estimated_cost", Message: "must not be negative", Value: req.Cost})
+	}
+	if req.TTL < 0 || req.TTL > 24*time.Hour {
+		fields = append(fields, billing.FieldError{Location: "body.ttl_seconds", Message: "must be between 1 and 86400", Value: req.TTL.Seconds()})
+	}
+	if err := m.checkProvider(ctx, req.Provider); err != nil {
+		fields = append(fields, billing.FieldError{Location: "body.provider", Message: billing.ErrorMessage(err), Value: req.Provider})
+	}
+	if len(fields) > 0 {
+		return billing.Reservation{}, &billing.Error{Code: billing.CodeInvalid, Message: "invalid reservation: " + fields[0].Location + ": " + fields[0].Message, Fields: fields}
+	}
+	acct, err := m.account(ctx, req.UserID)
+	if err != nil {
+		return billing.Reservation{}, err
+	}
+	if req.Cost == 0 && req.Tokens > 0 {
+		if req.Cost, err = m.estimate(ctx, req.Provider, req.Model, req.Tokens, now); err != nil {
+			return billing.Reservation{}, err
+		}
+	}
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = m.ReservationTTL
+	}
+	r := billing.Reservation{
+		ID: newID("rsv_"), UserID: req.UserID, Period: acct.schedule.At(now), Provider: req.Provider, Model: req.Model,
+		Calls: 1, Tokens: req.Tokens, Cost: req.Cost, Status: billing.ReservationHeld, ExpiresAt: now.Add(ttl), CreatedAt: now,
+	}
+	if err := m.db.Reserve(ctx, r, billing.LimitsFor(acct.plan, req.Provider), now); err != nil {
+		return billing.Reservation{}, err
+	}
+	return r, nil
+}
+
+// estimate prices tokens at the higher of the model's input and output
+// prices, an upper bound for admission.
+func (m *Meter) estimate(ctx context.Context, provider, model string, tokens int64, now time.Time) (money.Amount, error) {
+	pr, err := m.prices(ctx)
+	if err != nil {
+		return 0, err
+	}
+	p, ok := billing.ResolvePrice(pr.at(provider, now), pr.catalog.Aliases[provider], provider, model)
+	if !ok {
+		return 0, nil
+	}
+	unit := max(p.Tier.Input, p.Tier.Output)
+	if p.LongContext != nil {
+		unit = max(unit, p.LongContext.Input, p.LongContext.Output)
+	}
+	c, err := unit.MulInt(tokens)
+	if err != nil {
+		return 0, billing.Errorf(billing.CodeInvalid, "estimated cost out of range")
+	}
+	return money.Sum(c, p.PerRequest)
+}
+
+func (m *Meter) checkProvider(ctx context.Context, name string) error {
+	providers, err := m.db.ListProviders(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range providers {
+		if p.Name == name {
+			return nil
+		}
+	}
+	return billing.Errorf(billing.CodeInvalid, "unknown provider %q", name)
+}
+
+// Settle records the real usage of a reservation and releases what it
+// held. The event's user and provider must be the reservation's. Errors:
+// invalid, not_found, conflict.
+func (m *Meter) Settle(ctx context.Context, id string, e billing.UsageEvent) (billing.EventResult, error) {
+	r, err := m.db.GetReservation(ctx, id)
+	if err != nil {
+		return billing.EventResult{}, err
+	}
+	if e.UserID == "" {
+		e.UserID = r.UserID
+	}
+	if e.Provider == "" {
+		e.Provider = r.Provider
+	}
+	if e.Model == "" {
+		e.Model = r.Model
+	}
+	if e.EventID == "" {
+		e.EventID = id // settling twice is then idempotent by construction
+	}
+	if e.UserID != r.UserID || e.Provider != r.Provider {
+		return billing.EventResult{}, billing.Errorf(billing.CodeInvalid, "the usage names user %q / provider %q but reservation %s is for %q / %q",
+			e.UserID, e.Provider, id, r.UserID, r.Provider)
+	}
+	b, err := m.prepare(ctx, []billing.UsageEvent{e}, m.now())
+	if err != nil {
+		return billing.EventResult{}, err
+	}
+	return m.db.Settle(ctx, id, b.items[0], b.alerts, m.now())
+}
+
+// Release gives back a reservation's units without recording usage.
+// Errors: not_found.
+func (m *Meter) Release(ctx context.Context, id string) (billing.Reservation, error) {
+	return m.db.Release(ctx, id, m.now())
+}
+
+// Sweep releases reservations whose expiry has passed.
+func (m *Meter) Sweep(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := m.db.ExpireReservations(ctx, m.now(), 500)
+		total += n
+		if err != nil || n < 500 {
+			return total, err
+		}
+	}
+}
+
+// RunSweeper sweeps every interval until ctx ends.
+func (m *Meter) RunSweeper(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := m.Sweep(ctx); err != nil {
+				if ctx.Err() == nil {
+					m.logger.Warn("reservation sweep failed", "error", err)
+				}
+			} else if n > 0 {
+				m.logger.Info("expired reservations released", "count", n)
+			}
+		}
+	}
+}
+
+func newID(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}

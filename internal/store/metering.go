@@ -1,0 +1,453 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/money"
+)
+
+// IngestItem is one rated event ready for the ledger.
+type IngestItem struct {
+	Log       billing.UsageLog
+	PeriodEnd time.Time
+}
+
+// AlertContext is what alert evaluation needs about the users of a batch:
+// each user's plan, and the known providers.
+type AlertContext struct {
+	Plans     map[string]billing.Plan
+	Providers []billing.Provider
+	// Extra alerts to raise once (e.g. unpriced models), deduplicated by key.
+	Extra []billing.Alert
+}
+
+// Ingest appends events to the ledger in one transaction: each new event's
+// log row and its summary updates, and the alerts its period's totals now
+// call for, commit together or not at all. An event whose id is already in
+// the ledger changes nothing and returns its first result.
+func (db *DB) Ingest(ctx context.Context, items []IngestItem, ac AlertContext, now time.Time) ([]billing.EventResult, error) {
+	var results []billing.EventResult
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		results, err = ingest(ctx, tx, items, ac, now)
+		return err
+	})
+	return results, err
+}
+
+func ingest(ctx context.Context, tx *sql.Tx, items []IngestItem, ac AlertContext, now time.Time) ([]billing.EventResult, error) {
+	results := make([]billing.EventResult, len(items))
+	type key struct{ user, period string }
+	touched := map[key]billing.Period{}
+	for i, it := range items {
+		l := it.Log
+		inserted, err := insertLogIfNew(ctx, tx, l, now)
+		if err != nil {
+			return nil, err
+		}
+		if !inserted {
+			if results[i], err = eventResult(ctx, tx, l.EventID); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := addToSummaries(ctx, tx, l, it.PeriodEnd, now); err != nil {
+			return nil, err
+		}
+		results[i] = billing.EventResult{EventID: l.EventID, Status: billing.EventRecorded, Cost: l.CostTotal,
+			BillingPeriod: l.BillingPeriod, Unpriced: l.Unpriced}
+		touched[key{l.UserID, l.BillingPeriod}] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: it.PeriodEnd}
+	}
+	for k, p := range touched {
+		plan, ok := ac.Plans[k.user]
+		if !ok {
+			continue
+		}
+		u, err := periodUsage(ctx, tx, k.user, p)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range billing.LimitAlerts(plan, ac.Providers, u) {
+			if err := insertAlert(ctx, tx, a, now); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, a := range ac.Extra {
+		if err := insertAlert(ctx, tx, a, now); err != nil {
+			return nil, err
+		}
+	}
+	return results, nil
+}
+
+// insertLogIfNew appends a log row unless its event id is already in the
+// ledger.
+func insertLogIfNew(ctx context.Context, tx *sql.Tx, l billing.UsageLog, now time.Time) (bool, error) {
+	var errMsg, meta any
+	if l.ErrorMessage != "" {
+		errMsg = l.ErrorMessage
+	}
+	if l.Metadata != "" {
+		meta = l.Metadata
+	}
+	r, err := tx.ExecContext(ctx, `INSERT INTO api_usage_logs (event_id, user_id, provider, endpoint, method, model_used,
+		tokens_input, tokens_output, tokens_total, tokens_cached_input, tokens_cache_write_5m, tokens_cache_write_1h,
+		tokens_reasoning, request_count, search_count, image_count, page_count, cost_input, cost_output, cost_total,
+		response_time, status_code, error_message, retry_count, unpriced, partial, metadata, "timestamp",
+		billing_period, period_start, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+		$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
+		ON CONFLICT (event_id) DO NOTHING`,
+		l.EventID, l.UserID, l.Provider, l.Endpoint, l.Method, l.ModelUsed,
+		l.TokensInput, l.TokensOutput, l.TokensTotal(), l.TokensCachedInput, l.TokensCacheWrite5m, l.TokensCacheWrite1h,
+		l.TokensReasoning, l.RequestCount, l.SearchCount, l.ImageCount, l.PageCount,
+		int64(l.CostInput), int64(l.CostOutput), int64(l.CostTotal),
+		l.ResponseTime, l.StatusCode, errMsg, l.RetryCount, l.Unpriced, l.Partial, meta, ts(l.Timestamp),
+		l.BillingPeriod, ts(l.PeriodStart), ts(now))
+	if err != nil {
+		return false, fmt.Errorf("insert usage log %s: %w", l.EventID, err)
+	}
+	n, err := r.RowsAffected()
+	return n == 1, err
+}
+
+func eventResult(ctx context.Context, q querier, eventID string) (billing.EventResult, error) {
+	r := billing.EventResult{EventID: eventID, Status: billing.EventDuplicate}
+	err := q.QueryRowContext(ctx, `SELECT cost_total, billing_period, unpriced FROM api_usage_logs WHERE event_id = $1`, eventID).
+		Scan(&r.Cost, &r.BillingPeriod, &r.Unpriced)
+	if err != nil {
+		return r, fmt.Errorf("read recorded event %s: %w", eventID, err)
+	}
+	return r, nil
+}
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// periodUsage reads one user's counters for one period.
+func periodUsage(ctx context.Context, q querier, userID string, p billing.Period) (billing.PeriodUsage, error) {
+	u := billing.PeriodUsage{UserID: userID, Period: p, ByProvider: map[string]billing.Counters{}}
+	rows, err := q.QueryContext(ctx, `SELECT billing_period, total_calls, total_errors, tokens_input,
+		tokens_output, total_cost, response_time_sum, updated_at FROM usage_summaries
+		WHERE user_id = $1 AND billing_period = $2`, userID, p.Key)
+	if err != nil {
+		return u, fmt.Errorf("read usage summary: %w", err)
+	}
+	if err := scanTotals(rows, func(string) *billing.PeriodUsage { return &u }); err != nil {
+		return u, err
+	}
+	prow, err := q.QueryContext(ctx, `SELECT billing_period, provider, calls, errors, tokens_input,
+		tokens_output, cost, response_time_sum FROM usage_summary_providers
+		WHERE user_id = $1 AND billing_period = $2`, userID, p.Key)
+	if err != nil {
+		return u, fmt.Errorf("read provider summaries: %w", err)
+	}
+	return u, scanProviders(prow, func(string) *billing.PeriodUsage { return &u })
+}
+
+func insertAlert(ctx context.Context, tx *sql.Tx, a billing.Alert, now time.Time) error {
+	var provider any
+	if a.Provider != "" {
+		provider = a.Provider
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO usage_alerts (user_id, alert_type, limit_key, threshold_percentage,
+		provider, title, message, severity, billing_period, dedupe_key, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (dedupe_key) DO NOTHING`,
+		a.UserID, a.Type, a.LimitKey, a.ThresholdPercentage, provider, a.Title, a.Message, a.Severity,
+		a.BillingPeriod, a.DedupeKey(), ts(now))
+	if err != nil {
+		return fmt.Errorf("insert alert: %w", err)
+	}
+	return nil
+}
+
+// Reserve holds r's units if every limit still has room for them, counting
+// what other reservations hold: one conditional update per counter row, in
+// one transaction, so N concurrent reservations against K remaining units
+// admit exactly K on either database. Errors: limit_exceeded (with the
+// limit that refused), conflict for a reused id.
+func (db *DB) Reserve(ctx context.Context, r billing.Reservation, lim billing.Limits, now time.Time) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := ensureCounters(ctx, tx, r.UserID, r.Period, r.Provider, now); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE usage_summaries
+			SET reserved_calls = reserved_calls + $3, reserved_cost = reserved_cost + $4
+			WHERE user_id = $1 AND billing_period = $2
+			  AND (CAST($5 AS BIGINT) IS NULL OR total_calls + reserved_calls + $3 <= $5)
+			  AND (CAST($6 AS BIGINT) IS NULL OR total_cost + reserved_cost + $4 <= $6)`,
+			r.UserID, r.Period.Key, r.Calls, int64(r.Cost), nullInt64(lim.TotalCalls), nullInt64(lim.Cost))
+		if err != nil {
+			return fmt.Errorf("reserve: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return refusal(ctx, tx, r, lim)
+		}
+		res, err = tx.ExecContext(ctx, `UPDATE usage_summary_providers
+			SET reserved_calls = reserved_calls + $4, reserved_tokens = reserved_tokens + $5, reserved_cost = reserved_cost + $6
+			WHERE user_id = $1 AND billing_period = $2 AND provider = $3
+			  AND (CAST($7 AS BIGINT) IS NULL OR calls + reserved_calls + $4 <= $7)
+			  AND (CAST($8 AS BIGINT) IS NULL OR tokens + reserved_tokens + $5 <= $8)`,
+			r.UserID, r.Period.Key, r.Provider, r.Calls, r.Tokens, int64(r.Cost), nullInt64(lim.ProviderCalls), nullInt64(lim.ProviderTokens))
+		if err != nil {
+			return fmt.Errorf("reserve: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return refusal(ctx, tx, r, lim)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO reservations (id, user_id, billing_period, provider, model, calls,
+			tokens, cost, status, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', $9, $10)`,
+			r.ID, r.UserID, r.Period.Key, r.Provider, r.Model, r.Calls, r.Tokens, int64(r.Cost), ts(r.ExpiresAt), ts(now))
+		if err != nil {
+			return fmt.Errorf("insert reservation: %w", conflict(err, "reservation %s already exists", r.ID))
+		}
+		return nil
+	})
+}
+
+// ensureCounters creates the zero counter rows a conditional update needs.
+func ensureCounters(ctx context.Context, tx *sql.Tx, userID string, p billing.Period, provider string, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO usage_summaries (user_id, billing_period, period_start, period_end,
+		created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (user_id, billing_period) DO NOTHING`,
+		userID, p.Key, ts(p.Start), ts(p.End), ts(now)); err != nil {
+		return fmt.Errorf("create usage summary: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO usage_summary_providers (user_id, billing_period, provider, updated_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, billing_period, provider) DO NOTHING`,
+		userID, p.Key, provider, ts(now)); err != nil {
+		return fmt.Errorf("create provider summary: %w", err)
+	}
+	return nil
+}
+
+// refusal explains which limit refused r.
+func refusal(ctx context.Context, tx *sql.Tx, r billing.Reservation, lim billing.Limits) error {
+	var calls, rcalls, cost, rcost, pcalls, prcalls, ptokens, prtokens int64
+	if err := tx.QueryRowContext(ctx, `SELECT total_calls, reserved_calls, total_cost, reserved_cost
+		FROM usage_summaries WHERE user_id = $1 AND billing_period = $2`, r.UserID, r.Period.Key).
+		Scan(&calls, &rcalls, &cost, &rcost); err != nil {
+		return fmt.Errorf("read counters: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT calls, reserved_calls, tokens, reserved_tokens
+		FROM usage_summary_providers WHERE user_id = $1 AND billing_period = $2 AND provider = $3`,
+		r.UserID, r.Period.Key, r.Provider).Scan(&pcalls, &prcalls, &ptokens, &prtokens); err != nil {
+		return fmt.Errorf("read provider counters: %w", err)
+	}
+	checks := []billing.LimitInfo{
+		{Key: "total_calls", Used: calls, Reserved: rcalls, Requested: r.Calls},
+		{Key: r.Provider + "_calls", Provider: r.Provider, Used: pcalls, Reserved: prcalls, Requested: r.Calls},
+		{Key: r.Provider + "_tokens", Provider: r.Provider, Used: ptokens, Reserved: prtokens, Requested: r.Tokens},
+		{Key: "monthly_cost", Used: cost, Reserved: rcost, Requested: int64(r.Cost), Money: true},
+	}
+	for i, l := range []*int64{lim.TotalCalls, lim.ProviderCalls, lim.ProviderTokens, lim.Cost} {
+		c := checks[i]
+		if l == nil || c.Used+c.Reserved+c.Requested <= *l {
+			continue
+		}
+		c.Limit, c.Period = *l, r.Period.Key
+		return &billing.Error{Code: billing.CodeLimitExceeded, Message: refusalMessage(c), Limit: &c}
+	}
+	// The counters moved between the update and this read; the refusal
+	// stands, described by the first binding limit.
+	return &billing.Error{Code: billing.CodeLimitExceeded, Message: "usage limit reached", Limit: &checks[0]}
+}
+
+func refusalMessage(l billing.LimitInfo) string {
+	used, limit := fmt.Sprint(l.Used+l.Reserved), fmt.Sprint(l.Limit)
+	if l.Money {
+		used, limit = money.Amount(l.Used+l.Reserved).Dollars(), money.Amount(l.Limit).Dollars()
+	}
+	switch {
+	case l.Money:
+		return fmt.Sprintf("Monthly cost limit reached. Used %s of %s in period %s (including calls in progress).", used, limit, l.Period)
+	case l.Key == "total_calls":
+		return fmt.Sprintf("API call limit reached. Used %s of %s calls in period %s (including calls in progress).", used, limit, l.Period)
+	case l.Limit == 0:
+		return fmt.Sprintf("%s is not included in this plan.", l.Key)
+	case l.Key == l.Provider+"_tokens":
+		return fmt.Sprintf("Token limit reached for %s. Used %s of %s tokens in period %s (including calls in progress).", l.Provider, used, limit, l.Period)
+	}
+	return fmt.Sprintf("API call limit reached for %s. Used %s of %s in period %s (including calls in progress).", l.Provider, used, limit, l.Period)
+}
+
+const reservationColumns = `id, user_id, billing_period, provider, model, calls, tokens, cost, status, event_id, expires_at, created_at`
+
+func scanReservation(r rowScanner) (billing.Reservation, error) {
+	var v billing.Reservation
+	var eventID sql.NullString
+	err := r.Scan(&v.ID, &v.UserID, &v.Period.Key, &v.Provider, &v.Model, &v.Calls, &v.Tokens, &v.Cost, &v.Status,
+		&eventID, scanTime{&v.ExpiresAt}, scanTime{&v.CreatedAt})
+	v.EventID = eventID.String
+	return v, err
+}
+
+// GetReservation returns a reservation. Errors: not_found.
+func (db *DB) GetReservation(ctx context.Context, id string) (billing.Reservation, error) {
+	r, err := scanReservation(db.read.QueryRowContext(ctx, `SELECT `+reservationColumns+` FROM reservations WHERE id = $1`, id))
+	if err != nil {
+		return r, notFound(err, "reservation %s not found", id)
+	}
+	return r, nil
+}
+
+// finish moves a held reservation to status and returns what it held; it
+// reports false when the reservation is not held (any more).
+func finish(ctx context.Context, tx *sql.Tx, id, status, eventID string, now time.Time) (billing.Reservation, bool, error) {
+	var ev any
+	if eventID != "" {
+		ev = eventID
+	}
+	r, err := scanReservation(tx.QueryRowContext(ctx, `UPDATE reservations SET status = $2, event_id = $3, finished_at = $4
+		WHERE id = $1 AND status = 'held' RETURNING `+reservationColumns, id, status, ev, ts(now)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, fmt.Errorf("finish reservation %s: %w", id, err)
+	}
+	return r, true, unreserve(ctx, tx, r, now)
+}
+
+// unreserve gives back what a reservation held.
+func unreserve(ctx context.Context, tx *sql.Tx, r billing.Reservation, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE usage_summaries SET reserved_calls = reserved_calls - $3,
+		reserved_cost = reserved_cost - $4, updated_at = $5 WHERE user_id = $1 AND billing_period = $2`,
+		r.UserID, r.Period.Key, r.Calls, int64(r.Cost), ts(now)); err != nil {
+		return fmt.Errorf("release reserved totals: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE usage_summary_providers SET reserved_calls = reserved_calls - $4,
+		reserved_tokens = reserved_tokens - $5, reserved_cost = reserved_cost - $6, updated_at = $7
+		WHERE user_id = $1 AND billing_period = $2 AND provider = $3`,
+		r.UserID, r.Period.Key, r.Provider, r.Calls, r.Tokens, int64(r.Cost), ts(now)); err != nil {
+		return fmt.Errorf("release reserved provider units: %w", err)
+	}
+	return nil
+}
+
+// Settle records the real usage of a reservation and releases what it
+// held, in one transaction. Settling again with the same event returns the
+// first result. A reservation that expired or was released before its call
+// finished still gets its usage recorded: the call happened. Errors:
+// not_found, conflict (settled by another event).
+func (db *DB) Settle(ctx context.Context, id string, item IngestItem, ac AlertContext, now time.Time) (billing.EventResult, error) {
+	var result billing.EventResult
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		_, held, err := finish(ctx, tx, id, billing.ReservationSettled, item.Log.EventID, now)
+		if err != nil {
+			return err
+		}
+		if !held {
+			r, err := scanReservation(tx.QueryRowContext(ctx, `SELECT `+reservationColumns+` FROM reservations WHERE id = $1`, id))
+			if err != nil {
+				return notFound(err, "reservation %s not found", id)
+			}
+			if r.Status == billing.ReservationSettled && r.EventID != item.Log.EventID {
+				return billing.Errorf(billing.CodeConflict, "reservation %s was settled by event %s", id, r.EventID)
+			}
+			if r.Status != billing.ReservationSettled {
+				if _, err := tx.ExecContext(ctx, `UPDATE reservations SET event_id = $2 WHERE id = $1`, id, item.Log.EventID); err != nil {
+					return err
+				}
+			}
+		}
+		results, err := ingest(ctx, tx, []IngestItem{item}, ac, now)
+		if err != nil {
+			return err
+		}
+		result = results[0]
+		return nil
+	})
+	return result, err
+}
+
+// Release gives back a held reservation's units. Releasing one that is no
+// longer held changes nothing. Errors: not_found.
+func (db *DB) Release(ctx context.Context, id string, now time.Time) (billing.Reservation, error) {
+	var r billing.Reservation
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var held bool
+		var err error
+		if r, held, err = finish(ctx, tx, id, billing.ReservationReleased, "", now); err != nil || held {
+			return err
+		}
+		r, err = scanReservation(tx.QueryRowContext(ctx, `SELECT `+reservationColumns+` FROM reservations WHERE id = $1`, id))
+		return notFound(err, "reservation %s not found", id)
+	})
+	return r, err
+}
+
+// ExpireReservations releases up to limit held reservations whose expiry
+// has passed (crashed clients never settle) and returns how many.
+func (db *DB) ExpireReservations(ctx context.Context, now time.Time, limit int) (int, error) {
+	var n int
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		n = 0
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM reservations WHERE status = 'held' AND expires_at <= $1
+			ORDER BY expires_at LIMIT $2`, ts(now), limit)
+		if err != nil {
+			return fmt.Errorf("find expired reservations: %w", err)
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			_, held, err := finish(ctx, tx, id, billing.ReservationExpired, "", now)
+			if err != nil {
+				return err
+			}
+			if held {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Counters returns a user's settled and reserved totals for a period and
+// provider, for preflight checks.
+func (db *DB) Counters(ctx context.Context, userID, period, provider string) (total, reservedTotal, prov, reservedProv billing.Counters, err error) {
+	var rcalls, rcost, prcalls, prtokens, prcost int64
+	err = db.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(total_calls), 0), COALESCE(SUM(reserved_calls), 0),
+		COALESCE(SUM(total_cost), 0), COALESCE(SUM(reserved_cost), 0) FROM usage_summaries
+		WHERE user_id = $1 AND billing_period = $2`, userID, period).Scan(&total.Calls, &rcalls, &total.Cost, &rcost)
+	if err != nil {
+		return
+	}
+	err = db.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(reserved_calls), 0),
+		COALESCE(SUM(tokens_input), 0), COALESCE(SUM(tokens_output), 0), COALESCE(SUM(reserved_tokens), 0),
+		COALESCE(SUM(cost), 0), COALESCE(SUM(reserved_cost), 0) FROM usage_summary_providers
+		WHERE user_id = $1 AND billing_period = $2 AND provider = $3`, userID, period, provider).
+		Scan(&prov.Calls, &prcalls, &prov.TokensInput, &prov.TokensOutput, &prtokens, &prov.Cost, &prcost)
+	reservedTotal = billing.Counters{Calls: rcalls, Cost: money.Amount(rcost)}
+	reservedProv = billing.Counters{Calls: prcalls, TokensInput: prtokens, Cost: money.Amount(prcost)}
+	return
+}
+
+// UserKnown reports whether a user has a key or a subscription.
+func (db *DB) UserKnown(ctx context.Context, userID string) (bool, error) {
+	var ok bool
+	err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys WHERE user_id = $1)
+		OR EXISTS (SELECT 1 FROM user_subscriptions WHERE user_id = $1)`, userID).Scan(&ok)
+	return ok, err
+}
