@@ -16,8 +16,12 @@ import (
 	"github.com/alwrity/alwrity-billing/internal/docsui"
 	"github.com/alwrity/alwrity-billing/internal/httpapi"
 	"github.com/alwrity/alwrity-billing/internal/httpmetrics"
+	"github.com/alwrity/alwrity-billing/internal/metering"
 	"github.com/alwrity/alwrity-billing/internal/store"
 )
+
+// SweepInterval is how often expired reservations are released.
+var SweepInterval = 15 * time.Second
 
 // Version is the build's version, set with -ldflags "-X …app.Version=…".
 var Version = "dev"
@@ -33,6 +37,7 @@ type App struct {
 
 	DB       *store.DB
 	Metrics  *httpmetrics.Metrics
+	Meter    *metering.Meter
 	handler  http.Handler
 	server   *http.Server
 	listener net.Listener
@@ -75,6 +80,7 @@ func (a *App) Open(ctx context.Context) error {
 		return err
 	}
 	a.Metrics = httpmetrics.New()
+	a.Meter = metering.New(db, a.Now, a.Logger)
 	a.handler = a.routes()
 	a.Logger.Info("usage tracking middleware active", "metrics", "/metrics")
 	if err := a.SelfCheck(ctx); err != nil {
@@ -161,7 +167,7 @@ func (a *App) Handler() http.Handler { return a.handler }
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	authn := &auth.Authenticator{Keys: a.DB, AdminKey: a.Config.AdminKey, DevLoopbackAdmin: a.Config.Dev, Now: a.Now}
-	httpapi.New(mux, httpapi.Config{Store: a.DB, Auth: authn, Logger: a.Logger, Now: a.Now, Version: Version})
+	httpapi.New(mux, httpapi.Config{Store: a.DB, Meter: a.Meter, Auth: authn, Logger: a.Logger, Now: a.Now, Version: Version})
 	docs := docsui.Handler(httpapi.OpenAPIPath+".json", "alwrity-billing API")
 	mux.Handle("GET "+docsui.DocsPath, docs)
 	mux.Handle("GET "+docsui.DocsPath+"/", docs)
@@ -324,6 +330,13 @@ func (a *App) Run(ctx context.Context) error {
 		"redoc", base+docsui.RedocPath, "home", base+"/", "metrics", base+"/metrics")
 	errc := make(chan error, 1)
 	go func() { errc <- a.server.Serve(a.listener) }()
+	sweepCtx, stopSweeper := context.WithCancel(ctx)
+	sweeperDone := make(chan struct{})
+	go func() {
+		defer close(sweeperDone)
+		a.Meter.RunSweeper(sweepCtx, SweepInterval)
+	}()
+	defer func() { stopSweeper(); <-sweeperDone }()
 	select {
 	case err := <-errc:
 		return err

@@ -48,3 +48,16 @@ func LimitsFor(plan Plan, provider string) Limits {
 	}
 	return l
 }
+
+// ReserveRequest asks to hold units of a user's limits before a call.
+type ReserveRequest struct {
+	UserID   string
+	Provider string
+	Model    string
+	// Tokens is the most the call may use (input estimate plus max output).
+	Tokens int64
+	// Cost is the estimated cost; when zero it is estimated from Tokens at
+	// the model's current output price.
+	Cost money.Amount
+	TTL  time.Duration
+}

@@ -2,14 +2,17 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/money"
 )
 
 // statusOf is the one place an error code becomes an HTTP status.
@@ -47,6 +50,9 @@ func (s *Server) problem(ctx context.Context, err error) error {
 	var e *billing.Error
 	if !errors.As(err, &e) {
 		return huma.NewError(status, "internal error")
+	}
+	if e.Limit != nil {
+		return limitProblem(e)
 	}
 	details := make([]error, 0, len(e.Fields))
 	for _, f := range e.Fields {
@@ -100,4 +106,47 @@ func newError(status int, msg string, errs ...error) huma.StatusError {
 
 func init() {
 	huma.NewError = newError
+}
+
+// LimitProblem is the 429 body of a refused admission: problem+json fields
+// plus the fields ALwrity's clients read.
+type LimitProblem struct {
+	huma.ErrorModel
+	ErrorText string        `json:"error"`
+	Message   string        `json:"message"`
+	Provider  *string       `json:"provider"`
+	UsageInfo UsageInfoJSON `json:"usage_info"`
+}
+
+// UsageInfoJSON describes the limit that refused a call.
+type UsageInfoJSON struct {
+	CurrentCalls    int64       `json:"current_calls" doc:"Calls (or tokens, or USD for the cost limit) used and held this period."`
+	Limit           json.Number `json:"limit" doc:"Calls or tokens; USD (exact decimal) for monthly_cost."`
+	UsagePercentage float64     `json:"usage_percentage"`
+	Type            string      `json:"type" doc:"The limit: total_calls, <provider>_calls, <provider>_tokens or monthly_cost."`
+	Requested       int64       `json:"requested"`
+	BillingPeriod   string      `json:"billing_period"`
+}
+
+// Error returns the message.
+func (p *LimitProblem) Error() string { return p.Message }
+
+func limitProblem(e *billing.Error) *LimitProblem {
+	l := e.Limit
+	used := l.Used + l.Reserved
+	p := &LimitProblem{
+		ErrorModel: huma.ErrorModel{Status: http.StatusTooManyRequests, Title: http.StatusText(http.StatusTooManyRequests), Detail: e.Message},
+		ErrorText:  "Usage limit exceeded",
+		Message:    e.Message,
+		UsageInfo: UsageInfoJSON{CurrentCalls: used, Limit: json.Number(strconv.FormatInt(l.Limit, 10)), Type: l.Key, Requested: l.Requested,
+			BillingPeriod:   l.Period,
+			UsagePercentage: billing.LimitUsage{Limit: &l.Limit, Used: used}.Percentage()},
+	}
+	if l.Money {
+		p.UsageInfo.Limit = json.Number(money.Amount(l.Limit).String())
+	}
+	if l.Provider != "" {
+		p.Provider = &l.Provider
+	}
+	return p
 }

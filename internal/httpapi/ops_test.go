@@ -28,6 +28,10 @@ var routes = []route{
 	{"GET", "/api/subscription/user/{user_id}/subscription", false},
 	{"GET", "/api/subscription/status/{user_id}", false},
 	{"GET", "/api/subscription/usage-logs", false},
+	{"POST", "/api/subscription/usage", false},
+	{"POST", "/api/subscription/reserve", false},
+	{"POST", "/api/subscription/reservations/{reservation_id}/settle", false},
+	{"DELETE", "/api/subscription/reservations/{reservation_id}", false},
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)

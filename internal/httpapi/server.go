@@ -38,6 +38,7 @@ type Store interface {
 // Config configures the API.
 type Config struct {
 	Store   Store
+	Meter   Meter
 	Auth    *auth.Authenticator
 	Logger  *slog.Logger
 	Now     func() time.Time
@@ -49,6 +50,7 @@ type Config struct {
 // Server registers the API's operations.
 type Server struct {
 	store        Store
+	meter        Meter
 	auth         *auth.Authenticator
 	logger       *slog.Logger
 	now          func() time.Time
@@ -65,7 +67,7 @@ const OpenAPIPath = "/api/openapi"
 
 // New registers every operation on mux and returns the server.
 func New(mux *http.ServeMux, cfg Config) *Server {
-	s := &Server{store: cfg.Store, auth: cfg.Auth, logger: cfg.Logger, now: cfg.Now, healthWindow: cfg.HealthWindow}
+	s := &Server{store: cfg.Store, meter: cfg.Meter, auth: cfg.Auth, logger: cfg.Logger, now: cfg.Now, healthWindow: cfg.HealthWindow}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -120,4 +122,7 @@ func (s *Server) register() {
 	huma.Register(s.api, sec("get-status", http.MethodGet, "/status/{user_id}", "Whether a user may use the API now"), s.getStatus)
 	huma.Register(s.api, sec("list-usage-logs", http.MethodGet, "/usage-logs", "Usage logs of the caller (or any user, for admins)"), s.listUsageLogs)
 	huma.Register(s.api, pub("get-health", http.MethodGet, "/health", "Recent error rates and latency per provider"), s.getHealth)
+	if s.meter != nil {
+		s.registerMetering()
+	}
 }

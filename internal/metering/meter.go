@@ -284,23 +284,10 @@ func prefixed(err error, prefix string) []billing.FieldError {
 	return out
 }
 
-// ReserveRequest asks to hold units of a user's limits before a call.
-type ReserveRequest struct {
-	UserID   string
-	Provider string
-	Model    string
-	// Tokens is the most the call may use (input estimate plus max output).
-	Tokens int64
-	// Cost is the estimated cost; when zero it is estimated from Tokens at
-	// the model's current output price.
-	Cost money.Amount
-	TTL  time.Duration
-}
-
 // Reserve admits a call: it holds one call, the tokens and the estimated
 // cost against every applicable limit, atomically. Errors: invalid,
 // limit_exceeded.
-func (m *Meter) Reserve(ctx context.Context, req ReserveRequest) (billing.Reservation, error) {
+func (m *Meter) Reserve(ctx context.Context, req billing.ReserveRequest) (billing.Reservation, error) {
 	now := m.now()
 	var fields []billing.FieldError
 	if req.UserID == "" || len(req.UserID) > 128 {
@@ -408,6 +395,11 @@ func (m *Meter) Settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 		return billing.EventResult{}, err
 	}
 	return m.db.Settle(ctx, id, b.items[0], b.alerts, m.now())
+}
+
+// GetReservation returns a reservation. Errors: not_found.
+func (m *Meter) GetReservation(ctx context.Context, id string) (billing.Reservation, error) {
+	return m.db.GetReservation(ctx, id)
 }
 
 // Release gives back a reservation's units without recording usage.
