@@ -60,6 +60,7 @@ func (s *Server) registerMetering() {
 	op.RequestBody = &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
 		"application/json": {Schema: s.api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[UsageBatchJSON](), true, "UsageBatch")},
 	}}
+	op.SkipValidateBody = true // DecodeEvents validates strictly and names each bad field
 	huma.Register(s.api, op, s.recordUsage)
 	op = sec("reserve", http.MethodPost, "/reserve", "Reserve one call against the user's limits before making it", http.StatusCreated)
 	op.Errors = append(op.Errors, http.StatusTooManyRequests)

@@ -34,3 +34,26 @@ func TestRecordAndRead(t *testing.T) {
 		}
 	})
 }
+
+func TestReconcileFindsDrift(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		url := b.URL(t)
+		db := storetest.OpenURL(t, url)
+		ctx := context.Background()
+		ts := time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)
+		for i := range 3 {
+			l := storetest.Log("u1", "e"+string(rune('a'+i)), ts)
+			l.TokensInput, l.CostTotal = 10, money.MustParse("0.01")
+			storetest.Record(t, db, l)
+		}
+		if m, err := db.Reconcile(ctx); err != nil || len(m) != 0 {
+			t.Fatalf("healthy ledger: %v %v", m, err)
+		}
+		// Drift a summary behind the store's back: reconcile must see it.
+		mustExec(t, rawSQL(t, url), `UPDATE usage_summaries SET total_cost = total_cost + 1`)
+		m, err := db.Reconcile(ctx)
+		if err != nil || len(m) != 1 || m[0].Field != "cost" || m[0].Ledger != int64(money.MustParse("0.03")) {
+			t.Fatalf("drift: %v %v", m, err)
+		}
+	})
+}

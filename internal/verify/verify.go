@@ -100,6 +100,22 @@ func Database(ctx context.Context, databaseURL string) []Result {
 		err = fmt.Errorf("missing: %s", strings.Join(absent, ", "))
 	}
 	out = append(out, check("default prices present", err, fmt.Sprintf("%d prices", len(billing.DefaultPrices()))))
+
+	mismatches, err := db.Reconcile(ctx)
+	if err == nil && len(mismatches) > 0 {
+		lines := make([]string, 0, min(len(mismatches), 5))
+		for _, m := range mismatches[:min(len(mismatches), 5)] {
+			lines = append(lines, m.String())
+		}
+		err = fmt.Errorf("%d mismatches: %s", len(mismatches), strings.Join(lines, "; "))
+	}
+	out = append(out, check("usage summaries equal the ledger", err, "every user, period and provider"))
+
+	held, err := db.HeldReservationsMismatch(ctx)
+	if err == nil && held > 0 {
+		err = fmt.Errorf("%d user periods hold reserved units that no held reservation explains", held)
+	}
+	out = append(out, check("reserved counters equal held reservations", err, ""))
 	return out
 }
 

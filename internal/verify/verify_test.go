@@ -253,7 +253,8 @@ func TestVerifyDatabase(t *testing.T) {
 		storetest.OpenURL(t, url) // migrated and seeded
 		results := Database(t.Context(), url)
 		want := []string{"database reachable", "migrations at the latest version", "every table present",
-			"default plans present", "default prices present"}
+			"default plans present", "default prices present", "usage summaries equal the ledger",
+			"reserved counters equal held reservations"}
 		if len(results) != len(want) {
 			t.Fatalf("results = %v, want %d checks", results, len(want))
 		}
