@@ -167,7 +167,7 @@ func (a *App) Handler() http.Handler { return a.handler }
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	authn := &auth.Authenticator{Keys: a.DB, AdminKey: a.Config.AdminKey, DevLoopbackAdmin: a.Config.Dev, Now: a.Now}
-	httpapi.New(mux, httpapi.Config{Store: a.DB, Meter: a.Meter, Auth: authn, Logger: a.Logger, Now: a.Now, Version: Version})
+	httpapi.New(mux, httpapi.Config{Store: a.DB, Meter: a.Meter, Preflighter: a.Meter, Auth: authn, Logger: a.Logger, Now: a.Now, Version: Version})
 	docs := docsui.Handler(httpapi.OpenAPIPath+".json", "alwrity-billing API")
 	mux.Handle("GET "+docsui.DocsPath, docs)
 	mux.Handle("GET "+docsui.DocsPath+"/", docs)

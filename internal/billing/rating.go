@@ -119,7 +119,8 @@ const DefaultModel = "default"
 // ResolvePrice finds the price of model among a provider's prices: the exact
 // name, then a configured alias, then the longest price name that is a
 // prefix of the model ("gpt-4o-2024-08-06" → "gpt-4o"), then the provider's
-// "default" row. It reports false when the model is unpriced; such a call
+// "default" row; a call naming no model takes the provider's only price, if
+// it has just one. It reports false when the model is unpriced; such a call
 // is recorded and flagged, never silently priced at zero.
 func ResolvePrice(prices []Price, aliases map[string]string, provider, model string) (Price, bool) {
 	var best *Price
@@ -158,6 +159,22 @@ func ResolvePrice(prices []Price, aliases map[string]string, provider, model str
 		return *best, true
 	case def != nil:
 		return *def, true
+	case model == "":
+		// A call that names no model is priced only when the provider has
+		// exactly one (a search or scrape tool's single price).
+		var only *Price
+		for i := range prices {
+			if prices[i].Provider != provider {
+				continue
+			}
+			if only != nil {
+				return Price{}, false
+			}
+			only = &prices[i]
+		}
+		if only != nil {
+			return *only, true
+		}
 	}
 	return Price{}, false
 }

@@ -105,7 +105,9 @@ func TestResolvePrice(t *testing.T) {
 		{"mistral", "mistral-large-latest", "default", true},
 		{"mistral", "mistral-7b-instruct", "mistral-7b", true},
 		{"gemini", "imagen-3", "", false},
-		{"openai", "gemini-pro", "", false}, // another provider's model
+		{"openai", "gemini-pro", "", false},   // another provider's model
+		{"tavily", "", "tavily-search", true}, // the provider's only price
+		{"openai", "", "", false},             // several prices: no guess
 	}
 	for _, tt := range tests {
 		p, ok := billing.ResolvePrice(prices, aliases, tt.provider, tt.model)

@@ -32,6 +32,7 @@ var routes = []route{
 	{"POST", "/api/subscription/reserve", false},
 	{"POST", "/api/subscription/reservations/{reservation_id}/settle", false},
 	{"DELETE", "/api/subscription/reservations/{reservation_id}", false},
+	{"POST", "/api/subscription/preflight-check", false},
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)

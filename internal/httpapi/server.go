@@ -37,12 +37,14 @@ type Store interface {
 
 // Config configures the API.
 type Config struct {
-	Store   Store
-	Meter   Meter
-	Auth    *auth.Authenticator
-	Logger  *slog.Logger
-	Now     func() time.Time
-	Version string
+	Store Store
+	Meter Meter
+	// Preflighter answers POST /preflight-check.
+	Preflighter Preflighter
+	Auth        *auth.Authenticator
+	Logger      *slog.Logger
+	Now         func() time.Time
+	Version     string
 	// HealthWindow is how far back GET /health looks (default 15 minutes).
 	HealthWindow time.Duration
 }
@@ -51,6 +53,7 @@ type Config struct {
 type Server struct {
 	store        Store
 	meter        Meter
+	preflighter  Preflighter
 	auth         *auth.Authenticator
 	logger       *slog.Logger
 	now          func() time.Time
@@ -67,7 +70,7 @@ const OpenAPIPath = "/api/openapi"
 
 // New registers every operation on mux and returns the server.
 func New(mux *http.ServeMux, cfg Config) *Server {
-	s := &Server{store: cfg.Store, meter: cfg.Meter, auth: cfg.Auth, logger: cfg.Logger, now: cfg.Now, healthWindow: cfg.HealthWindow}
+	s := &Server{store: cfg.Store, meter: cfg.Meter, preflighter: cfg.Preflighter, auth: cfg.Auth, logger: cfg.Logger, now: cfg.Now, healthWindow: cfg.HealthWindow}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -124,5 +127,8 @@ func (s *Server) register() {
 	huma.Register(s.api, pub("get-health", http.MethodGet, "/health", "Recent error rates and latency per provider"), s.getHealth)
 	if s.meter != nil {
 		s.registerMetering()
+	}
+	if s.preflighter != nil {
+		s.registerPreflight()
 	}
 }
