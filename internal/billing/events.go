@@ -38,6 +38,8 @@ type UsageEvent struct {
 	RetryCount   int
 	Metadata     string // a JSON object, or ""
 	Partial      bool
+	// ReservationID, when set, settles that reservation with this event.
+	ReservationID string
 }
 
 // EventResult is what recording an event did. A resent event returns the
@@ -77,6 +79,7 @@ func (e UsageEvent) Validate(prefix string, now time.Time) []FieldError {
 	ident("user_id", e.UserID, true)
 	ident("provider", e.Provider, true)
 	ident("model", e.Model, false)
+	ident("reservation_id", e.ReservationID, false)
 	if len(e.Endpoint) > 512 {
 		bad("endpoint", "must be at most 512 characters", len(e.Endpoint))
 	}
@@ -150,7 +153,8 @@ func (e UsageEvent) SameContent(o UsageEvent) bool {
 	return e.UserID == o.UserID && e.Provider == o.Provider && e.Model == o.Model && e.Endpoint == o.Endpoint &&
 		e.Method == o.Method && e.Quantities == o.Quantities && e.StatusCode == o.StatusCode &&
 		e.ResponseTime == o.ResponseTime && e.Timestamp.Equal(o.Timestamp) && e.ErrorMessage == o.ErrorMessage &&
-		e.RetryCount == o.RetryCount && e.Metadata == o.Metadata && e.Partial == o.Partial
+		e.RetryCount == o.RetryCount && e.Metadata == o.Metadata && e.Partial == o.Partial &&
+		e.ReservationID == o.ReservationID
 }
 
 // Log returns the ledger row for the event, rated by charge in period p.

@@ -38,6 +38,7 @@ type EventJSON struct {
 	RetryCount         int             `json:"retry_count,omitempty"`
 	Partial            bool            `json:"partial,omitempty"`
 	Metadata           json.RawMessage `json:"metadata,omitempty" doc:"A JSON object kept with the event."`
+	ReservationID      string          `json:"reservation_id,omitempty" maxLength:"64" doc:"Settles this reservation with the event, in the same transaction."`
 }
 
 // UsageBatchJSON is the body of POST /usage: one event, or {"events": […]}.
@@ -108,7 +109,7 @@ func (e EventJSON) toEvent(now time.Time) billing.UsageEvent {
 	ev := billing.UsageEvent{
 		EventID: e.EventID, UserID: e.UserID, Provider: e.Provider, Model: e.Model, Endpoint: e.Endpoint,
 		Method: e.Method, ResponseTime: e.ResponseTime, ErrorMessage: e.ErrorMessage, RetryCount: e.RetryCount,
-		Partial: e.Partial, StatusCode: 200, Timestamp: now,
+		Partial: e.Partial, StatusCode: 200, Timestamp: now, ReservationID: e.ReservationID,
 		Quantities: billing.Quantities{
 			Input: e.TokensInput, Output: e.TokensOutput, CachedInput: e.TokensCachedInput,
 			CacheWrite5m: e.TokensCacheWrite5m, CacheWrite1h: e.TokensCacheWrite1h, Reasoning: e.TokensReasoning,

@@ -200,6 +200,18 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 		} else {
 			first[e.EventID] = i
 		}
+		if e.ReservationID != "" && len(fs) == 0 {
+			r, err := m.db.GetReservation(ctx, e.ReservationID)
+			switch {
+			case billing.ErrorCode(err) == billing.CodeNotFound:
+				fs = append(fs, billing.FieldError{Location: prefix + ".reservation_id", Message: "unknown reservation", Value: e.ReservationID})
+			case err != nil:
+				return batch{}, err
+			case r.UserID != e.UserID || r.Provider != e.Provider:
+				fs = append(fs, billing.FieldError{Location: prefix + ".reservation_id",
+					Message: fmt.Sprintf("the reservation is for user %q / provider %q", r.UserID, r.Provider), Value: e.ReservationID})
+			}
+		}
 		fields = append(fields, fs...)
 		if e.UserID != "" {
 			users[e.UserID] = true
@@ -245,7 +257,7 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 			return batch{}, refuseBatch(prefixed(err, fmt.Sprintf("body.events[%d]", i)))
 		}
 		p := acct.schedule.At(e.Timestamp)
-		b.items = append(b.items, store.IngestItem{Log: e.Log(p, charge, !priced), PeriodEnd: p.End})
+		b.items = append(b.items, store.IngestItem{Log: e.Log(p, charge, !priced), PeriodEnd: p.End, ReservationID: e.ReservationID})
 		b.alerts.Plans[e.UserID] = acct.plan
 		if !priced && !unpriced[e.Provider+"/"+e.Model] {
 			unpriced[e.Provider+"/"+e.Model] = true
@@ -386,6 +398,7 @@ func (m *Meter) Settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 	if e.EventID == "" {
 		e.EventID = id // settling twice is then idempotent by construction
 	}
+	e.ReservationID = "" // store.Settle settles id itself
 	if e.UserID != r.UserID || e.Provider != r.Provider {
 		return billing.EventResult{}, billing.Errorf(billing.CodeInvalid, "the usage names user %q / provider %q but reservation %s is for %q / %q",
 			e.UserID, e.Provider, id, r.UserID, r.Provider)

@@ -15,6 +15,9 @@ import (
 type IngestItem struct {
 	Log       billing.UsageLog
 	PeriodEnd time.Time
+	// ReservationID, when set, is settled by this event in the same
+	// transaction (if it is still held).
+	ReservationID string
 }
 
 // AlertContext is what alert evaluation needs about the users of a batch:
@@ -46,6 +49,11 @@ func ingest(ctx context.Context, tx *sql.Tx, items []IngestItem, ac AlertContext
 	touched := map[key]billing.Period{}
 	for i, it := range items {
 		l := it.Log
+		if it.ReservationID != "" {
+			if _, _, err := finish(ctx, tx, it.ReservationID, billing.ReservationSettled, l.EventID, now); err != nil {
+				return nil, err
+			}
+		}
 		inserted, err := insertLogIfNew(ctx, tx, l, now)
 		if err != nil {
 			return nil, err
