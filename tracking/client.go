@@ -1,0 +1,261 @@
+package tracking
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ClientConfig configures a remote meter.
+type ClientConfig struct {
+	// BaseURL is the alwrity-billing server, e.g. http://billing:8000.
+	BaseURL string
+	// APIKey is an admin key (it acts for every user of the service).
+	APIKey string
+	HTTP   *http.Client
+	// Buffer bounds the settlements waiting to be sent (default 10,000).
+	Buffer int
+	// BatchSize is the most settlements one request carries (default 100).
+	BatchSize int
+	// FlushEvery sends a partial batch after this long (default 200 ms).
+	FlushEvery time.Duration
+	// RetryFor is how long a batch is retried, with exponential backoff,
+	// before it is given up (default 10 minutes; reservations expire too).
+	RetryFor time.Duration
+	// OnError is told about batches refused or given up.
+	OnError func(error)
+}
+
+// Client is a Meter that talks to a remote alwrity-billing server.
+// Reservations are synchronous (admission must be decided before the call);
+// settlements are queued and sent in batches from one goroutine, retried
+// with the same event ids, so a resend is counted once.
+type Client struct {
+	cfg   ClientConfig
+	queue chan pending
+	done  chan struct{}
+	stop  chan struct{}
+	once  sync.Once
+}
+
+type pending struct {
+	event eventBody
+}
+
+// eventBody is POST /usage's event, with the reservation it settles.
+type eventBody struct {
+	EventID            string  `json:"event_id"`
+	ReservationID      string  `json:"reservation_id"`
+	UserID             string  `json:"user_id"`
+	Provider           string  `json:"provider"`
+	Model              string  `json:"model,omitempty"`
+	Endpoint           string  `json:"endpoint,omitempty"`
+	Method             string  `json:"method,omitempty"`
+	TokensInput        int64   `json:"tokens_input,omitempty"`
+	TokensOutput       int64   `json:"tokens_output,omitempty"`
+	TokensCachedInput  int64   `json:"tokens_cached_input,omitempty"`
+	TokensCacheWrite5m int64   `json:"tokens_cache_write_5m,omitempty"`
+	TokensCacheWrite1h int64   `json:"tokens_cache_write_1h,omitempty"`
+	TokensReasoning    int64   `json:"tokens_reasoning,omitempty"`
+	RequestCount       int64   `json:"request_count,omitempty"`
+	SearchCount        int64   `json:"search_count,omitempty"`
+	ImageCount         int64   `json:"image_count,omitempty"`
+	PageCount          int64   `json:"page_count,omitempty"`
+	StatusCode         int     `json:"status_code"`
+	ResponseTime       float64 `json:"response_time"`
+	Timestamp          string  `json:"timestamp"`
+}
+
+// NewClient starts a remote meter; Close flushes and stops it.
+func NewClient(cfg ClientConfig) *Client {
+	if cfg.HTTP == nil {
+		cfg.HTTP = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = 10_000
+	}
+	if cfg.BatchSize <= 0 || cfg.BatchSize > 1000 {
+		cfg.BatchSize = 100
+	}
+	if cfg.FlushEvery <= 0 {
+		cfg.FlushEvery = 200 * time.Millisecond
+	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = 10 * time.Minute
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	c := &Client{cfg: cfg, queue: make(chan pending, cfg.Buffer), done: make(chan struct{}), stop: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+// Reserve holds one call on the server.
+func (c *Client) Reserve(ctx context.Context, call Call) (string, error) {
+	body, _ := json.Marshal(map[string]any{"user_id": call.UserID, "provider": call.Provider, "model": call.Model,
+		"tokens_requested": call.Tokens})
+	status, resp, err := c.post(ctx, "/api/subscription/reserve", body)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	switch status {
+	case http.StatusCreated, http.StatusOK:
+		var ok struct {
+			Data struct {
+				ReservationID string `json:"reservation_id"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(resp, &ok); err != nil || ok.Data.ReservationID == "" {
+			return "", fmt.Errorf("%w: unreadable reservation", ErrUnavailable)
+		}
+		return ok.Data.ReservationID, nil
+	case http.StatusTooManyRequests:
+		var p struct {
+			Message   string  `json:"message"`
+			Provider  *string `json:"provider"`
+			UsageInfo struct {
+				CurrentCalls int64       `json:"current_calls"`
+				Limit        json.Number `json:"limit"`
+				Type         string      `json:"type"`
+			} `json:"usage_info"`
+		}
+		_ = json.Unmarshal(resp, &p)
+		le := &LimitError{Limit: p.UsageInfo.Type, Message: p.Message, Used: p.UsageInfo.CurrentCalls, Max: p.UsageInfo.Limit.String()}
+		if p.Provider != nil {
+			le.Provider = *p.Provider
+		}
+		return "", le
+	}
+	return "", fmt.Errorf("%w: reserve answered %d: %.200s", ErrUnavailable, status, resp)
+}
+
+// Settle queues the call's usage. It waits for room in the buffer only
+// until ctx is done, so a request is never held forever.
+func (c *Client) Settle(ctx context.Context, id string, o Outcome) error {
+	ts := o.Timestamp
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	u := o.Usage
+	ev := eventBody{EventID: id, ReservationID: id, UserID: o.UserID, Provider: o.Provider, Model: u.Model, Endpoint: o.Endpoint, Method: o.Method,
+		TokensInput: u.TokensInput, TokensOutput: u.TokensOutput, TokensCachedInput: u.TokensCachedInput,
+		TokensCacheWrite5m: u.TokensCacheWrite5m, TokensCacheWrite1h: u.TokensCacheWrite1h, TokensReasoning: u.TokensReasoning,
+		RequestCount: u.Requests, SearchCount: u.Searches, ImageCount: u.Images, PageCount: u.Pages,
+		StatusCode: o.StatusCode, ResponseTime: o.ResponseTime.Seconds(), Timestamp: ts.UTC().Format(time.RFC3339Nano)}
+	select {
+	case c.queue <- pending{event: ev}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("settlement buffer full: %w", ctx.Err())
+	case <-c.stop:
+		return errors.New("tracking client closed")
+	}
+}
+
+// Close sends what is queued (until ctx ends) and stops the client.
+func (c *Client) Close(ctx context.Context) error {
+	c.once.Do(func() { close(c.stop) })
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Client) run() {
+	defer close(c.done)
+	t := time.NewTicker(c.cfg.FlushEvery)
+	defer t.Stop()
+	var batch []eventBody
+	flush := func() {
+		if len(batch) > 0 {
+			c.send(batch)
+			batch = nil
+		}
+	}
+	for {
+		select {
+		case p := <-c.queue:
+			batch = append(batch, p.event)
+			if len(batch) >= c.cfg.BatchSize {
+				flush()
+			}
+		case <-t.C:
+			flush()
+		case <-c.stop:
+			for {
+				select {
+				case p := <-c.queue:
+					batch = append(batch, p.event)
+					if len(batch) >= c.cfg.BatchSize {
+						flush()
+					}
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+// send posts one batch, retrying server and network failures with the
+// same event ids until RetryFor has passed.
+func (c *Client) send(batch []eventBody) {
+	body, _ := json.Marshal(map[string]any{"events": batch})
+	deadline := time.Now().Add(c.cfg.RetryFor)
+	wait := 100 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		status, resp, err := c.post(ctx, "/api/subscription/usage", body)
+		cancel()
+		switch {
+		case err == nil && status < 300:
+			return
+		case err == nil && status < 500 && status != http.StatusTooManyRequests:
+			c.report(fmt.Errorf("usage batch of %d refused (%d): %.300s", len(batch), status, resp))
+			return
+		}
+		if time.Now().Add(wait).After(deadline) {
+			c.report(fmt.Errorf("usage batch of %d given up after retrying: status %d, %v", len(batch), status, err))
+			return
+		}
+		select {
+		case <-time.After(wait):
+		case <-c.stop:
+			// Keep retrying through shutdown until the deadline; Close's
+			// context bounds how long the caller waits.
+			time.Sleep(wait)
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+}
+
+func (c *Client) report(err error) {
+	if c.cfg.OnError != nil {
+		c.cfg.OnError(err)
+	}
+}
+
+func (c *Client) post(ctx context.Context, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
+	resp, err := c.cfg.HTTP.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, b, err
+}

@@ -1,0 +1,62 @@
+package tracking
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/metering"
+	"github.com/alwrity/alwrity-billing/internal/money"
+)
+
+// LocalMeter meters in-process against an alwrity-billing store.
+type LocalMeter struct{ m *metering.Meter }
+
+// NewLocalMeter returns a Meter over m.
+func NewLocalMeter(m *metering.Meter) *LocalMeter { return &LocalMeter{m: m} }
+
+// Reserve holds one call.
+func (l *LocalMeter) Reserve(ctx context.Context, c Call) (string, error) {
+	r, err := l.m.Reserve(ctx, billing.ReserveRequest{UserID: c.UserID, Provider: c.Provider, Model: c.Model, Tokens: c.Tokens})
+	if err != nil {
+		var be *billing.Error
+		if errors.As(err, &be) && be.Limit != nil {
+			return "", limitError(be)
+		}
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return r.ID, nil
+}
+
+// Settle records the call's usage synchronously.
+func (l *LocalMeter) Settle(ctx context.Context, id string, o Outcome) error {
+	_, err := l.m.Settle(ctx, id, toEvent(o, l.m.Now))
+	return err
+}
+
+func limitError(be *billing.Error) *LimitError {
+	li := be.Limit
+	max := strconv.FormatInt(li.Limit, 10)
+	if li.Money {
+		max = money.Amount(li.Limit).String()
+	}
+	return &LimitError{Provider: li.Provider, Limit: li.Key, Message: be.Message, Used: li.Used + li.Reserved, Max: max}
+}
+
+func toEvent(o Outcome, now func() time.Time) billing.UsageEvent {
+	ts := o.Timestamp
+	if ts.IsZero() {
+		ts = now()
+	}
+	u := o.Usage
+	return billing.UsageEvent{
+		EventID: o.EventID, UserID: o.UserID, Provider: o.Provider, Model: u.Model, Endpoint: o.Endpoint, Method: o.Method, StatusCode: o.StatusCode,
+		ResponseTime: o.ResponseTime.Seconds(), Timestamp: ts,
+		Quantities: billing.Quantities{Input: u.TokensInput, Output: u.TokensOutput, CachedInput: u.TokensCachedInput,
+			CacheWrite5m: u.TokensCacheWrite5m, CacheWrite1h: u.TokensCacheWrite1h, Reasoning: u.TokensReasoning,
+			Requests: u.Requests, Searches: u.Searches, Images: u.Images, Pages: u.Pages},
+	}
+}

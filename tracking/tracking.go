@@ -1,0 +1,246 @@
+// Package tracking meters the AI-provider calls a Go service makes on
+// behalf of its users: wrap any http.Handler, and each request is admitted
+// against the user's plan before the handler runs and settled afterwards
+// with its response time, status and the tokens the handler reports.
+//
+// It works in-process against alwrity-billing's store (NewLocalMeter) or
+// against a remote alwrity-billing server (NewClient), which batches and
+// retries settlements with the same event ids, bounds its buffer and never
+// blocks a request past its timeout.
+package tracking
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Call is what a request is about to spend.
+type Call struct {
+	UserID   string
+	Provider string
+	Model    string
+	// Tokens is the most the call may use; 0 when unknown.
+	Tokens int64
+}
+
+// Usage is what a call spent, as the provider reported it. Token buckets are
+// parts of TokensInput and TokensOutput.
+type Usage struct {
+	Model              string
+	TokensInput        int64
+	TokensOutput       int64
+	TokensCachedInput  int64
+	TokensCacheWrite5m int64
+	TokensCacheWrite1h int64
+	TokensReasoning    int64
+	Requests           int64
+	Searches           int64
+	Images             int64
+	Pages              int64
+}
+
+// Outcome is how a call ended.
+type Outcome struct {
+	UserID       string
+	Provider     string
+	EventID      string
+	Endpoint     string
+	Method       string
+	StatusCode   int
+	ResponseTime time.Duration
+	Timestamp    time.Time
+	Usage        Usage
+}
+
+// Meter admits and settles calls.
+type Meter interface {
+	// Reserve holds one call of the user's limits; it returns a
+	// *LimitError when a limit refuses it.
+	Reserve(ctx context.Context, c Call) (reservationID string, err error)
+	// Settle records the call's real usage and releases the rest of the
+	// hold. It must not block for long: a remote meter queues it.
+	Settle(ctx context.Context, reservationID string, o Outcome) error
+}
+
+// LimitError is a refusal by the user's plan limits.
+type LimitError struct {
+	Provider string
+	Limit    string // total_calls, <provider>_calls, <provider>_tokens or monthly_cost
+	Message  string
+	Used     int64
+	Max      string // the limit as exact text (USD for monthly_cost)
+}
+
+func (e *LimitError) Error() string { return e.Message }
+
+// ErrUnavailable wraps failures to reach the meter.
+var ErrUnavailable = errors.New("billing meter unavailable")
+
+// Identify names the user and provider of a request; ok is false for
+// requests that are not metered.
+type Identify func(r *http.Request) (userID, provider string, ok bool)
+
+// Config configures the middleware.
+type Config struct {
+	Meter    Meter
+	Identify Identify
+	// FailOpen lets requests through when the meter cannot be reached;
+	// by default they are refused with 503.
+	FailOpen bool
+	// Timeout bounds admission (default 2 s), so a slow meter never holds a
+	// request forever.
+	Timeout time.Duration
+	// OnError is told about settle failures (default: ignored).
+	OnError func(error)
+	Now     func() time.Time
+}
+
+type userKey struct{}
+
+// WithUser returns a context naming the authenticated user; the service's
+// own authentication sets it, and DefaultIdentify reads it.
+func WithUser(ctx context.Context, userID string) context.Context {
+	return context.WithValue(ctx, userKey{}, userID)
+}
+
+// ProviderSegments maps each provider to the path segments that name it.
+// Matching is by whole segment, so "exa" matches /api/exa/search but not
+// /api/example.
+var ProviderSegments = map[string][]string{
+	"gemini": {"gemini", "google"}, "openai": {"openai", "gpt"}, "anthropic": {"anthropic", "claude"},
+	"mistral": {"mistral"}, "tavily": {"tavily"}, "serper": {"serper"}, "metaphor": {"metaphor", "exa"},
+	"firecrawl": {"firecrawl"}, "stability": {"stability", "stable-diffusion"},
+}
+
+var segmentProvider = func() map[string]string {
+	m := map[string]string{}
+	for p, segs := range ProviderSegments {
+		for _, s := range segs {
+			m[s] = p
+		}
+	}
+	return m
+}()
+
+// DefaultIdentify takes the user from WithUser and the provider from the
+// first path segment that names one.
+func DefaultIdentify(r *http.Request) (string, string, bool) {
+	user, _ := r.Context().Value(userKey{}).(string)
+	if user == "" {
+		return "", "", false
+	}
+	provider := ProviderFromPath(r.URL.Path)
+	return user, provider, provider != ""
+}
+
+// ProviderFromPath returns the provider named by a whole segment of path,
+// or "".
+func ProviderFromPath(path string) string {
+	for _, seg := range strings.Split(path, "/") {
+		if p, ok := segmentProvider[strings.ToLower(seg)]; ok {
+			return p
+		}
+	}
+	return ""
+}
+
+type reportKey struct{}
+
+// report collects what a handler says it spent.
+type report struct {
+	mu    sync.Mutex
+	usage Usage
+	set   bool
+}
+
+// Report records, from inside a metered handler, what the call spent. Later
+// reports replace earlier ones (providers report cumulative totals).
+func Report(ctx context.Context, u Usage) {
+	if r, ok := ctx.Value(reportKey{}).(*report); ok {
+		r.mu.Lock()
+		r.usage, r.set = u, true
+		r.mu.Unlock()
+	}
+}
+
+// Middleware meters next per cfg.
+func Middleware(cfg Config, next http.Handler) http.Handler {
+	if cfg.Identify == nil {
+		cfg.Identify = DefaultIdentify
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, provider, ok := cfg.Identify(r)
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := cfg.Now()
+		ctx, cancel := context.WithTimeout(r.Context(), cfg.Timeout)
+		id, err := cfg.Meter.Reserve(ctx, Call{UserID: user, Provider: provider})
+		cancel()
+		var le *LimitError
+		switch {
+		case errors.As(err, &le):
+			writeLimit(w, le)
+			return
+		case err != nil && !cfg.FailOpen:
+			w.Header().Set("Retry-After", "5")
+			writeProblem(w, http.StatusServiceUnavailable, "usage metering is unavailable; try again shortly")
+			return
+		}
+		rep := &report{}
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), reportKey{}, rep)))
+		if id == "" {
+			return // failed open: nothing was reserved
+		}
+		rep.mu.Lock()
+		usage := rep.usage
+		rep.mu.Unlock()
+		o := Outcome{UserID: user, Provider: provider, EventID: id, Endpoint: r.URL.Path, Method: r.Method, StatusCode: rec.status,
+			ResponseTime: cfg.Now().Sub(start), Timestamp: start, Usage: usage}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), cfg.Timeout)
+		defer cancel()
+		if err := cfg.Meter.Settle(sctx, id, o); err != nil && cfg.OnError != nil {
+			cfg.OnError(fmt.Errorf("settle %s: %w", id, err))
+		}
+	})
+}
+
+// recorder remembers the status a handler wrote.
+type recorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
