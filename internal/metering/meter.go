@@ -27,6 +27,8 @@ type Meter struct {
 	logger *slog.Logger
 	// ReservationTTL is how long an unsettled reservation holds its units.
 	ReservationTTL time.Duration
+	// Health decides when provider failures raise system_health alerts.
+	Health HealthPolicy
 
 	mu      sync.Mutex
 	catalog store.Catalog
@@ -150,6 +152,7 @@ func (m *Meter) Record(ctx context.Context, events []billing.UsageEvent) ([]bill
 	if err != nil {
 		return nil, fmt.Errorf("record %d events: %w", len(b.items), err)
 	}
+	m.checkHealth(ctx, events)
 	out := make([]billing.EventResult, len(events))
 	for i := range events {
 		out[i] = results[b.itemOf[i]]

@@ -266,3 +266,13 @@ func (db *DB) RecentCalls(ctx context.Context, since time.Time, limit int) ([]bi
 
 // Compile-time check that money.Amount scans from the driver's integers.
 var _ sql.Scanner = (*money.Amount)(nil)
+
+// ProviderErrors counts a provider's calls and failed calls since `since`.
+func (db *DB) ProviderErrors(ctx context.Context, provider string, since time.Time) (calls, failed int64, err error) {
+	err = db.read.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END), 0)
+		FROM api_usage_logs WHERE provider = $1 AND "timestamp" >= $2`, provider, ts(since)).Scan(&calls, &failed)
+	if err != nil {
+		err = fmt.Errorf("count %s errors: %w", provider, err)
+	}
+	return calls, failed, err
+}

@@ -1,0 +1,64 @@
+package metering
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
+)
+
+// HealthPolicy decides when a provider's recent failures raise a
+// system_health alert.
+type HealthPolicy struct {
+	Window    time.Duration // how far back to look (default 5 minutes)
+	ErrorRate float64       // percent of failed calls that raises the alert (default 20)
+	MinCalls  int64         // calls needed before a rate means anything (default 20)
+}
+
+func (p HealthPolicy) withDefaults() HealthPolicy {
+	if p.Window <= 0 {
+		p.Window = 5 * time.Minute
+	}
+	if p.ErrorRate <= 0 {
+		p.ErrorRate = 20
+	}
+	if p.MinCalls <= 0 {
+		p.MinCalls = 20
+	}
+	return p
+}
+
+// checkHealth raises one system_health alert per provider and hour when the
+// provider's error rate over the window passes the policy's threshold. It
+// runs after a batch with failed calls commits; it is best-effort, since the
+// alert is derived from the ledger and the next failing batch checks again.
+func (m *Meter) checkHealth(ctx context.Context, events []billing.UsageEvent) {
+	p := m.Health.withDefaults()
+	now := m.now()
+	checked := map[string]bool{}
+	for _, e := range events {
+		if e.StatusCode < 400 || checked[e.Provider] {
+			continue
+		}
+		checked[e.Provider] = true
+		calls, failed, err := m.db.ProviderErrors(ctx, e.Provider, now.Add(-p.Window))
+		if err != nil {
+			m.logger.Warn("health check failed", "provider", e.Provider, "error", err)
+			continue
+		}
+		if calls < p.MinCalls || float64(failed)*100 < p.ErrorRate*float64(calls) {
+			continue
+		}
+		a := billing.Alert{
+			Type: billing.AlertSystemHealth, LimitKey: "provider:" + e.Provider, ThresholdPercentage: int(p.ErrorRate),
+			Provider: e.Provider, Severity: "error", BillingPeriod: now.UTC().Format("2006-01-02T15"),
+			Title: "High error rate: " + e.Provider,
+			Message: fmt.Sprintf("%d of the last %d calls to %s failed (%.1f%%) in the past %s.",
+				failed, calls, e.Provider, float64(failed)*100/float64(calls), p.Window),
+		}
+		if _, _, err := m.db.CreateAlert(ctx, a, now); err != nil {
+			m.logger.Warn("raise health alert", "provider", e.Provider, "error", err)
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package metering_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/auth"
+	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/metering"
+	"github.com/alwrity/alwrity-billing/internal/storetest"
+)
+
+func TestSystemHealthAlertOncePerProviderAndHour(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		db := storetest.Open(t, b)
+		ctx := context.Background()
+		now := time.Date(2026, 11, 20, 10, 30, 0, 0, time.UTC)
+		_, prefix, hash := auth.NewKey()
+		if _, err := db.CreateKey(ctx, billing.APIKey{Prefix: prefix, UserID: "u1", Role: billing.RoleUser, CreatedAt: now}, hash); err != nil {
+			t.Fatal(err)
+		}
+		m := metering.New(db, func() time.Time { return now }, nil)
+		batch := func(n, failed int, tag string) []billing.UsageEvent {
+			var evs []billing.UsageEvent
+			for i := range n {
+				status := 200
+				if i < failed {
+					status = 503
+				}
+				evs = append(evs, billing.UsageEvent{EventID: fmt.Sprintf("%s-%d", tag, i), UserID: "u1", Provider: "gemini",
+					Model: "gemini-2.5-flash", StatusCode: status, Timestamp: now.Add(-time.Minute)})
+			}
+			return evs
+		}
+		count := func() int64 {
+			_, total, _, err := db.ListAlerts(ctx, billing.AlertFilter{UserID: "", Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return total
+		}
+		// 10 calls, all failing: too few calls for a rate to mean anything.
+		if _, err := m.Record(ctx, batch(10, 10, "a")); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(); n != 0 {
+			t.Fatalf("%d alerts after 10 calls, want 0", n)
+		}
+		// 30 calls, 10 failed of 40 in the window (25 % ≥ 20 %): one alert.
+		if _, err := m.Record(ctx, batch(30, 0, "b")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Record(ctx, batch(5, 5, "c")); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(); n != 1 {
+			t.Fatalf("%d alerts, want 1 system_health alert", n)
+		}
+		if _, err := m.Record(ctx, batch(5, 5, "d")); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(); n != 1 {
+			t.Fatalf("%d alerts after more failures in the same hour, want 1", n)
+		}
+	})
+}
