@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
@@ -44,39 +45,67 @@ func (db *DB) Ingest(ctx context.Context, items []IngestItem, ac AlertContext, n
 }
 
 func ingest(ctx context.Context, tx *sql.Tx, items []IngestItem, ac AlertContext, now time.Time) ([]billing.EventResult, error) {
-	results := make([]billing.EventResult, len(items))
-	type key struct{ user, period string }
-	touched := map[key]billing.Period{}
+	logs := make([]billing.UsageLog, len(items))
 	for i, it := range items {
-		l := it.Log
+		logs[i] = it.Log
 		if it.ReservationID != "" {
-			if _, _, err := finish(ctx, tx, it.ReservationID, billing.ReservationSettled, l.EventID, now); err != nil {
+			if _, _, err := finish(ctx, tx, it.ReservationID, billing.ReservationSettled, it.Log.EventID, now); err != nil {
 				return nil, err
 			}
 		}
-		inserted, err := insertLogIfNew(ctx, tx, l, now)
+	}
+	inserted, err := insertLogs(ctx, tx, logs, now)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]billing.EventResult, len(items))
+	var fresh []billing.UsageLog
+	var dups []string
+	periods := map[periodKey]billing.Period{}
+	for i, it := range items {
+		l := it.Log
+		if !inserted[l.EventID] {
+			dups = append(dups, l.EventID)
+			continue
+		}
+		// An id inserted by this batch counts once, at its first item.
+		delete(inserted, l.EventID)
+		fresh = append(fresh, l)
+		results[i] = billing.EventResult{EventID: l.EventID, Status: billing.EventRecorded, Cost: l.CostTotal,
+			BillingPeriod: l.BillingPeriod, Unpriced: l.Unpriced}
+		periods[periodKey{l.UserID, l.BillingPeriod}] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: it.PeriodEnd}
+	}
+	if len(dups) > 0 {
+		first, err := eventResults(ctx, tx, dups)
 		if err != nil {
 			return nil, err
 		}
-		if !inserted {
-			if results[i], err = eventResult(ctx, tx, l.EventID); err != nil {
-				return nil, err
+		for i, it := range items {
+			if results[i].EventID == "" {
+				r, ok := first[it.Log.EventID]
+				if !ok {
+					return nil, fmt.Errorf("event %s neither inserted nor found", it.Log.EventID)
+				}
+				results[i] = r
 			}
-			continue
 		}
-		if err := addToSummaries(ctx, tx, l, it.PeriodEnd, now); err != nil {
-			return nil, err
-		}
-		results[i] = billing.EventResult{EventID: l.EventID, Status: billing.EventRecorded, Cost: l.CostTotal,
-			BillingPeriod: l.BillingPeriod, Unpriced: l.Unpriced}
-		touched[key{l.UserID, l.BillingPeriod}] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: it.PeriodEnd}
 	}
-	for k, p := range touched {
+	if err := addLogsToSummaries(ctx, tx, fresh, periods, now); err != nil {
+		return nil, err
+	}
+	keys := make([]periodKey, 0, len(periods))
+	for k := range periods {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].user < keys[j].user || (keys[i].user == keys[j].user && keys[i].period < keys[j].period)
+	})
+	for _, k := range keys {
 		plan, ok := ac.Plans[k.user]
 		if !ok {
 			continue
 		}
-		u, err := periodUsage(ctx, tx, k.user, p)
+		u, err := periodUsage(ctx, tx, k.user, periods[k])
 		if err != nil {
 			return nil, err
 		}
@@ -92,47 +121,6 @@ func ingest(ctx context.Context, tx *sql.Tx, items []IngestItem, ac AlertContext
 		}
 	}
 	return results, nil
-}
-
-// insertLogIfNew appends a log row unless its event id is already in the
-// ledger.
-func insertLogIfNew(ctx context.Context, tx *sql.Tx, l billing.UsageLog, now time.Time) (bool, error) {
-	var errMsg, meta any
-	if l.ErrorMessage != "" {
-		errMsg = l.ErrorMessage
-	}
-	if l.Metadata != "" {
-		meta = l.Metadata
-	}
-	r, err := tx.ExecContext(ctx, `INSERT INTO api_usage_logs (event_id, user_id, provider, endpoint, method, model_used,
-		tokens_input, tokens_output, tokens_total, tokens_cached_input, tokens_cache_write_5m, tokens_cache_write_1h,
-		tokens_reasoning, request_count, search_count, image_count, page_count, cost_input, cost_output, cost_total,
-		response_time, status_code, error_message, retry_count, unpriced, partial, metadata, "timestamp",
-		billing_period, period_start, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-		$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
-		ON CONFLICT (event_id) DO NOTHING`,
-		l.EventID, l.UserID, l.Provider, l.Endpoint, l.Method, l.ModelUsed,
-		l.TokensInput, l.TokensOutput, l.TokensTotal(), l.TokensCachedInput, l.TokensCacheWrite5m, l.TokensCacheWrite1h,
-		l.TokensReasoning, l.RequestCount, l.SearchCount, l.ImageCount, l.PageCount,
-		int64(l.CostInput), int64(l.CostOutput), int64(l.CostTotal),
-		l.ResponseTime, l.StatusCode, errMsg, l.RetryCount, l.Unpriced, l.Partial, meta, ts(l.Timestamp),
-		l.BillingPeriod, ts(l.PeriodStart), ts(now))
-	if err != nil {
-		return false, fmt.Errorf("insert usage log %s: %w", l.EventID, err)
-	}
-	n, err := r.RowsAffected()
-	return n == 1, err
-}
-
-func eventResult(ctx context.Context, q querier, eventID string) (billing.EventResult, error) {
-	r := billing.EventResult{EventID: eventID, Status: billing.EventDuplicate}
-	err := q.QueryRowContext(ctx, `SELECT cost_total, billing_period, unpriced FROM api_usage_logs WHERE event_id = $1`, eventID).
-		Scan(&r.Cost, &r.BillingPeriod, &r.Unpriced)
-	if err != nil {
-		return r, fmt.Errorf("read recorded event %s: %w", eventID, err)
-	}
-	return r, nil
 }
 
 // querier is what *sql.DB and *sql.Tx share.
@@ -199,7 +187,7 @@ func (db *DB) Reserve(ctx context.Context, r billing.Reservation, lim billing.Li
 			return fmt.Errorf("reserve: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return refusal(ctx, tx, r, lim)
+			return refusal(ctx, tx, r, lim, false)
 		}
 		res, err = tx.ExecContext(ctx, `UPDATE usage_summary_providers
 			SET reserved_calls = reserved_calls + $4, reserved_tokens = reserved_tokens + $5, reserved_cost = reserved_cost + $6
@@ -211,7 +199,7 @@ func (db *DB) Reserve(ctx context.Context, r billing.Reservation, lim billing.Li
 			return fmt.Errorf("reserve: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return refusal(ctx, tx, r, lim)
+			return refusal(ctx, tx, r, lim, true)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO reservations (id, user_id, billing_period, provider, model, calls,
 			tokens, cost, status, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', $9, $10)`,
@@ -238,8 +226,11 @@ func ensureCounters(ctx context.Context, tx *sql.Tx, userID string, p billing.Pe
 	return nil
 }
 
-// refusal explains which limit refused r.
-func refusal(ctx context.Context, tx *sql.Tx, r billing.Reservation, lim billing.Limits) error {
+// refusal explains which limit refused r. totalsHeld says the period-total
+// update already applied r's units in this transaction and a provider limit
+// refused: r's own call and cost are then not counted twice, and the totals
+// are not blamed for the provider's refusal.
+func refusal(ctx context.Context, tx *sql.Tx, r billing.Reservation, lim billing.Limits, totalsHeld bool) error {
 	var calls, rcalls, cost, rcost, pcalls, prcalls, ptokens, prtokens int64
 	if err := tx.QueryRowContext(ctx, `SELECT total_calls, reserved_calls, total_cost, reserved_cost
 		FROM usage_summaries WHERE user_id = $1 AND billing_period = $2`, r.UserID, r.Period.Key).
@@ -251,22 +242,38 @@ func refusal(ctx context.Context, tx *sql.Tx, r billing.Reservation, lim billing
 		r.UserID, r.Period.Key, r.Provider).Scan(&pcalls, &prcalls, &ptokens, &prtokens); err != nil {
 		return fmt.Errorf("read provider counters: %w", err)
 	}
+	if totalsHeld {
+		rcalls -= r.Calls
+		rcost -= int64(r.Cost)
+	}
 	checks := []billing.LimitInfo{
 		{Key: "total_calls", Used: calls, Reserved: rcalls, Requested: r.Calls},
 		{Key: r.Provider + "_calls", Provider: r.Provider, Used: pcalls, Reserved: prcalls, Requested: r.Calls},
 		{Key: r.Provider + "_tokens", Provider: r.Provider, Used: ptokens, Reserved: prtokens, Requested: r.Tokens},
 		{Key: "monthly_cost", Used: cost, Reserved: rcost, Requested: int64(r.Cost), Money: true},
 	}
+	// Only the limits of the update that refused can have refused.
+	checked := []bool{!totalsHeld, totalsHeld, totalsHeld, !totalsHeld}
+	var first *billing.LimitInfo
 	for i, l := range []*int64{lim.TotalCalls, lim.ProviderCalls, lim.ProviderTokens, lim.Cost} {
-		c := checks[i]
-		if l == nil || c.Used+c.Reserved+c.Requested <= *l {
+		if l == nil || !checked[i] {
 			continue
 		}
+		c := checks[i]
 		c.Limit, c.Period = *l, r.Period.Key
-		return &billing.Error{Code: billing.CodeLimitExceeded, Message: refusalMessage(c), Limit: &c}
+		if first == nil {
+			first = &c
+		}
+		if c.Used+c.Reserved+c.Requested > *l {
+			return &billing.Error{Code: billing.CodeLimitExceeded, Message: refusalMessage(c), Limit: &c}
+		}
 	}
-	// The counters moved between the update and this read; the refusal
-	// stands, described by the first binding limit.
+	// The counters moved between the update and this read (a concurrent
+	// settle or release); the refusal stands, described by the first limit
+	// the refusing update checked.
+	if first != nil {
+		return &billing.Error{Code: billing.CodeLimitExceeded, Message: refusalMessage(*first), Limit: first}
+	}
 	return &billing.Error{Code: billing.CodeLimitExceeded, Message: "usage limit reached", Limit: &checks[0]}
 }
 
@@ -359,13 +366,20 @@ func (db *DB) Settle(ctx context.Context, id string, item IngestItem, ac AlertCo
 			if err != nil {
 				return notFound(err, "reservation %s not found", id)
 			}
-			if r.Status == billing.ReservationSettled && r.EventID != item.Log.EventID {
-				return billing.Errorf(billing.CodeConflict, "reservation %s was settled by event %s", id, r.EventID)
+			// An expired or released reservation keeps the event that
+			// settled it late, so a second, different event cannot record a
+			// second call against it. The update is conditional so that two
+			// racing settles cannot both claim it.
+			res, err := tx.ExecContext(ctx, `UPDATE reservations SET event_id = $2
+				WHERE id = $1 AND (event_id IS NULL OR event_id = $2)`, id, item.Log.EventID)
+			if err != nil {
+				return fmt.Errorf("settle reservation %s: %w", id, err)
 			}
-			if r.Status != billing.ReservationSettled {
-				if _, err := tx.ExecContext(ctx, `UPDATE reservations SET event_id = $2 WHERE id = $1`, id, item.Log.EventID); err != nil {
-					return err
+			if n, _ := res.RowsAffected(); n == 0 {
+				if err := tx.QueryRowContext(ctx, `SELECT event_id FROM reservations WHERE id = $1`, id).Scan(&r.EventID); err != nil {
+					return fmt.Errorf("settle reservation %s: %w", id, err)
 				}
+				return billing.Errorf(billing.CodeConflict, "reservation %s was settled by event %s", id, r.EventID)
 			}
 		}
 		results, err := ingest(ctx, tx, []IngestItem{item}, ac, now)

@@ -19,63 +19,20 @@ import (
 // nothing of the batch is stored.
 func (db *DB) RecordUsage(ctx context.Context, logs []billing.UsageLog, periodEnd map[string]time.Time, now time.Time) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
+		inserted, err := insertLogs(ctx, tx, logs, now)
+		if err != nil {
+			return err
+		}
+		periods := map[periodKey]billing.Period{}
 		for _, l := range logs {
-			inserted, err := insertLogIfNew(ctx, tx, l, now)
-			if err != nil {
-				return err
-			}
-			if !inserted {
+			if !inserted[l.EventID] {
 				return billing.Errorf(billing.CodeConflict, "event %q is already recorded", l.EventID)
 			}
-			if err := addToSummaries(ctx, tx, l, periodEnd[l.BillingPeriod], now); err != nil {
-				return err
-			}
+			delete(inserted, l.EventID)
+			periods[periodKey{l.UserID, l.BillingPeriod}] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: periodEnd[l.BillingPeriod]}
 		}
-		return nil
+		return addLogsToSummaries(ctx, tx, logs, periods, now)
 	})
-}
-
-func addToSummaries(ctx context.Context, tx *sql.Tx, l billing.UsageLog, periodEnd, now time.Time) error {
-	var failed int64
-	if l.Failed() {
-		failed = 1
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO usage_summaries (user_id, billing_period, period_start, period_end,
-		total_calls, total_errors, tokens_input, tokens_output, total_tokens, total_cost, response_time_sum,
-		created_at, updated_at)
-		VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, $11, $11)
-		ON CONFLICT (user_id, billing_period) DO UPDATE SET
-			total_calls = usage_summaries.total_calls + 1,
-			total_errors = usage_summaries.total_errors + excluded.total_errors,
-			tokens_input = usage_summaries.tokens_input + excluded.tokens_input,
-			tokens_output = usage_summaries.tokens_output + excluded.tokens_output,
-			total_tokens = usage_summaries.total_tokens + excluded.total_tokens,
-			total_cost = usage_summaries.total_cost + excluded.total_cost,
-			response_time_sum = usage_summaries.response_time_sum + excluded.response_time_sum,
-			updated_at = excluded.updated_at`,
-		l.UserID, l.BillingPeriod, ts(l.PeriodStart), ts(periodEnd), failed, l.TokensInput, l.TokensOutput,
-		l.TokensTotal(), int64(l.CostTotal), l.ResponseTime, ts(now))
-	if err != nil {
-		return fmt.Errorf("update usage summary: %w", err)
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO usage_summary_providers (user_id, billing_period, provider, calls, errors,
-		tokens_input, tokens_output, tokens, cost, response_time_sum, updated_at)
-		VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10)
-		ON CONFLICT (user_id, billing_period, provider) DO UPDATE SET
-			calls = usage_summary_providers.calls + 1,
-			errors = usage_summary_providers.errors + excluded.errors,
-			tokens_input = usage_summary_providers.tokens_input + excluded.tokens_input,
-			tokens_output = usage_summary_providers.tokens_output + excluded.tokens_output,
-			tokens = usage_summary_providers.tokens + excluded.tokens,
-			cost = usage_summary_providers.cost + excluded.cost,
-			response_time_sum = usage_summary_providers.response_time_sum + excluded.response_time_sum,
-			updated_at = excluded.updated_at`,
-		l.UserID, l.BillingPeriod, l.Provider, failed, l.TokensInput, l.TokensOutput, l.TokensTotal(),
-		int64(l.CostTotal), l.ResponseTime, ts(now))
-	if err != nil {
-		return fmt.Errorf("update provider usage summary: %w", err)
-	}
-	return nil
 }
 
 // UsageForPeriods returns the user's usage in each named period, in the

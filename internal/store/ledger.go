@@ -1,0 +1,227 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
+)
+
+// logColumnsInsert are the ledger columns written for each event, in
+// bind order.
+const logColumnsInsert = `event_id, user_id, provider, endpoint, method, model_used,
+	tokens_input, tokens_output, tokens_total, tokens_cached_input, tokens_cache_write_5m, tokens_cache_write_1h,
+	tokens_reasoning, request_count, search_count, image_count, page_count, cost_input, cost_output, cost_total,
+	response_time, status_code, error_message, retry_count, unpriced, partial, metadata, "timestamp",
+	billing_period, period_start, created_at`
+
+const logParams = 31
+
+// logsPerInsert keeps one multi-row INSERT under SQLite's bound-variable
+// limit (32,766) and PostgreSQL's (65,535).
+const logsPerInsert = 500
+
+func logArgs(l billing.UsageLog, now string) []any {
+	var errMsg, meta any
+	if l.ErrorMessage != "" {
+		errMsg = l.ErrorMessage
+	}
+	if l.Metadata != "" {
+		meta = l.Metadata
+	}
+	return []any{l.EventID, l.UserID, l.Provider, l.Endpoint, l.Method, l.ModelUsed,
+		l.TokensInput, l.TokensOutput, l.TokensTotal(), l.TokensCachedInput, l.TokensCacheWrite5m, l.TokensCacheWrite1h,
+		l.TokensReasoning, l.RequestCount, l.SearchCount, l.ImageCount, l.PageCount,
+		int64(l.CostInput), int64(l.CostOutput), int64(l.CostTotal),
+		l.ResponseTime, l.StatusCode, errMsg, l.RetryCount, l.Unpriced, l.Partial, meta, ts(l.Timestamp),
+		l.BillingPeriod, ts(l.PeriodStart), now}
+}
+
+// insertLogs appends the logs whose event ids are not yet in the ledger,
+// with multi-row INSERTs, and returns the ids it inserted. A log repeated in
+// logs is inserted once.
+func insertLogs(ctx context.Context, tx *sql.Tx, logs []billing.UsageLog, now time.Time) (map[string]bool, error) {
+	inserted := make(map[string]bool, len(logs))
+	nowText := ts(now)
+	for start := 0; start < len(logs); start += logsPerInsert {
+		chunk := logs[start:min(start+logsPerInsert, len(logs))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO api_usage_logs (` + logColumnsInsert + `) VALUES `)
+		args := make([]any, 0, len(chunk)*logParams)
+		for i, l := range chunk {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteByte('(')
+			for p := range logParams {
+				if p > 0 {
+					q.WriteByte(',')
+				}
+				fmt.Fprintf(&q, "$%d", i*logParams+p+1)
+			}
+			q.WriteByte(')')
+			args = append(args, logArgs(l, nowText)...)
+		}
+		q.WriteString(` ON CONFLICT (event_id) DO NOTHING RETURNING event_id`)
+		rows, err := tx.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("insert %d usage logs: %w", len(chunk), err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			inserted[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("insert usage logs: %w", err)
+		}
+	}
+	return inserted, nil
+}
+
+// counterDelta is what a set of new logs adds to one summary row.
+type counterDelta struct {
+	calls, errors, tokensIn, tokensOut, cost int64
+	responseTime                             float64
+}
+
+func (d *counterDelta) add(l billing.UsageLog) {
+	d.calls++
+	if l.Failed() {
+		d.errors++
+	}
+	d.tokensIn += l.TokensInput
+	d.tokensOut += l.TokensOutput
+	d.cost += int64(l.CostTotal)
+	d.responseTime += l.ResponseTime
+}
+
+type periodKey struct{ user, period string }
+
+type providerKey struct {
+	periodKey
+	provider string
+}
+
+// addLogsToSummaries adds new logs to their period summaries with one
+// upsert per (user, period) and per (user, period, provider), taken in a
+// fixed order so concurrent transactions lock rows alike and cannot
+// deadlock each other.
+func addLogsToSummaries(ctx context.Context, tx *sql.Tx, logs []billing.UsageLog, periods map[periodKey]billing.Period, now time.Time) error {
+	totals := map[periodKey]*counterDelta{}
+	byProvider := map[providerKey]*counterDelta{}
+	for _, l := range logs {
+		pk := periodKey{l.UserID, l.BillingPeriod}
+		if totals[pk] == nil {
+			totals[pk] = &counterDelta{}
+		}
+		totals[pk].add(l)
+		vk := providerKey{pk, l.Provider}
+		if byProvider[vk] == nil {
+			byProvider[vk] = &counterDelta{}
+		}
+		byProvider[vk].add(l)
+	}
+	tkeys := make([]periodKey, 0, len(totals))
+	for k := range totals {
+		tkeys = append(tkeys, k)
+	}
+	sort.Slice(tkeys, func(i, j int) bool {
+		return tkeys[i].user < tkeys[j].user || (tkeys[i].user == tkeys[j].user && tkeys[i].period < tkeys[j].period)
+	})
+	nowText := ts(now)
+	for _, k := range tkeys {
+		d, p := totals[k], periods[k]
+		_, err := tx.ExecContext(ctx, `INSERT INTO usage_summaries (user_id, billing_period, period_start, period_end,
+			total_calls, total_errors, tokens_input, tokens_output, total_tokens, total_cost, response_time_sum,
+			created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+			ON CONFLICT (user_id, billing_period) DO UPDATE SET
+				total_calls = usage_summaries.total_calls + excluded.total_calls,
+				total_errors = usage_summaries.total_errors + excluded.total_errors,
+				tokens_input = usage_summaries.tokens_input + excluded.tokens_input,
+				tokens_output = usage_summaries.tokens_output + excluded.tokens_output,
+				total_tokens = usage_summaries.total_tokens + excluded.total_tokens,
+				total_cost = usage_summaries.total_cost + excluded.total_cost,
+				response_time_sum = usage_summaries.response_time_sum + excluded.response_time_sum,
+				updated_at = excluded.updated_at`,
+			k.user, k.period, ts(p.Start), ts(p.End), d.calls, d.errors, d.tokensIn, d.tokensOut,
+			d.tokensIn+d.tokensOut, d.cost, d.responseTime, nowText)
+		if err != nil {
+			return fmt.Errorf("update usage summary: %w", err)
+		}
+	}
+	vkeys := make([]providerKey, 0, len(byProvider))
+	for k := range byProvider {
+		vkeys = append(vkeys, k)
+	}
+	sort.Slice(vkeys, func(i, j int) bool {
+		a, b := vkeys[i], vkeys[j]
+		if a.user != b.user {
+			return a.user < b.user
+		}
+		if a.period != b.period {
+			return a.period < b.period
+		}
+		return a.provider < b.provider
+	})
+	for _, k := range vkeys {
+		d := byProvider[k]
+		_, err := tx.ExecContext(ctx, `INSERT INTO usage_summary_providers (user_id, billing_period, provider, calls, errors,
+			tokens_input, tokens_output, tokens, cost, response_time_sum, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (user_id, billing_period, provider) DO UPDATE SET
+				calls = usage_summary_providers.calls + excluded.calls,
+				errors = usage_summary_providers.errors + excluded.errors,
+				tokens_input = usage_summary_providers.tokens_input + excluded.tokens_input,
+				tokens_output = usage_summary_providers.tokens_output + excluded.tokens_output,
+				tokens = usage_summary_providers.tokens + excluded.tokens,
+				cost = usage_summary_providers.cost + excluded.cost,
+				response_time_sum = usage_summary_providers.response_time_sum + excluded.response_time_sum,
+				updated_at = excluded.updated_at`,
+			k.user, k.period, k.provider, d.calls, d.errors, d.tokensIn, d.tokensOut, d.tokensIn+d.tokensOut,
+			d.cost, d.responseTime, nowText)
+		if err != nil {
+			return fmt.Errorf("update provider usage summary: %w", err)
+		}
+	}
+	return nil
+}
+
+// eventResults reads the first results of events already in the ledger.
+func eventResults(ctx context.Context, tx *sql.Tx, ids []string) (map[string]billing.EventResult, error) {
+	out := make(map[string]billing.EventResult, len(ids))
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT event_id, cost_total, billing_period, unpriced FROM api_usage_logs
+			WHERE event_id IN (`+placeholders(1, len(chunk))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read recorded events: %w", err)
+		}
+		for rows.Next() {
+			r := billing.EventResult{Status: billing.EventDuplicate}
+			if err := rows.Scan(&r.EventID, &r.Cost, &r.BillingPeriod, &r.Unpriced); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[r.EventID] = r
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
