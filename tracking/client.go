@@ -43,6 +43,15 @@ type Client struct {
 	done  chan struct{}
 	stop  chan struct{}
 	once  sync.Once
+	// mu orders Settle against Close: Settle enqueues under the read lock,
+	// and run takes the write lock once stop is closed before its last
+	// drain, so a settlement Settle accepted is always drained, never left
+	// in the queue after run has returned.
+	mu sync.RWMutex
+	// aborted ends sending and retrying when Close's context ends, so a
+	// closed client leaves no goroutine retrying behind it.
+	aborted context.Context
+	abort   context.CancelFunc
 }
 
 type pending struct {
@@ -92,6 +101,7 @@ func NewClient(cfg ClientConfig) *Client {
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	c := &Client{cfg: cfg, queue: make(chan pending, cfg.Buffer), done: make(chan struct{}), stop: make(chan struct{})}
+	c.aborted, c.abort = context.WithCancel(context.Background())
 	go c.run()
 	return c
 }
@@ -148,23 +158,37 @@ func (c *Client) Settle(ctx context.Context, id string, o Outcome) error {
 		TokensCacheWrite5m: u.TokensCacheWrite5m, TokensCacheWrite1h: u.TokensCacheWrite1h, TokensReasoning: u.TokensReasoning,
 		RequestCount: u.Requests, SearchCount: u.Searches, ImageCount: u.Images, PageCount: u.Pages,
 		StatusCode: o.StatusCode, ResponseTime: o.ResponseTime.Seconds(), Timestamp: ts.UTC().Format(time.RFC3339Nano)}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	select {
+	case <-c.stop:
+		return errClosed
+	default:
+	}
 	select {
 	case c.queue <- pending{event: ev}:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("settlement buffer full: %w", ctx.Err())
 	case <-c.stop:
-		return errors.New("tracking client closed")
+		return errClosed
 	}
 }
 
-// Close sends what is queued (until ctx ends) and stops the client.
+var errClosed = errors.New("tracking client closed")
+
+// Close sends what is queued (until ctx ends) and stops the client. When
+// ctx ends first, the settlements not yet sent are given up (and reported
+// to OnError) and ctx's error is returned; either way no goroutine of the
+// client is left running.
 func (c *Client) Close(ctx context.Context) error {
 	c.once.Do(func() { close(c.stop) })
 	select {
 	case <-c.done:
 		return nil
 	case <-ctx.Done():
+		c.abort()
+		<-c.done // prompt: the request in flight is cancelled, retries end
 		return ctx.Err()
 	}
 }
@@ -190,6 +214,9 @@ func (c *Client) run() {
 		case <-t.C:
 			flush()
 		case <-c.stop:
+			// Wait for the Settle calls in flight; later ones see stop.
+			c.mu.Lock()
+			c.mu.Unlock()
 			for {
 				select {
 				case p := <-c.queue:
@@ -207,19 +234,32 @@ func (c *Client) run() {
 }
 
 // send posts one batch, retrying server and network failures with the
-// same event ids until RetryFor has passed.
+// same event ids until RetryFor has passed or Close gives up. The server
+// refuses a whole batch for one bad event and stores none of it, so a
+// refused batch is split and its halves sent on their own: only the bad
+// events are lost, not the good ones that shared their batch.
 func (c *Client) send(batch []eventBody) {
 	body, _ := json.Marshal(map[string]any{"events": batch})
 	deadline := time.Now().Add(c.cfg.RetryFor)
 	wait := 100 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if c.aborted.Err() != nil {
+			c.report(fmt.Errorf("usage batch of %d given up: the client was closed before it could be sent", len(batch)))
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.aborted, 30*time.Second)
 		status, resp, err := c.post(ctx, "/api/subscription/usage", body)
 		cancel()
 		switch {
 		case err == nil && status < 300:
 			return
 		case err == nil && status < 500 && status != http.StatusTooManyRequests:
+			if len(batch) > 1 && status != http.StatusUnauthorized && status != http.StatusForbidden {
+				half := len(batch) / 2
+				c.send(batch[:half])
+				c.send(batch[half:])
+				return
+			}
 			c.report(fmt.Errorf("usage batch of %d refused (%d): %.300s", len(batch), status, resp))
 			return
 		}
@@ -227,12 +267,13 @@ func (c *Client) send(batch []eventBody) {
 			c.report(fmt.Errorf("usage batch of %d given up after retrying: status %d, %v", len(batch), status, err))
 			return
 		}
+		// Retrying continues through shutdown until the deadline; Close's
+		// context bounds how long, by aborting.
+		t := time.NewTimer(wait)
 		select {
-		case <-time.After(wait):
-		case <-c.stop:
-			// Keep retrying through shutdown until the deadline; Close's
-			// context bounds how long the caller waits.
-			time.Sleep(wait)
+		case <-t.C:
+		case <-c.aborted.Done():
+			t.Stop()
 		}
 		wait = min(wait*2, 30*time.Second)
 	}

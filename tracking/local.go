@@ -24,7 +24,12 @@ func (l *LocalMeter) Reserve(ctx context.Context, c Call) (string, error) {
 	if err != nil {
 		var be *billing.Error
 		if errors.As(err, &be) && be.Limit != nil {
-			return "", limitError(be)
+			le := limitError(be)
+			if le.Provider == "" {
+				// As the server's /reserve does, so both meters refuse alike.
+				le.Provider = c.Provider
+			}
+			return "", le
 		}
 		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}

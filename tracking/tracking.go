@@ -192,7 +192,7 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		var le *LimitError
 		switch {
 		case errors.As(err, &le):
-			writeLimit(w, le)
+			writeLimit(w, le, provider)
 			return
 		case err != nil && !cfg.FailOpen:
 			w.Header().Set("Retry-After", "5")
@@ -201,20 +201,33 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		}
 		rep := &report{}
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), reportKey{}, rep)))
 		if id == "" {
-			return // failed open: nothing was reserved
+			// Failed open: nothing was reserved, so nothing is settled.
+			next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), reportKey{}, rep)))
+			return
 		}
-		rep.mu.Lock()
-		usage := rep.usage
-		rep.mu.Unlock()
-		o := Outcome{UserID: user, Provider: provider, EventID: id, Endpoint: r.URL.Path, Method: r.Method, StatusCode: rec.status,
-			ResponseTime: cfg.Now().Sub(start), Timestamp: start, Usage: usage}
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), cfg.Timeout)
-		defer cancel()
-		if err := cfg.Meter.Settle(sctx, id, o); err != nil && cfg.OnError != nil {
-			cfg.OnError(fmt.Errorf("settle %s: %w", id, err))
-		}
+		// Settling is deferred so that a handler that panics still has its
+		// call recorded (as failed) and its hold released, instead of
+		// holding a unit of the user's limits until the reservation expires.
+		returned := false
+		defer func() {
+			status := rec.status
+			if !returned {
+				status = http.StatusInternalServerError
+			}
+			rep.mu.Lock()
+			usage := rep.usage
+			rep.mu.Unlock()
+			o := Outcome{UserID: user, Provider: provider, EventID: id, Endpoint: r.URL.Path, Method: r.Method, StatusCode: status,
+				ResponseTime: cfg.Now().Sub(start), Timestamp: start, Usage: usage}
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), cfg.Timeout)
+			defer cancel()
+			if err := cfg.Meter.Settle(sctx, id, o); err != nil && cfg.OnError != nil {
+				cfg.OnError(fmt.Errorf("settle %s: %w", id, err))
+			}
+		}()
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), reportKey{}, rep)))
+		returned = true
 	})
 }
 
@@ -226,7 +239,9 @@ type recorder struct {
 }
 
 func (r *recorder) WriteHeader(code int) {
-	if !r.wroteHeader {
+	// Informational answers (103 Early Hints) come before the real status;
+	// 101 Switching Protocols is final.
+	if !r.wroteHeader && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		r.status, r.wroteHeader = code, true
 	}
 	r.ResponseWriter.WriteHeader(code)
