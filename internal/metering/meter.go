@@ -323,6 +323,13 @@ func (m *Meter) Reserve(ctx context.Context, req billing.ReserveRequest) (billin
 	if len(fields) > 0 {
 		return billing.Reservation{}, &billing.Error{Code: billing.CodeInvalid, Message: "invalid reservation: " + fields[0].Location + ": " + fields[0].Message, Fields: fields}
 	}
+	known, err := m.db.UserKnown(ctx, req.UserID)
+	if err != nil {
+		return billing.Reservation{}, err
+	}
+	if !known {
+		return billing.Reservation{}, billing.InvalidField("body.user_id", "unknown user (a user needs an API key or a subscription)", req.UserID)
+	}
 	acct, err := m.account(ctx, req.UserID)
 	if err != nil {
 		return billing.Reservation{}, err
