@@ -569,7 +569,7 @@ func TestClientSettleRacingClose(t *testing.T) {
 
 // TestClientBadEventSpared: the server refuses a whole batch for one bad
 // event; the client then sends the rest on their own, so a settlement it
-// cannot record (an unknown user's) costs no other user their events.
+// cannot record (impossible token counts) costs no other user their events.
 func TestClientBadEventSpared(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		url := b.URL(t)
@@ -578,6 +578,7 @@ func TestClientBadEventSpared(t *testing.T) {
 		defer s.stop()
 		s.user("u1")
 		s.user("u2")
+		s.user("u3")
 		httpc := newHTTPClient(t)
 		defer httpc.CloseIdleConnections()
 		var errs errorLog
@@ -586,7 +587,7 @@ func TestClientBadEventSpared(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 		defer cancel()
 		ids := map[string]string{}
-		for _, u := range []string{"u1", "ghost", "u2"} {
+		for _, u := range []string{"u1", "u3", "u2"} {
 			id, err := c.Reserve(ctx, tracking.Call{UserID: u, Provider: "openai"})
 			if err != nil {
 				t.Fatalf("reserve for %s: %v", u, err)
@@ -594,6 +595,10 @@ func TestClientBadEventSpared(t *testing.T) {
 			ids[u] = id
 			o := outcome(id)
 			o.UserID, o.Usage = u, tracking.Usage{Model: "gpt-4", TokensInput: 1000, TokensOutput: 500}
+			if u == "u3" {
+				// Reasoning is part of output: more reasoning than output is refused.
+				o.Usage = tracking.Usage{Model: "gpt-4", TokensOutput: 5, TokensReasoning: 10}
+			}
 			if err := c.Settle(ctx, id, o); err != nil {
 				t.Fatal(err)
 			}
@@ -606,7 +611,7 @@ func TestClientBadEventSpared(t *testing.T) {
 			s.settled(ids[u])
 		}
 		if e := errs.all(); len(e) != 1 {
-			t.Errorf("reported %v, want the ghost's event refused", e)
+			t.Errorf("reported %v, want u3's event refused", e)
 		}
 		s.consistent()
 	})

@@ -116,6 +116,7 @@ func (e UsageEvent) Validate(prefix string, now time.Time) []FieldError {
 		}
 	}
 	q := e.Quantities
+	fieldsBefore := len(fs)
 	for _, c := range []struct {
 		field string
 		v     int64
@@ -134,7 +135,10 @@ func (e UsageEvent) Validate(prefix string, now time.Time) []FieldError {
 			bad(c.field, fmt.Sprintf("must be at most %d", c.max), c.v)
 		}
 	}
-	if len(fs) == 0 {
+	// The buckets are checked against their totals once every count is in
+	// range, whatever else is wrong with the event, so that a refusal names
+	// every bad field at once.
+	if len(fs) == fieldsBefore {
 		if err := q.Validate(); err != nil {
 			var be *Error
 			if errors.As(err, &be) {

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
@@ -54,6 +56,11 @@ func ingest(ctx context.Context, tx *sql.Tx, items []IngestItem, ac AlertContext
 			}
 		}
 	}
+	// Event ids are inserted in one global order, so that concurrent
+	// batches sharing ids (a client's retries) wait for each other on
+	// PostgreSQL instead of deadlocking. insertLogs answers by id, so the
+	// order changes nothing else.
+	slices.SortFunc(logs, func(a, b billing.UsageLog) int { return strings.Compare(a.EventID, b.EventID) })
 	inserted, err := insertLogs(ctx, tx, logs, now)
 	if err != nil {
 		return nil, err

@@ -81,18 +81,28 @@ func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 }
 
 // HeldReservationsMismatch checks that the reserved counters equal what
-// held reservations hold; it returns the number of (user, period) rows that
-// differ.
+// held reservations hold, per (user, period) and per (user, period,
+// provider), the rows admission compares with the limits; it returns the
+// number of rows that differ.
 func (db *DB) HeldReservationsMismatch(ctx context.Context) (int, error) {
-	var n int
+	var totals, providers int
 	err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM (
 		SELECT user_id, billing_period, SUM(c) AS c, SUM(k) AS k FROM (
 			SELECT user_id, billing_period, calls AS c, cost AS k FROM reservations WHERE status = 'held'
 			UNION ALL
 			SELECT user_id, billing_period, -reserved_calls, -reserved_cost FROM usage_summaries
-		) AS u GROUP BY user_id, billing_period) AS t WHERE c <> 0 OR k <> 0`).Scan(&n)
+		) AS u GROUP BY user_id, billing_period) AS t WHERE c <> 0 OR k <> 0`).Scan(&totals)
 	if err != nil {
 		return 0, fmt.Errorf("check reservations: %w", err)
 	}
-	return n, nil
+	err = db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM (
+		SELECT user_id, billing_period, provider, SUM(c) AS c, SUM(n) AS n, SUM(k) AS k FROM (
+			SELECT user_id, billing_period, provider, calls AS c, tokens AS n, cost AS k FROM reservations WHERE status = 'held'
+			UNION ALL
+			SELECT user_id, billing_period, provider, -reserved_calls, -reserved_tokens, -reserved_cost FROM usage_summary_providers
+		) AS u GROUP BY user_id, billing_period, provider) AS t WHERE c <> 0 OR n <> 0 OR k <> 0`).Scan(&providers)
+	if err != nil {
+		return 0, fmt.Errorf("check provider reservations: %w", err)
+	}
+	return totals + providers, nil
 }
