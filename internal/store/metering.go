@@ -40,13 +40,13 @@ func (db *DB) Ingest(ctx context.Context, items []IngestItem, ac AlertContext, n
 	var results []billing.EventResult
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		results, err = ingest(ctx, tx, items, ac, now)
+		results, err = ingest(ctx, tx, db.dialect, items, ac, now)
 		return err
 	})
 	return results, err
 }
 
-func ingest(ctx context.Context, tx *sql.Tx, items []IngestItem, ac AlertContext, now time.Time) ([]billing.EventResult, error) {
+func ingest(ctx context.Context, tx *sql.Tx, d Dialect, items []IngestItem, ac AlertContext, now time.Time) ([]billing.EventResult, error) {
 	logs := make([]billing.UsageLog, len(items))
 	for i, it := range items {
 		logs[i] = it.Log
@@ -61,7 +61,7 @@ func ingest(ctx context.Context, tx *sql.Tx, items []IngestItem, ac AlertContext
 	// PostgreSQL instead of deadlocking. insertLogs answers by id, so the
 	// order changes nothing else.
 	slices.SortFunc(logs, func(a, b billing.UsageLog) int { return strings.Compare(a.EventID, b.EventID) })
-	inserted, err := insertLogs(ctx, tx, logs, now)
+	inserted, err := insertLogs(ctx, tx, d, logs, now)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func ingest(ctx context.Context, tx *sql.Tx, items []IngestItem, ac AlertContext
 		periods[periodKey{l.UserID, l.BillingPeriod}] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: it.PeriodEnd}
 	}
 	if len(dups) > 0 {
-		first, err := eventResults(ctx, tx, dups)
+		first, err := eventResults(ctx, tx, d, dups)
 		if err != nil {
 			return nil, err
 		}
@@ -389,7 +389,7 @@ func (db *DB) Settle(ctx context.Context, id string, item IngestItem, ac AlertCo
 				return billing.Errorf(billing.CodeConflict, "reservation %s was settled by event %s", id, r.EventID)
 			}
 		}
-		results, err := ingest(ctx, tx, []IngestItem{item}, ac, now)
+		results, err := ingest(ctx, tx, db.dialect, []IngestItem{item}, ac, now)
 		if err != nil {
 			return err
 		}

@@ -19,7 +19,7 @@ import (
 // nothing of the batch is stored.
 func (db *DB) RecordUsage(ctx context.Context, logs []billing.UsageLog, periodEnd map[string]time.Time, now time.Time) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
-		inserted, err := insertLogs(ctx, tx, logs, now)
+		inserted, err := insertLogs(ctx, tx, db.dialect, logs, now)
 		if err != nil {
 			return err
 		}
