@@ -27,6 +27,7 @@ Usage:
   alwrity-billing keys create --admin [--name N]       create an admin key
   alwrity-billing keys list [--user ID]                list keys (prefixes only, never secrets)
   alwrity-billing keys revoke PREFIX                   revoke a key by its prefix
+  alwrity-billing pricing list|add|import|export       list, add, import or export prices (see pricing --help)
   alwrity-billing version                              print the version
 
 Configuration comes from the environment (and .env), flags override it:
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = verifyCmd(ctx, args, stdout, stderr, getenv)
 	case "keys":
 		err = keys(ctx, args, stdout, stderr, getenv)
+	case "pricing":
+		err = pricing(ctx, args, stdout, stderr, getenv)
 	case "version":
 		err = version(args, stdout, stderr)
 	case "help":
