@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -92,8 +93,11 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) 
 		if db.write, err = sql.Open("pgx", dsn); err != nil {
 			return nil, err
 		}
+		// Several replicas share one server's max_connections (100 by
+		// default): keep a few idle connections, not the whole pool.
 		db.write.SetMaxOpenConns(32)
-		db.write.SetMaxIdleConns(32)
+		db.write.SetMaxIdleConns(8)
+		db.write.SetConnMaxIdleTime(time.Minute)
 		db.read = db.write
 	}
 	if err := db.Ping(ctx); err != nil {
