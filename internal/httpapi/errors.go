@@ -120,11 +120,11 @@ type LimitProblem struct {
 
 // UsageInfoJSON describes the limit that refused a call.
 type UsageInfoJSON struct {
-	CurrentCalls    int64       `json:"current_calls" doc:"Calls (or tokens, or USD for the cost limit) used and held this period."`
+	CurrentCalls    json.Number `json:"current_calls" doc:"Calls (or tokens, or USD for the cost limit) used and held this period."`
 	Limit           json.Number `json:"limit" doc:"Calls or tokens; USD (exact decimal) for monthly_cost."`
 	UsagePercentage float64     `json:"usage_percentage"`
 	Type            string      `json:"type" doc:"The limit: total_calls, <provider>_calls, <provider>_tokens or monthly_cost."`
-	Requested       int64       `json:"requested"`
+	Requested       json.Number `json:"requested" doc:"What the refused call asked for, in the limit's unit (USD for monthly_cost)."`
 	BillingPeriod   string      `json:"billing_period"`
 }
 
@@ -134,16 +134,21 @@ func (p *LimitProblem) Error() string { return p.Message }
 func limitProblem(e *billing.Error) *LimitProblem {
 	l := e.Limit
 	used := l.Used + l.Reserved
+	// Amounts are in the limit's unit: counts for calls and tokens, exact
+	// USD for the cost limit (never pico-dollars beside a limit in USD).
+	amount := func(v int64) json.Number {
+		if l.Money {
+			return json.Number(money.Amount(v).String())
+		}
+		return json.Number(strconv.FormatInt(v, 10))
+	}
 	p := &LimitProblem{
 		ErrorModel: huma.ErrorModel{Status: http.StatusTooManyRequests, Title: http.StatusText(http.StatusTooManyRequests), Detail: e.Message},
 		ErrorText:  "Usage limit exceeded",
 		Message:    e.Message,
-		UsageInfo: UsageInfoJSON{CurrentCalls: used, Limit: json.Number(strconv.FormatInt(l.Limit, 10)), Type: l.Key, Requested: l.Requested,
+		UsageInfo: UsageInfoJSON{CurrentCalls: amount(used), Limit: amount(l.Limit), Type: l.Key, Requested: amount(l.Requested),
 			BillingPeriod:   l.Period,
 			UsagePercentage: billing.LimitUsage{Limit: &l.Limit, Used: used}.Percentage()},
-	}
-	if l.Money {
-		p.UsageInfo.Limit = json.Number(money.Amount(l.Limit).String())
 	}
 	if l.Provider != "" {
 		p.Provider = &l.Provider

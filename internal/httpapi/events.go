@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,7 +51,10 @@ type UsageBatchJSON struct {
 
 // DecodeEvents reads POST /usage's body: either a single event object or
 // {"events": [...]}. Unknown fields are refused so that a misspelt bucket is
-// never silently billed as zero. Errors: invalid, naming the field.
+// never silently billed as zero. Each event of a batch is decoded on its
+// own, so that every problem is named by its event and field
+// ("body.events[3].tokens_input"), as a client needs to fix its batch.
+// Errors: invalid, naming each bad field.
 func DecodeEvents(body []byte) ([]EventJSON, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -58,36 +64,82 @@ func DecodeEvents(body []byte) ([]EventJSON, error) {
 	if err := json.Unmarshal(trimmed, &probe); err != nil {
 		return nil, jsonError("body", err)
 	}
-	if _, ok := probe["events"]; ok {
-		var b UsageBatchJSON
-		if err := strictDecode(trimmed, &b); err != nil {
+	raw, isBatch := probe["events"]
+	if !isBatch {
+		var e EventJSON
+		if err := strictDecode(trimmed, "body", &e); err != nil {
 			return nil, err
 		}
-		if b.Events == nil {
-			return nil, billing.InvalidField("body.events", "must be an array of events", nil)
+		return []EventJSON{e}, nil
+	}
+	var fields []billing.FieldError
+	for _, k := range slices.Sorted(maps.Keys(probe)) {
+		if k != "events" {
+			fields = append(fields, billing.FieldError{Location: "body." + k, Message: "unknown field (a batch holds only \"events\")", Value: k})
 		}
-		return b.Events, nil
 	}
-	var e EventJSON
-	if err := strictDecode(trimmed, &e); err != nil {
-		return nil, err
+	if len(fields) > 0 {
+		return nil, decodeRefusal(fields)
 	}
-	return []EventJSON{e}, nil
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil || items == nil {
+		return nil, billing.InvalidField("body.events", "must be an array of events", nil)
+	}
+	if len(items) == 0 {
+		return nil, billing.InvalidField("body.events", "must hold at least one event", 0)
+	}
+	if len(items) > billing.MaxBatchEvents {
+		return nil, &billing.Error{Code: billing.CodeInvalid,
+			Message: fmt.Sprintf("a batch holds at most %d events, got %d", billing.MaxBatchEvents, len(items)),
+			Fields:  []billing.FieldError{{Location: "body.events", Message: "too many events", Value: len(items)}}}
+	}
+	events := make([]EventJSON, len(items))
+	for i, item := range items {
+		if err := strictDecode(item, fmt.Sprintf("body.events[%d]", i), &events[i]); err != nil {
+			var be *billing.Error
+			if errors.As(err, &be) {
+				fields = append(fields, be.Fields...)
+			}
+		}
+	}
+	if len(fields) > 0 {
+		return nil, decodeRefusal(fields)
+	}
+	return events, nil
 }
 
-func strictDecode(b []byte, v any) error {
+// decodeRefusal refuses a batch whose events could not be decoded, naming
+// the first few problems in the message and every one in the fields.
+func decodeRefusal(fields []billing.FieldError) error {
+	msgs := make([]string, 0, min(len(fields), 5))
+	for _, f := range fields[:min(len(fields), 5)] {
+		msgs = append(msgs, f.Location+": "+f.Message)
+	}
+	more := ""
+	if len(fields) > 5 {
+		more = fmt.Sprintf(" (and %d more)", len(fields)-5)
+	}
+	return &billing.Error{Code: billing.CodeInvalid,
+		Message: "the batch was refused and nothing was stored: " + strings.Join(msgs, "; ") + more, Fields: fields}
+}
+
+// strictDecode decodes one JSON value into v, refusing unknown fields and
+// trailing data; errors name their field under location.
+func strictDecode(b []byte, location string, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError("body", err)
+		return jsonError(location, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return billing.InvalidField("body", "has data after the JSON value", nil)
+		return billing.InvalidField(location, "has data after the JSON value", nil)
 	}
 	return nil
 }
 
-// jsonError names the field a JSON error is about.
+// jsonError names the field a JSON error is about. The only field of an
+// event whose own decoder can fail is its timestamp (time.Time), so a time
+// error is reported there.
 func jsonError(location string, err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
@@ -95,13 +147,41 @@ func jsonError(location string, err error) error {
 		if te.Field != "" {
 			field += "." + te.Field
 		}
-		return billing.InvalidField(field, fmt.Sprintf("expected %s, got JSON %s", te.Type, te.Value), nil)
+		return billing.InvalidField(field, fmt.Sprintf("must be %s, got JSON %s", jsonKind(te.Type), te.Value), nil)
 	}
+	var pe *time.ParseError
 	msg := err.Error()
+	if errors.As(err, &pe) || strings.HasPrefix(msg, "Time.UnmarshalJSON") {
+		return billing.InvalidField(location+".timestamp", "must be an RFC 3339 time, such as 2026-11-29T17:41:42Z", nil)
+	}
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return billing.InvalidField(location, "unknown field "+f, strings.Trim(f, `"`))
+		name := strings.Trim(f, `"`)
+		return billing.InvalidField(location+"."+name, "unknown field", name)
 	}
 	return billing.InvalidField(location, "malformed JSON: "+strings.TrimPrefix(msg, "json: "), nil)
+}
+
+// jsonKind describes what JSON a Go type accepts, in a client's words.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another JSON type"
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer in range"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "a JSON object"
+	}
+	return "a " + t.String()
 }
 
 // toEvent converts a decoded event, filling defaults.

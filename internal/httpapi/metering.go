@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"reflect"
 	"time"
@@ -65,8 +67,15 @@ func (s *Server) registerMetering() {
 	op = sec("reserve", http.MethodPost, "/reserve", "Reserve one call against the user's limits before making it", http.StatusCreated)
 	op.Errors = append(op.Errors, http.StatusTooManyRequests)
 	huma.Register(s.api, op, s.reserve)
-	huma.Register(s.api, sec("settle-reservation", http.MethodPost, "/reservations/{reservation_id}/settle",
-		"Record a reserved call's real usage and release the rest", http.StatusOK), s.settle)
+	op = sec("settle-reservation", http.MethodPost, "/reservations/{reservation_id}/settle",
+		"Record a reserved call's real usage and release the rest", http.StatusOK)
+	op.Description = "The body is one usage event. Its user, provider and model default to the reservation's, " +
+		"and its event_id to the reservation's id, so a retried settle is answered as a duplicate."
+	op.RequestBody = &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+		"application/json": {Schema: s.settleSchema()},
+	}}
+	op.SkipValidateBody = true // decoded strictly like POST /usage, naming each bad field
+	huma.Register(s.api, op, s.settle)
 	huma.Register(s.api, sec("release-reservation", http.MethodDelete, "/reservations/{reservation_id}",
 		"Release a reservation without recording usage", http.StatusOK), s.release)
 }
@@ -161,9 +170,25 @@ func (s *Server) reserve(ctx context.Context, in *struct{ Body ReserveJSON }) (*
 	}
 	r, err := s.meter.Reserve(ctx, req)
 	if err != nil {
-		return nil, s.problem(ctx, err)
+		return nil, s.problem(ctx, withCallProvider(err, req.Provider))
 	}
 	return ok(reservationJSON(r)), nil
+}
+
+// withCallProvider makes a limit refusal name the provider of the refused
+// call even when the limit that refused is not a provider's own (total
+// calls, monthly cost): ALwrity's clients read "provider" from every 429
+// as the provider they were about to call.
+func withCallProvider(err error, provider string) error {
+	var e *billing.Error
+	if !errors.As(err, &e) || e.Limit == nil || e.Limit.Provider != "" || provider == "" {
+		return err
+	}
+	l := *e.Limit
+	l.Provider = provider
+	c := *e
+	c.Limit = &l
+	return &c
 }
 
 type ReservationPath struct {
@@ -187,14 +212,39 @@ func (s *Server) authorizeReservation(ctx context.Context, id string) (billing.R
 	return r, nil
 }
 
-func (s *Server) settle(ctx context.Context, in *struct {
+// settleSchema is the schema of a settle body: an event whose every field
+// is optional, because the reservation supplies the user, provider and
+// model.
+func (s *Server) settleSchema() *huma.Schema {
+	reg := s.api.OpenAPI().Components.Schemas
+	event := reg.Schema(reflect.TypeFor[EventJSON](), false, "UsageEvent")
+	if event.Ref != "" {
+		event = reg.SchemaFromRef(event.Ref)
+	}
+	settle := *event
+	settle.Required = nil
+	settle.Description = "A usage event; every field is optional, the reservation supplies user, provider and model."
+	return &settle
+}
+
+type settleInput struct {
 	ReservationPath
-	Body EventJSON
-}) (*struct{ Body Envelope[EventResultJSON] }, error) {
+	RawBody []byte `contentType:"application/json"`
+}
+
+func (s *Server) settle(ctx context.Context, in *settleInput) (*struct{ Body Envelope[EventResultJSON] }, error) {
 	if _, err := s.authorizeReservation(ctx, in.ReservationID); err != nil {
 		return nil, s.problem(ctx, err)
 	}
-	res, err := s.meter.Settle(ctx, in.ReservationID, in.Body.toEvent(s.now()))
+	body := bytes.TrimSpace(in.RawBody)
+	if len(body) == 0 || body[0] != '{' {
+		return nil, s.problem(ctx, billing.InvalidField("body", "must be a JSON object: the call's usage event", nil))
+	}
+	var event EventJSON
+	if err := strictDecode(body, "body", &event); err != nil {
+		return nil, s.problem(ctx, err)
+	}
+	res, err := s.meter.Settle(ctx, in.ReservationID, event.toEvent(s.now()))
 	if err != nil {
 		return nil, s.problem(ctx, err)
 	}

@@ -125,6 +125,7 @@ func (s *Server) register() {
 	huma.Register(s.api, sec("get-status", http.MethodGet, "/status/{user_id}", "Whether a user may use the API now"), s.getStatus)
 	huma.Register(s.api, sec("list-usage-logs", http.MethodGet, "/usage-logs", "Usage logs of the caller (or any user, for admins)"), s.listUsageLogs)
 	huma.Register(s.api, pub("get-health", http.MethodGet, "/health", "Recent error rates and latency per provider"), s.getHealth)
+	s.registerAdminPricing()
 	if s.meter != nil {
 		s.registerMetering()
 	}

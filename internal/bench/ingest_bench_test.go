@@ -1,0 +1,181 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/app"
+	"github.com/alwrity/alwrity-billing/internal/auth"
+	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/storetest"
+)
+
+const adminKey = "bench-admin-key-0123456789"
+
+// startServer runs the whole service on url and returns its base URL.
+func startServer(b *testing.B, url string) (string, *app.App) {
+	b.Helper()
+	cfg := app.DefaultConfig()
+	cfg.DatabaseURL, cfg.Host, cfg.Port, cfg.AdminKey = url, "127.0.0.1", 0, adminKey
+	a := app.New(cfg, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := a.Open(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := a.Listen(); err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done; a.Close() })
+	return a.BaseURL(), a
+}
+
+var runID atomic.Int64
+
+// BenchmarkIngestHTTP posts batches of 100 events from 16 concurrent
+// clients; events/s is the figure that matters.
+func BenchmarkIngestHTTP(b *testing.B) {
+	for _, be := range storetest.Backends() {
+		b.Run(be.Name, func(b *testing.B) {
+			base, a := startServer(b, be.URL(b))
+			users := []string{"bench-u1", "bench-u2", "bench-u3", "bench-u4"}
+			for _, u := range users {
+				createUser(b, a, u)
+			}
+			const batch, clients = 100, 16
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+			run := runID.Add(1)
+			var next atomic.Int64
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			var failed atomic.Int64
+			for c := range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						n := next.Add(1)
+						if n > int64(b.N) {
+							return
+						}
+						body := eventsBody(run, n, batch, users[c%len(users)])
+						req, _ := http.NewRequest(http.MethodPost, base+"/api/subscription/usage", bytes.NewReader(body))
+						req.Header.Set("Content-Type", "application/json")
+						req.Header.Set("Authorization", "Bearer "+adminKey)
+						resp, err := client.Do(req)
+						if err != nil || resp.StatusCode != http.StatusOK {
+							failed.Add(1)
+						}
+						if resp != nil {
+							resp.Body.Close()
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			if failed.Load() > 0 {
+				b.Fatalf("%d batches failed", failed.Load())
+			}
+			b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
+
+func eventsBody(run, n int64, size int, user string) []byte {
+	var sb strings.Builder
+	sb.WriteString(`{"events":[`)
+	ts := time.Now().UTC().Format(time.RFC3339Nano)
+	for i := range size {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"event_id":"r%d-b%d-e%d","user_id":%q,"provider":"openai","model":"gpt-4o","tokens_input":1200,"tokens_cached_input":200,"tokens_output":300,"status_code":200,"response_time":0.8,"timestamp":%q}`,
+			run, n, i, user, ts)
+	}
+	sb.WriteString(`]}`)
+	return []byte(sb.String())
+}
+
+func createUser(b *testing.B, a *app.App, user string) {
+	b.Helper()
+	_, prefix, hash := auth.NewKey()
+	k := billing.APIKey{Prefix: prefix, UserID: user, Role: billing.RoleUser, CreatedAt: time.Now()}
+	if _, err := a.DB.CreateKey(context.Background(), k, hash); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkRawInsert is the ceiling: multi-row INSERTs of ledger rows,
+// 1,000 rows a transaction, into the same table with the same indexes,
+// nothing else.
+func BenchmarkRawInsert(b *testing.B) {
+	for _, be := range storetest.Backends() {
+		b.Run(be.Name, func(b *testing.B) {
+			url := be.URL(b)
+			storetest.OpenURL(b, url) // migrated
+			db := rawDB(b, url)
+			const rows, per = 1000, 250
+			run := runID.Add(1)
+			b.ResetTimer()
+			start := time.Now()
+			for n := range b.N {
+				tx, err := db.Begin()
+				if err != nil {
+					b.Fatal(err)
+				}
+				for chunk := 0; chunk < rows; chunk += per {
+					var sb strings.Builder
+					args := make([]any, 0, per*6)
+					sb.WriteString(`INSERT INTO api_usage_logs (event_id, user_id, provider, model_used, tokens_input, tokens_output,
+						tokens_total, cost_total, "timestamp", billing_period, period_start, created_at) VALUES `)
+					for i := range per {
+						if i > 0 {
+							sb.WriteByte(',')
+						}
+						k := len(args)
+						fmt.Fprintf(&sb, "($%d, $%d, 'openai', 'gpt-4o', $%d, $%d, $%d, $%d, $%d, '2026-11', $%d, $%d)",
+							k+1, k+2, k+3, k+4, k+5, k+6, k+7, k+8, k+7)
+						args = append(args, fmt.Sprintf("raw%d-%d-%d", run, n, chunk+i), "u1", 1200, 300, 1500, 6_000_000_000,
+							"2026-11-20T10:00:00.000000Z", "2026-11-01T00:00:00.000000Z")
+					}
+					if _, err := tx.Exec(sb.String(), args...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N*rows)/time.Since(start).Seconds(), "rows/s")
+		})
+	}
+}
+
+func rawDB(b *testing.B, url string) *sql.DB {
+	b.Helper()
+	var db *sql.DB
+	var err error
+	if path, ok := strings.CutPrefix(url, "sqlite:///"); ok {
+		db, err = sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+		db.SetMaxOpenConns(1)
+	} else {
+		db, err = sql.Open("pgx", url)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
+}
