@@ -130,13 +130,13 @@ func (c *Client) Reserve(ctx context.Context, call Call) (string, error) {
 			Message   string  `json:"message"`
 			Provider  *string `json:"provider"`
 			UsageInfo struct {
-				CurrentCalls int64       `json:"current_calls"`
+				CurrentCalls json.Number `json:"current_calls"`
 				Limit        json.Number `json:"limit"`
 				Type         string      `json:"type"`
 			} `json:"usage_info"`
 		}
 		_ = json.Unmarshal(resp, &p)
-		le := &LimitError{Limit: p.UsageInfo.Type, Message: p.Message, Used: p.UsageInfo.CurrentCalls, Max: p.UsageInfo.Limit.String()}
+		le := &LimitError{Limit: p.UsageInfo.Type, Message: p.Message, Used: p.UsageInfo.CurrentCalls.String(), Max: p.UsageInfo.Limit.String()}
 		if p.Provider != nil {
 			le.Provider = *p.Provider
 		}

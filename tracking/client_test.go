@@ -304,7 +304,7 @@ func TestClientLimitError(t *testing.T) {
 		if !errors.As(err, &le) {
 			t.Fatalf("second reservation: %v (%T), want a *LimitError", err, err)
 		}
-		if le.Limit != "total_calls" || le.Max != "1" || le.Used != 1 || le.Provider != "openai" || le.Message == "" {
+		if le.Limit != "total_calls" || le.Max != "1" || le.Used != "1" || le.Provider != "openai" || le.Message == "" {
 			t.Errorf("limit error %+v", *le)
 		}
 		if errors.Is(err, tracking.ErrUnavailable) {

@@ -44,11 +44,13 @@ func (l *LocalMeter) Settle(ctx context.Context, id string, o Outcome) error {
 
 func limitError(be *billing.Error) *LimitError {
 	li := be.Limit
-	max := strconv.FormatInt(li.Limit, 10)
-	if li.Money {
-		max = money.Amount(li.Limit).String()
+	text := func(v int64) string {
+		if li.Money {
+			return money.Amount(v).String()
+		}
+		return strconv.FormatInt(v, 10)
 	}
-	return &LimitError{Provider: li.Provider, Limit: li.Key, Message: be.Message, Used: li.Used + li.Reserved, Max: max}
+	return &LimitError{Provider: li.Provider, Limit: li.Key, Message: be.Message, Used: text(li.Used + li.Reserved), Max: text(li.Limit)}
 }
 
 func toEvent(o Outcome, now func() time.Time) billing.UsageEvent {

@@ -118,7 +118,7 @@ func TestFailOpen(t *testing.T) {
 // meter, never for a refusal.
 func TestFailOpenStillEnforcesLimits(t *testing.T) {
 	m := &fakeMeter{reserve: func(context.Context, tracking.Call) (string, error) {
-		return "", &tracking.LimitError{Provider: "openai", Limit: "openai_calls", Message: "openai calls limit reached", Used: 5, Max: "5"}
+		return "", &tracking.LimitError{Provider: "openai", Limit: "openai_calls", Message: "openai calls limit reached", Used: "5", Max: "5"}
 	}}
 	w, ran := serveOne(t, tracking.Config{Meter: m, FailOpen: true}, "/api/openai/chat", nil)
 	if ran || w.Code != http.StatusTooManyRequests {
@@ -139,7 +139,7 @@ func TestFailOpenStillEnforcesLimits(t *testing.T) {
 // calls) names the provider of the refused call, as the server does.
 func TestLimitNamesCallProvider(t *testing.T) {
 	m := &fakeMeter{reserve: func(context.Context, tracking.Call) (string, error) {
-		return "", &tracking.LimitError{Limit: "monthly_cost", Message: "Monthly cost limit reached.", Used: 1, Max: "0.50"}
+		return "", &tracking.LimitError{Limit: "monthly_cost", Message: "Monthly cost limit reached.", Used: "0.49", Max: "0.50"}
 	}}
 	w, ran := serveOne(t, tracking.Config{Meter: m}, "/api/tavily/search", nil)
 	if ran || w.Code != http.StatusTooManyRequests {

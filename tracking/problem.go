@@ -21,7 +21,7 @@ func writeLimit(w http.ResponseWriter, e *LimitError, callProvider string) {
 	body := map[string]any{
 		"title": http.StatusText(http.StatusTooManyRequests), "status": http.StatusTooManyRequests, "detail": e.Message,
 		"error": "Usage limit exceeded", "message": e.Message, "provider": provider,
-		"usage_info": map[string]any{"current_calls": e.Used, "limit": limitNumber(e.Max), "type": e.Limit},
+		"usage_info": map[string]any{"current_calls": limitNumber(e.Used), "limit": limitNumber(e.Max), "type": e.Limit},
 	}
 	writeJSON(w, http.StatusTooManyRequests, body)
 }

@@ -72,7 +72,7 @@ type LimitError struct {
 	Provider string
 	Limit    string // total_calls, <provider>_calls, <provider>_tokens or monthly_cost
 	Message  string
-	Used     int64
+	Used     string // used and held this period, exact text (USD for monthly_cost)
 	Max      string // the limit as exact text (USD for monthly_cost)
 }
 

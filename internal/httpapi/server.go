@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -91,6 +92,8 @@ func New(mux *http.ServeMux, cfg Config) *Server {
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An alwrity API key (user or admin)."},
 	}
 	hc.Components.Schemas.RegisterTypeAlias(reflect.TypeFor[money.Amount](), reflect.TypeFor[float64]())
+	// Exact numbers written as JSON numbers (limits in calls or USD).
+	hc.Components.Schemas.RegisterTypeAlias(reflect.TypeFor[json.Number](), reflect.TypeFor[float64]())
 	s.api = humago.New(mux, hc)
 	// Middlewares apply to operations registered after them.
 	s.api.UseMiddleware(s.limitBody)
