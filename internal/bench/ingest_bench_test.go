@@ -125,7 +125,7 @@ func BenchmarkRawInsert(b *testing.B) {
 			url := be.URL(b)
 			storetest.OpenURL(b, url) // migrated
 			db := rawDB(b, url)
-			const rows, per = 1000, 250
+			const rows, per = 1000, 100
 			run := runID.Add(1)
 			b.ResetTimer()
 			start := time.Now()
@@ -144,10 +144,16 @@ func BenchmarkRawInsert(b *testing.B) {
 							sb.WriteByte(',')
 						}
 						k := len(args)
-						fmt.Fprintf(&sb, "($%d, $%d, 'openai', 'gpt-4o', $%d, $%d, $%d, $%d, $%d, '2026-11', $%d, $%d)",
-							k+1, k+2, k+3, k+4, k+5, k+6, k+7, k+8, k+7)
+						if be.Name == "sqlite" {
+							// modernc.org/sqlite resolves "$N" by name: "?" is its fast path.
+							sb.WriteString("(?, ?, 'openai', 'gpt-4o', ?, ?, ?, ?, ?, '2026-11', ?, ?)")
+						} else {
+							fmt.Fprintf(&sb, "($%d, $%d, 'openai', 'gpt-4o', $%d, $%d, $%d, $%d, $%d, '2026-11', $%d, $%d)",
+								k+1, k+2, k+3, k+4, k+5, k+6, k+7, k+8, k+9)
+						}
+						at := "2026-11-20T10:00:00.000000Z"
 						args = append(args, fmt.Sprintf("raw%d-%d-%d", run, n, chunk+i), "u1", 1200, 300, 1500, 6_000_000_000,
-							"2026-11-20T10:00:00.000000Z", "2026-11-01T00:00:00.000000Z")
+							at, "2026-11-01T00:00:00.000000Z", at)
 					}
 					if _, err := tx.Exec(sb.String(), args...); err != nil {
 						b.Fatal(err)

@@ -57,6 +57,7 @@ type DB struct {
 	read    *sql.DB
 	logger  *slog.Logger
 	source  string // the URL with any password removed, for messages
+	stmts   stmtCache
 }
 
 // Open connects to the database named by rawURL: "sqlite:///./alwrity.db",
@@ -70,6 +71,7 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) 
 		return nil, err
 	}
 	db := &DB{dialect: dialect, logger: logger, source: redact(rawURL)}
+	db.stmts.dialect = dialect
 	switch dialect {
 	case SQLite:
 		if dir := filepath.Dir(dsn); dir != "." {
@@ -84,6 +86,7 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) 
 			return nil, err
 		}
 		db.write.SetMaxOpenConns(1)
+		db.stmts.db = db.write
 		if db.read, err = sql.Open("sqlite", "file:"+dsn+params); err != nil {
 			db.write.Close()
 			return nil, err
@@ -192,6 +195,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes every connection.
 func (db *DB) Close() error {
+	db.stmts.close()
 	var errs []error
 	if db.read != nil && db.read != db.write {
 		errs = append(errs, db.read.Close())

@@ -37,16 +37,19 @@ type AlertContext struct {
 // call for, commit together or not at all. An event whose id is already in
 // the ledger changes nothing and returns its first result.
 func (db *DB) Ingest(ctx context.Context, items []IngestItem, ac AlertContext, now time.Time) ([]billing.EventResult, error) {
+	if err := db.prepareLedger(ctx); err != nil {
+		return nil, err
+	}
 	var results []billing.EventResult
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		results, err = ingest(ctx, tx, db.dialect, items, ac, now)
+		results, err = ingest(ctx, tx, &db.stmts, items, ac, now)
 		return err
 	})
 	return results, err
 }
 
-func ingest(ctx context.Context, tx *sql.Tx, d Dialect, items []IngestItem, ac AlertContext, now time.Time) ([]billing.EventResult, error) {
+func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestItem, ac AlertContext, now time.Time) ([]billing.EventResult, error) {
 	logs := make([]billing.UsageLog, len(items))
 	for i, it := range items {
 		logs[i] = it.Log
@@ -61,7 +64,7 @@ func ingest(ctx context.Context, tx *sql.Tx, d Dialect, items []IngestItem, ac A
 	// PostgreSQL instead of deadlocking. insertLogs answers by id, so the
 	// order changes nothing else.
 	slices.SortFunc(logs, func(a, b billing.UsageLog) int { return strings.Compare(a.EventID, b.EventID) })
-	inserted, err := insertLogs(ctx, tx, d, logs, now)
+	inserted, err := insertLogs(ctx, tx, stmts, logs, now)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +86,7 @@ func ingest(ctx context.Context, tx *sql.Tx, d Dialect, items []IngestItem, ac A
 		periods[periodKey{l.UserID, l.BillingPeriod}] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: it.PeriodEnd}
 	}
 	if len(dups) > 0 {
-		first, err := eventResults(ctx, tx, d, dups)
+		first, err := eventResults(ctx, tx, stmts.dialect, dups)
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +100,7 @@ func ingest(ctx context.Context, tx *sql.Tx, d Dialect, items []IngestItem, ac A
 			}
 		}
 	}
-	if err := addLogsToSummaries(ctx, tx, fresh, periods, now); err != nil {
+	if err := addLogsToSummaries(ctx, tx, stmts, fresh, periods, now); err != nil {
 		return nil, err
 	}
 	keys := make([]periodKey, 0, len(periods))
@@ -362,6 +365,9 @@ func unreserve(ctx context.Context, tx *sql.Tx, r billing.Reservation, now time.
 // finished still gets its usage recorded: the call happened. Errors:
 // not_found, conflict (settled by another event).
 func (db *DB) Settle(ctx context.Context, id string, item IngestItem, ac AlertContext, now time.Time) (billing.EventResult, error) {
+	if err := db.prepareLedger(ctx); err != nil {
+		return billing.EventResult{}, err
+	}
 	var result billing.EventResult
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		_, held, err := finish(ctx, tx, id, billing.ReservationSettled, item.Log.EventID, now)
@@ -389,7 +395,7 @@ func (db *DB) Settle(ctx context.Context, id string, item IngestItem, ac AlertCo
 				return billing.Errorf(billing.CodeConflict, "reservation %s was settled by event %s", id, r.EventID)
 			}
 		}
-		results, err := ingest(ctx, tx, db.dialect, []IngestItem{item}, ac, now)
+		results, err := ingest(ctx, tx, &db.stmts, []IngestItem{item}, ac, now)
 		if err != nil {
 			return err
 		}

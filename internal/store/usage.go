@@ -18,8 +18,11 @@ import (
 // when an event id is already recorded (or repeats in logs), in which case
 // nothing of the batch is stored.
 func (db *DB) RecordUsage(ctx context.Context, logs []billing.UsageLog, periodEnd map[string]time.Time, now time.Time) error {
+	if err := db.prepareLedger(ctx); err != nil {
+		return err
+	}
 	return db.inTx(ctx, func(tx *sql.Tx) error {
-		inserted, err := insertLogs(ctx, tx, db.dialect, logs, now)
+		inserted, err := insertLogs(ctx, tx, &db.stmts, logs, now)
 		if err != nil {
 			return err
 		}
@@ -31,7 +34,7 @@ func (db *DB) RecordUsage(ctx context.Context, logs []billing.UsageLog, periodEn
 			delete(inserted, l.EventID)
 			periods[periodKey{l.UserID, l.BillingPeriod}] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: periodEnd[l.BillingPeriod]}
 		}
-		return addLogsToSummaries(ctx, tx, logs, periods, now)
+		return addLogsToSummaries(ctx, tx, &db.stmts, logs, periods, now)
 	})
 }
 
