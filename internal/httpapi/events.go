@@ -60,6 +60,16 @@ func DecodeEvents(body []byte) ([]EventJSON, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, billing.InvalidField("body", "must be a JSON object: one event or {\"events\": [...]}", nil)
 	}
+	// Fast path: a well-formed batch decodes in one pass. Anything else
+	// (a single event, or any error) takes the slower path below, which
+	// names every bad event and field.
+	var batch UsageBatchJSON
+	if strictDecode(trimmed, "body", &batch) == nil && batch.Events != nil {
+		if err := checkBatchSize(len(batch.Events)); err != nil {
+			return nil, err
+		}
+		return batch.Events, nil
+	}
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &probe); err != nil {
 		return nil, jsonError("body", err)
@@ -85,13 +95,8 @@ func DecodeEvents(body []byte) ([]EventJSON, error) {
 	if err := json.Unmarshal(raw, &items); err != nil || items == nil {
 		return nil, billing.InvalidField("body.events", "must be an array of events", nil)
 	}
-	if len(items) == 0 {
-		return nil, billing.InvalidField("body.events", "must hold at least one event", 0)
-	}
-	if len(items) > billing.MaxBatchEvents {
-		return nil, &billing.Error{Code: billing.CodeInvalid,
-			Message: fmt.Sprintf("a batch holds at most %d events, got %d", billing.MaxBatchEvents, len(items)),
-			Fields:  []billing.FieldError{{Location: "body.events", Message: "too many events", Value: len(items)}}}
+	if err := checkBatchSize(len(items)); err != nil {
+		return nil, err
 	}
 	events := make([]EventJSON, len(items))
 	for i, item := range items {
@@ -110,6 +115,19 @@ func DecodeEvents(body []byte) ([]EventJSON, error) {
 
 // decodeRefusal refuses a batch whose events could not be decoded, naming
 // the first few problems in the message and every one in the fields.
+// checkBatchSize refuses an empty batch and one over the limit.
+func checkBatchSize(n int) error {
+	switch {
+	case n == 0:
+		return billing.InvalidField("body.events", "must hold at least one event", 0)
+	case n > billing.MaxBatchEvents:
+		return &billing.Error{Code: billing.CodeInvalid,
+			Message: fmt.Sprintf("a batch holds at most %d events, got %d", billing.MaxBatchEvents, n),
+			Fields:  []billing.FieldError{{Location: "body.events", Message: "too many events", Value: n}}}
+	}
+	return nil
+}
+
 func decodeRefusal(fields []billing.FieldError) error {
 	msgs := make([]string, 0, min(len(fields), 5))
 	for _, f := range fields[:min(len(fields), 5)] {
