@@ -30,6 +30,8 @@ type Meter struct {
 	// Health decides when provider failures raise system_health alerts.
 	Health HealthPolicy
 
+	cache lookups
+
 	mu      sync.Mutex
 	catalog store.Catalog
 	byModel map[string][]billing.Price // provider+"/"+model → versions, oldest first
@@ -178,7 +180,7 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 	var fields []billing.FieldError
 	first := map[string]int{}
 	b := batch{itemOf: make([]int, len(events)), repeat: make([]bool, len(events))}
-	providers, err := m.db.ListProviders(ctx)
+	providers, err := m.providers(ctx)
 	if err != nil {
 		return batch{}, err
 	}
@@ -222,7 +224,7 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 	}
 	accounts := map[string]account{}
 	for u := range users {
-		ok, err := m.db.UserKnown(ctx, u)
+		ok, err := m.userKnown(ctx, u)
 		if err != nil {
 			return batch{}, err
 		}
@@ -323,7 +325,7 @@ func (m *Meter) Reserve(ctx context.Context, req billing.ReserveRequest) (billin
 	if len(fields) > 0 {
 		return billing.Reservation{}, &billing.Error{Code: billing.CodeInvalid, Message: "invalid reservation: " + fields[0].Location + ": " + fields[0].Message, Fields: fields}
 	}
-	known, err := m.db.UserKnown(ctx, req.UserID)
+	known, err := m.userKnown(ctx, req.UserID)
 	if err != nil {
 		return billing.Reservation{}, err
 	}
@@ -376,7 +378,7 @@ func (m *Meter) estimate(ctx context.Context, provider, model string, tokens int
 }
 
 func (m *Meter) checkProvider(ctx context.Context, name string) error {
-	providers, err := m.db.ListProviders(ctx)
+	providers, err := m.providers(ctx)
 	if err != nil {
 		return err
 	}
