@@ -30,7 +30,8 @@ type Meter struct {
 	// Health decides when provider failures raise system_health alerts.
 	Health HealthPolicy
 
-	cache lookups
+	cache     lookups
+	committer committer
 
 	mu      sync.Mutex
 	catalog store.Catalog
@@ -150,7 +151,7 @@ func (m *Meter) Record(ctx context.Context, events []billing.UsageEvent) ([]bill
 	if err != nil {
 		return nil, err
 	}
-	results, err := m.db.Ingest(ctx, b.items, b.alerts, now)
+	results, err := m.commit(ctx, b)
 	if err != nil {
 		return nil, fmt.Errorf("record %d events: %w", len(b.items), err)
 	}
