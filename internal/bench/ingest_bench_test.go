@@ -45,51 +45,65 @@ var runID atomic.Int64
 // clients; events/s is the figure that matters.
 func BenchmarkIngestHTTP(b *testing.B) {
 	for _, be := range storetest.Backends() {
-		b.Run(be.Name, func(b *testing.B) {
-			base, a := startServer(b, be.URL(b))
-			users := []string{"bench-u1", "bench-u2", "bench-u3", "bench-u4"}
-			for _, u := range users {
-				createUser(b, a, u)
+		pars := []int{1}
+		if be.Name == "postgres" {
+			// Concurrent group commits; 64 ≈ one transaction per request.
+			pars = []int{1, 4, 64}
+		}
+		for _, par := range pars {
+			name := be.Name
+			if len(pars) > 1 {
+				name = fmt.Sprintf("%s/commits=%d", be.Name, par)
 			}
-			const batch, clients = 100, 16
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-			run := runID.Add(1)
-			var next atomic.Int64
-			b.ResetTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			var failed atomic.Int64
-			for c := range clients {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						n := next.Add(1)
-						if n > int64(b.N) {
-							return
-						}
-						body := eventsBody(run, n, batch, users[c%len(users)])
-						req, _ := http.NewRequest(http.MethodPost, base+"/api/subscription/usage", bytes.NewReader(body))
-						req.Header.Set("Content-Type", "application/json")
-						req.Header.Set("Authorization", "Bearer "+adminKey)
-						resp, err := client.Do(req)
-						if err != nil || resp.StatusCode != http.StatusOK {
-							failed.Add(1)
-						}
-						if resp != nil {
-							resp.Body.Close()
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			b.StopTimer()
-			if failed.Load() > 0 {
-				b.Fatalf("%d batches failed", failed.Load())
-			}
-			b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "events/s")
-		})
+			b.Run(name, func(b *testing.B) { benchIngest(b, be, par) })
+		}
 	}
+}
+
+func benchIngest(b *testing.B, be storetest.Backend, par int) {
+	base, a := startServer(b, be.URL(b))
+	a.Meter.CommitParallelism = par
+	users := []string{"bench-u1", "bench-u2", "bench-u3", "bench-u4"}
+	for _, u := range users {
+		createUser(b, a, u)
+	}
+	const batch, clients = 100, 16
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	run := runID.Add(1)
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := next.Add(1)
+				if n > int64(b.N) {
+					return
+				}
+				body := eventsBody(run, n, batch, users[c%len(users)])
+				req, _ := http.NewRequest(http.MethodPost, base+"/api/subscription/usage", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+adminKey)
+				resp, err := client.Do(req)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+				}
+				if resp != nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	if failed.Load() > 0 {
+		b.Fatalf("%d batches failed", failed.Load())
+	}
+	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "events/s")
 }
 
 func eventsBody(run, n int64, size int, user string) []byte {

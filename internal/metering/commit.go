@@ -33,7 +33,7 @@ type commitResult struct {
 type committer struct {
 	mu      sync.Mutex
 	queue   []*commitJob
-	running bool
+	running int
 }
 
 // commit writes b's items through the group committer.
@@ -42,8 +42,10 @@ func (m *Meter) commit(ctx context.Context, b batch) ([]billing.EventResult, err
 	c := &m.committer
 	c.mu.Lock()
 	c.queue = append(c.queue, j)
-	start := !c.running
-	c.running = true
+	start := c.running < m.commitParallelism()
+	if start {
+		c.running++
+	}
 	c.mu.Unlock()
 	if start {
 		go m.commitLoop(context.WithoutCancel(ctx))
@@ -55,6 +57,20 @@ func (m *Meter) commit(ctx context.Context, b batch) ([]billing.EventResult, err
 		// The batch may still commit; resending it is safe (idempotent).
 		return nil, ctx.Err()
 	}
+}
+
+// commitParallelism is how many group transactions may run at once: one on
+// SQLite, whose single writer serialises them anyway, and CommitParallelism
+// (default 4) on PostgreSQL, which writes concurrent transactions in
+// parallel.
+func (m *Meter) commitParallelism() int {
+	if m.db.Dialect() == store.SQLite {
+		return 1
+	}
+	if m.CommitParallelism > 0 {
+		return m.CommitParallelism
+	}
+	return 4
 }
 
 // commitLoop runs while batches are waiting, then exits, so an idle meter
@@ -71,7 +87,7 @@ func (m *Meter) commitLoop(ctx context.Context) {
 			c.queue = c.queue[1:]
 		}
 		if len(group) == 0 {
-			c.running = false
+			c.running--
 			c.mu.Unlock()
 			return
 		}

@@ -30,6 +30,9 @@ type Meter struct {
 	// Health decides when provider failures raise system_health alerts.
 	Health HealthPolicy
 
+	// CommitParallelism bounds concurrent group commits on PostgreSQL.
+	CommitParallelism int
+
 	cache     lookups
 	committer committer
 
