@@ -97,6 +97,9 @@ type Config struct {
 	Timeout time.Duration
 	// OnError is told about settle failures (default: ignored).
 	OnError func(error)
+	// Metrics, when set, counts metered calls and refusals for Prometheus
+	// (see NewMetrics).
+	Metrics *Metrics
 	Now     func() time.Time
 }
 
@@ -192,9 +195,11 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		var le *LimitError
 		switch {
 		case errors.As(err, &le):
+			cfg.Metrics.refusal(provider, le.Limit)
 			writeLimit(w, le, provider)
 			return
 		case err != nil && !cfg.FailOpen:
+			cfg.Metrics.refusal(provider, "unavailable")
 			w.Header().Set("Retry-After", "5")
 			writeProblem(w, http.StatusServiceUnavailable, "usage metering is unavailable; try again shortly")
 			return
@@ -204,6 +209,7 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 		if id == "" {
 			// Failed open: nothing was reserved, so nothing is settled.
 			next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), reportKey{}, rep)))
+			cfg.Metrics.served(provider, rec.status, cfg.Now().Sub(start))
 			return
 		}
 		// Settling is deferred so that a handler that panics still has its
@@ -220,6 +226,7 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 			rep.mu.Unlock()
 			o := Outcome{UserID: user, Provider: provider, EventID: id, Endpoint: r.URL.Path, Method: r.Method, StatusCode: status,
 				ResponseTime: cfg.Now().Sub(start), Timestamp: start, Usage: usage}
+			cfg.Metrics.served(provider, status, o.ResponseTime)
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), cfg.Timeout)
 			defer cancel()
 			if err := cfg.Meter.Settle(sctx, id, o); err != nil && cfg.OnError != nil {
