@@ -72,6 +72,7 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) 
 	}
 	db := &DB{dialect: dialect, logger: logger, source: redact(rawURL)}
 	db.stmts.dialect = dialect
+	db.stmts.fullInsert = insertLogsSQL(dialect, logsPerInsert)
 	switch dialect {
 	case SQLite:
 		if dir := filepath.Dir(dsn); dir != "." {

@@ -53,25 +53,15 @@ func insertLogs(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs []billin
 	nowText := ts(now)
 	for start := 0; start < len(logs); start += logsPerInsert {
 		chunk := logs[start:min(start+logsPerInsert, len(logs))]
-		var q strings.Builder
-		q.WriteString(`INSERT INTO api_usage_logs (` + logColumnsInsert + `) VALUES `)
 		args := make([]any, 0, len(chunk)*logParams)
-		for i, l := range chunk {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteByte('(')
-			for p := range logParams {
-				if p > 0 {
-					q.WriteByte(',')
-				}
-				q.WriteString(bindVar(d, i*logParams+p+1))
-			}
-			q.WriteByte(')')
+		for _, l := range chunk {
 			args = append(args, logArgs(l, nowText)...)
 		}
-		q.WriteString(` ON CONFLICT (event_id) DO NOTHING RETURNING event_id`)
-		rows, err := stmts.query(ctx, tx, q.String(), args...)
+		q := stmts.fullInsert
+		if len(chunk) != logsPerInsert || q == "" {
+			q = insertLogsSQL(d, len(chunk))
+		}
+		rows, err := stmts.query(ctx, tx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("insert %d usage logs: %w", len(chunk), err)
 		}
@@ -255,6 +245,8 @@ const upsertProviderSQL = `INSERT INTO usage_summary_providers (user_id, billing
 // prepared statements per connection, so there the cache stays empty.
 type stmtCache struct {
 	dialect Dialect
+	// fullInsert is insertLogsSQL for a full chunk, built once.
+	fullInsert string
 	db      *sql.DB
 	mu      sync.Mutex
 	stmts   map[string]*sql.Stmt
@@ -318,11 +310,12 @@ func (c *stmtCache) close() {
 	c.stmts = nil
 }
 
-// fullInsertSQL is the multi-row INSERT of a full chunk of logs.
-func fullInsertSQL(d Dialect) string {
+// insertLogsSQL is the multi-row INSERT of n logs. The full-chunk text is
+// always the same, so its prepared statement is reused.
+func insertLogsSQL(d Dialect, n int) string {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO api_usage_logs (` + logColumnsInsert + `) VALUES `)
-	for i := range logsPerInsert {
+	for i := range n {
 		if i > 0 {
 			q.WriteByte(',')
 		}
@@ -342,5 +335,5 @@ func fullInsertSQL(d Dialect) string {
 // prepareLedger readies the ledger statements; call it before a
 // transaction that ingests.
 func (db *DB) prepareLedger(ctx context.Context) error {
-	return db.stmts.prepare(ctx, fullInsertSQL(db.dialect), upsertTotalSQL, upsertProviderSQL)
+	return db.stmts.prepare(ctx, db.stmts.fullInsert, upsertTotalSQL, upsertProviderSQL)
 }
