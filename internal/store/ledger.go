@@ -247,9 +247,9 @@ type stmtCache struct {
 	dialect Dialect
 	// fullInsert is insertLogsSQL for a full chunk, built once.
 	fullInsert string
-	db      *sql.DB
-	mu      sync.Mutex
-	stmts   map[string]*sql.Stmt
+	db         *sql.DB
+	mu         sync.Mutex
+	stmts      map[string]*sql.Stmt
 }
 
 // prepare prepares queries ahead of a transaction. It must run outside
