@@ -20,6 +20,20 @@ func openStore(ctx context.Context, url string) (*store.DB, error) {
 	return store.Open(ctx, url, nil)
 }
 
+// openMigrated opens the database of a one-shot admin command and brings
+// its tables up to date, quietly; the caller closes it.
+func openMigrated(ctx context.Context, url string) (*store.DB, error) {
+	db, err := openStore(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := app.Migrate(ctx, db, newLogger(io.Discard, false, false)); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
 const keysUsage = `Usage: alwrity-billing keys create --user ID [--name N]   create a user key; prints only the key
        alwrity-billing keys create --admin [--name N]     create an admin key
        alwrity-billing keys list [--user ID]              list keys (prefixes only, never secrets)
@@ -94,14 +108,11 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	if err := configError(envErr, cfg.ValidateDatabase()); err != nil {
 		return err
 	}
-	db, err := openStore(ctx, cfg.DatabaseURL)
+	db, err := openMigrated(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := app.Migrate(ctx, db, newLogger(io.Discard, false, false)); err != nil {
-		return err
-	}
 	now := time.Now()
 	switch sub {
 	case "create":

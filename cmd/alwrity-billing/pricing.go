@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/alwrity/alwrity-billing/internal/app"
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/money"
 	"github.com/alwrity/alwrity-billing/internal/pricefile"
@@ -113,14 +112,11 @@ func pricing(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err := configError(envErr, cfg.ValidateDatabase()); err != nil {
 		return err
 	}
-	db, err := openStore(ctx, cfg.DatabaseURL)
+	db, err := openMigrated(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := app.Migrate(ctx, db, newLogger(io.Discard, false, false)); err != nil {
-		return err
-	}
 	now := time.Now()
 	// The server seeds the default providers, plans and prices at start;
 	// so does this, so that a price can be added before the first start.
