@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/money"
@@ -60,4 +61,23 @@ type ReserveRequest struct {
 	// the model's current output price.
 	Cost money.Amount
 	TTL  time.Duration
+}
+
+// RefusalMessage says, for people, which limit refused an admission.
+func (l LimitInfo) RefusalMessage() string {
+	used, limit := fmt.Sprint(l.Used+l.Reserved), fmt.Sprint(l.Limit)
+	if l.Money {
+		used, limit = money.Amount(l.Used+l.Reserved).Dollars(), money.Amount(l.Limit).Dollars()
+	}
+	switch {
+	case l.Money:
+		return fmt.Sprintf("Monthly cost limit reached. Used %s of %s in period %s (including calls in progress).", used, limit, l.Period)
+	case l.Key == "total_calls":
+		return fmt.Sprintf("API call limit reached. Used %s of %s calls in period %s (including calls in progress).", used, limit, l.Period)
+	case l.Limit == 0:
+		return fmt.Sprintf("%s is not included in this plan.", l.Key)
+	case l.Key == l.Provider+"_tokens":
+		return fmt.Sprintf("Token limit reached for %s. Used %s of %s tokens in period %s (including calls in progress).", l.Provider, used, limit, l.Period)
+	}
+	return fmt.Sprintf("API call limit reached for %s. Used %s of %s in period %s (including calls in progress).", l.Provider, used, limit, l.Period)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/money"
@@ -70,13 +71,16 @@ func limitsScenario(t *testing.T, dbURL string, processes int) {
 	// floor(1 / 0.07) = 14 are admitted.
 	want := int(int64(costLimit) / int64(estimate))
 	reserveStorm(t, c, servers, fmt.Sprintf(`{"user_id": "cost-user", "provider": "gemini", "estimated_cost": %s}`, estimate), want, "monthly_cost")
-	_, reserved, _, _, err := db.Counters(ctx, "cost-user", period, "gemini")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if wantCost := money.Amount(int64(estimate) * int64(want)); reserved.Cost != wantCost {
-		t.Errorf("cost-user holds %s, want %s", reserved.Cost, wantCost)
-	}
+	eventually(t, func() error {
+		_, reserved, _, _, err := db.Counters(ctx, "cost-user", period, "gemini")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantCost := money.Amount(int64(estimate) * int64(want)); reserved.Cost != wantCost {
+			return fmt.Errorf("cost-user holds %s, want %s", reserved.Cost, wantCost)
+		}
+		return nil
+	})
 	consistent(t, db)
 }
 
@@ -156,12 +160,32 @@ func reserveStorm(t *testing.T, c *http.Client, servers []*server, body string, 
 // checkCounters asserts a user's settled and held calls in a period.
 func checkCounters(t *testing.T, db *store.DB, user, period string, used, reserved int64) {
 	t.Helper()
-	total, held, _, _, err := db.Counters(context.Background(), user, period, "openai")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if total.Calls != used || held.Calls != reserved {
-		t.Fatalf("%s in %s: %d calls used and %d held, want %d and %d", user, period, total.Calls, held.Calls, used, reserved)
+	eventually(t, func() error {
+		total, held, _, _, err := db.Counters(context.Background(), user, period, "openai")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total.Calls != used || held.Calls != reserved {
+			return fmt.Errorf("%s in %s: %d calls used and %d held, want %d and %d", user, period, total.Calls, held.Calls, used, reserved)
+		}
+		return nil
+	})
+}
+
+// eventually retries check until it passes or 20 s have gone by: on SQLite
+// the server writes holds to the database a moment after admitting them.
+func eventually(t *testing.T, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

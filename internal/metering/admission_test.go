@@ -67,7 +67,7 @@ func checkRace(t *testing.T, round string, admitted []billing.Reservation, refus
 func checkNothingHeld(f *fixture, user, provider string) {
 	f.t.Helper()
 	p := billing.CalendarMonths().At(f.clk.Now())
-	_, rt, _, rp, err := f.db.Counters(f.ctx, user, p.Key, provider)
+	_, rt, _, rp, err := f.counters(user, p, provider)
 	if err != nil {
 		f.t.Fatalf("counters: %v", err)
 	}
@@ -165,7 +165,7 @@ func TestReserveAdmitsExactlyTheRemainingUnits(t *testing.T) {
 
 				admitted, refused := reserveRace(f, contenders, req)
 				checkRace(t, "first race", admitted, refused, 10, c.limit)
-				_, held, _, heldProv, err := f.db.Counters(f.ctx, user, period.Key, req.Provider)
+				_, held, _, heldProv, err := f.counters(user, period, req.Provider)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -277,7 +277,7 @@ func TestSweepReleasesExpiredReservations(t *testing.T) {
 		if got, err := f.m.GetReservation(f.ctx, long.ID); err != nil || got.Status != billing.ReservationHeld {
 			t.Fatalf("10-minute reservation after sweep: %+v, %v; want held", got, err)
 		}
-		_, held, _, _, err := f.db.Counters(f.ctx, user, period.Key, "openai")
+		_, held, _, _, err := f.counters(user, period, "openai")
 		if err != nil || held.Calls != 1 {
 			t.Fatalf("reserved calls after sweep = %d, %v; want 1", held.Calls, err)
 		}

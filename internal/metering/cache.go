@@ -17,7 +17,20 @@ type lookups struct {
 	providers   []billing.Provider
 	providersAt time.Time
 	known       map[string]time.Time
+	accounts    map[string]cachedAccount
 }
+
+// cachedAccount is a user's plan as read at a time and accounts version.
+type cachedAccount struct {
+	acct    account
+	version int64
+	at      time.Time
+}
+
+// accountTTL bounds how long a cached plan is used without reading it
+// again; writes by this process invalidate it at once (AccountsVersion),
+// so only another process's change (a CLI command) waits for the TTL.
+const accountTTL = time.Second
 
 const lookupTTL = 10 * time.Second
 
@@ -62,4 +75,27 @@ func (m *Meter) userKnown(ctx context.Context, userID string) (bool, error) {
 	c.known[userID] = time.Now()
 	c.mu.Unlock()
 	return true, nil
+}
+
+// account returns a user's plan and period schedule, cached.
+func (m *Meter) account(ctx context.Context, userID string) (account, error) {
+	c := &m.cache
+	v := m.db.AccountsVersion()
+	c.mu.Lock()
+	ca, ok := c.accounts[userID]
+	c.mu.Unlock()
+	if ok && ca.version == v && time.Since(ca.at) < accountTTL {
+		return ca.acct, nil
+	}
+	a, err := m.readAccount(ctx, userID)
+	if err != nil {
+		return a, err
+	}
+	c.mu.Lock()
+	if c.accounts == nil || len(c.accounts) > 100_000 {
+		c.accounts = map[string]cachedAccount{}
+	}
+	c.accounts[userID] = cachedAccount{acct: a, version: v, at: time.Now()}
+	c.mu.Unlock()
+	return a, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/store"
@@ -22,7 +23,12 @@ const maxGroupItems = 5000
 type commitJob struct {
 	items  []store.IngestItem
 	alerts store.AlertContext
-	done   chan commitResult
+	// settles are the in-memory holds the items settle, released once
+	// the items commit (SQLite).
+	settles []*hold
+	// journal asks for every pending hold to be journaled now.
+	journal bool
+	done    chan commitResult
 }
 
 type commitResult struct {
@@ -38,7 +44,11 @@ type committer struct {
 
 // commit writes b's items through the group committer.
 func (m *Meter) commit(ctx context.Context, b batch) ([]billing.EventResult, error) {
-	j := &commitJob{items: b.items, alerts: b.alerts, done: make(chan commitResult, 1)}
+	return m.submit(ctx, &commitJob{items: b.items, alerts: b.alerts, settles: b.settles, done: make(chan commitResult, 1)})
+}
+
+// submit hands a job to the group committer and waits for its commit.
+func (m *Meter) submit(ctx context.Context, j *commitJob) ([]billing.EventResult, error) {
 	c := &m.committer
 	c.mu.Lock()
 	c.queue = append(c.queue, j)
@@ -99,6 +109,10 @@ func (m *Meter) commitLoop(ctx context.Context) {
 // commitGroup writes a group in one transaction. If it fails, each batch
 // is retried on its own, so one batch's failure is not another's.
 func (m *Meter) commitGroup(ctx context.Context, group []*commitJob) {
+	if m.mem != nil {
+		m.commitGroupMem(ctx, group)
+		return
+	}
 	if len(group) == 1 {
 		r, err := m.db.Ingest(ctx, group[0].items, group[0].alerts, m.now())
 		group[0].done <- commitResult{r, err}
@@ -125,4 +139,118 @@ func (m *Meter) commitGroup(ctx context.Context, group []*commitJob) {
 		j.done <- commitResult{results: results[off : off+len(j.items)]}
 		off += len(j.items)
 	}
+}
+
+// commitGroupMem is commitGroup on SQLite, where admission counters live in
+// memory: under the commit lock it journals the holds that are due, writes
+// the group, and only then adds the recorded usage to the counters and
+// drops the holds the group settled, in one step under the admission lock.
+func (m *Meter) commitGroupMem(ctx context.Context, group []*commitJob) {
+	a := m.mem
+	m.commitMu.Lock()
+	defer m.commitMu.Unlock()
+	force := false
+	var items []store.IngestItem
+	ac := store.AlertContext{Plans: map[string]billing.Plan{}}
+	for _, j := range group {
+		force = force || j.journal
+		items = append(items, j.items...)
+		maps.Copy(ac.Plans, j.alerts.Plans)
+		if j.alerts.Providers != nil {
+			ac.Providers = j.alerts.Providers
+		}
+		ac.Extra = append(ac.Extra, j.alerts.Extra...)
+	}
+	hs, rs := a.due(time.Now(), force)
+	results, err := m.db.IngestJournal(ctx, rs, items, ac, m.now())
+	if err != nil {
+		a.unjournal(hs)
+		if len(hs) > 0 {
+			m.logger.Warn("journaling reservations failed", "count", len(hs), "error", err)
+		}
+		for _, j := range group {
+			r, err := m.db.IngestJournal(ctx, nil, j.items, j.alerts, m.now())
+			m.finishMem(j, r, err)
+		}
+		return
+	}
+	off := 0
+	for _, j := range group {
+		m.finishMem(j, results[off:off+len(j.items)], nil)
+		off += len(j.items)
+	}
+}
+
+// finishMem applies a committed job to the counters in memory (or puts its
+// claimed holds back when it failed) and answers its caller.
+func (m *Meter) finishMem(j *commitJob, results []billing.EventResult, err error) {
+	a := m.mem
+	if err != nil {
+		a.unclaim(j.settles)
+		j.done <- commitResult{err: err}
+		return
+	}
+	var fresh []billing.UsageLog
+	for i, r := range results {
+		if r.Status == billing.EventRecorded {
+			fresh = append(fresh, j.items[i].Log)
+		}
+	}
+	a.mu.Lock()
+	a.applyUsage(fresh)
+	a.drop(j.settles, billing.ReservationSettled)
+	a.mu.Unlock()
+	j.done <- commitResult{results: results}
+}
+
+// journalSoon makes sure pending holds are journaled once due, also when
+// no batch comes to carry them.
+func (m *Meter) journalSoon() {
+	a := m.mem
+	a.mu.Lock()
+	if a.timer != nil || a.closed {
+		a.mu.Unlock()
+		return
+	}
+	a.timer = time.AfterFunc(a.journalDelay, func() {
+		ctx := context.Background()
+		_, err := m.submit(ctx, &commitJob{done: make(chan commitResult, 1)})
+		if err != nil {
+			m.logger.Warn("journaling reservations failed", "error", err)
+		}
+		a.mu.Lock()
+		a.timer = nil
+		more := len(a.pending) > 0
+		a.mu.Unlock()
+		if more {
+			m.journalSoon()
+		}
+	})
+	a.mu.Unlock()
+}
+
+// Flush journals every hold now (SQLite) and waits for the commit.
+func (m *Meter) Flush(ctx context.Context) error {
+	if m.mem == nil {
+		return nil
+	}
+	_, err := m.submit(ctx, &commitJob{journal: true, done: make(chan commitResult, 1)})
+	return err
+}
+
+// Close journals the holds still only in memory, so they outlive the
+// process, and stops the journal timer.
+func (m *Meter) Close(ctx context.Context) error {
+	if m.mem == nil {
+		return nil
+	}
+	a := m.mem
+	a.mu.Lock()
+	a.closed = true
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
+	a.mu.Unlock()
+	return m.Flush(ctx)
 }

@@ -36,6 +36,11 @@ type Meter struct {
 	cache     lookups
 	committer committer
 
+	// mem is the in-memory admission state on SQLite (nil on PostgreSQL);
+	// commitMu orders its reads of the summaries against commits.
+	mem      *memAdmission
+	commitMu sync.Mutex
+
 	mu      sync.Mutex
 	catalog store.Catalog
 	byModel map[string][]billing.Price // provider+"/"+model → versions, oldest first
@@ -49,7 +54,19 @@ func New(db *store.DB, now func() time.Time, logger *slog.Logger) *Meter {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Meter{db: db, now: now, logger: logger, ReservationTTL: 10 * time.Minute}
+	m := &Meter{db: db, now: now, logger: logger, ReservationTTL: 10 * time.Minute}
+	if db.Dialect() == store.SQLite {
+		m.mem = newMemAdmission(DefaultJournalDelay)
+	}
+	return m
+}
+
+// SetJournalDelay sets how long a hold lives in memory only before it is
+// journaled (SQLite); call it before the meter is used.
+func (m *Meter) SetJournalDelay(d time.Duration) {
+	if m.mem != nil {
+		m.mem.journalDelay = d
+	}
 }
 
 // Now returns the meter's clock reading.
@@ -121,9 +138,9 @@ type account struct {
 	schedule billing.Schedule
 }
 
-// account reads a user's plan: the current subscription's, else the default
-// free plan on calendar months.
-func (m *Meter) account(ctx context.Context, userID string) (account, error) {
+// readAccount reads a user's plan: the current subscription's, else the
+// default free plan on calendar months.
+func (m *Meter) readAccount(ctx context.Context, userID string) (account, error) {
 	sub, err := m.db.CurrentSubscription(ctx, userID)
 	if err != nil {
 		return account{}, err
@@ -172,10 +189,11 @@ func (m *Meter) Record(ctx context.Context, events []billing.UsageEvent) ([]bill
 
 // batch is a validated, rated batch ready for the ledger.
 type batch struct {
-	items  []store.IngestItem
-	alerts store.AlertContext
-	itemOf []int  // event index → item index (repeats share their first's item)
-	repeat []bool // event index → an exact repeat of an earlier event
+	items   []store.IngestItem
+	alerts  store.AlertContext
+	settles []*hold // holds in memory the items settle (SQLite)
+	itemOf  []int   // event index → item index (repeats share their first's item)
+	repeat  []bool  // event index → an exact repeat of an earlier event
 }
 
 // prepare validates and rates events; an exact repeat of an earlier event
@@ -210,16 +228,11 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 			first[e.EventID] = i
 		}
 		if e.ReservationID != "" && len(fs) == 0 {
-			r, err := m.db.GetReservation(ctx, e.ReservationID)
-			switch {
-			case billing.ErrorCode(err) == billing.CodeNotFound:
-				fs = append(fs, billing.FieldError{Location: prefix + ".reservation_id", Message: "unknown reservation", Value: e.ReservationID})
-			case err != nil:
+			rfs, err := m.checkReservation(ctx, prefix, e)
+			if err != nil {
 				return batch{}, err
-			case r.UserID != e.UserID || r.Provider != e.Provider:
-				fs = append(fs, billing.FieldError{Location: prefix + ".reservation_id",
-					Message: fmt.Sprintf("the reservation is for user %q / provider %q", r.UserID, r.Provider), Value: e.ReservationID})
 			}
+			fs = append(fs, rfs...)
 		}
 		fields = append(fields, fs...)
 		if e.UserID != "" {
@@ -263,10 +276,28 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 		acct := accounts[e.UserID]
 		charge, priced, err := pr.rate(e)
 		if err != nil {
+			if m.mem != nil {
+				m.mem.unclaim(b.settles)
+			}
 			return batch{}, refuseBatch(prefixed(err, fmt.Sprintf("body.events[%d]", i)))
 		}
 		p := acct.schedule.At(e.Timestamp)
-		b.items = append(b.items, store.IngestItem{Log: e.Log(p, charge, !priced), PeriodEnd: p.End, ReservationID: e.ReservationID})
+		rid := e.ReservationID
+		if rid != "" && m.mem != nil {
+			h, journaled, err := m.mem.claim(rid, e.EventID)
+			if err != nil {
+				m.mem.unclaim(b.settles)
+				return batch{}, refuseBatch([]billing.FieldError{{Location: fmt.Sprintf("body.events[%d].reservation_id", i),
+					Message: billing.ErrorMessage(err), Value: rid}})
+			}
+			if h != nil {
+				b.settles = append(b.settles, h)
+				if !journaled {
+					rid = "" // its hold never reached the database
+				}
+			}
+		}
+		b.items = append(b.items, store.IngestItem{Log: e.Log(p, charge, !priced), PeriodEnd: p.End, ReservationID: rid})
 		b.alerts.Plans[e.UserID] = acct.plan
 		if !priced && !unpriced[e.Provider+"/"+e.Model] {
 			unpriced[e.Provider+"/"+e.Model] = true
@@ -274,6 +305,38 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 		}
 	}
 	return b, nil
+}
+
+// checkReservation checks that the reservation an event settles is for the
+// event's user and provider. An unknown reservation is no error: the
+// event's usage is recorded and nothing is released (on SQLite a hold
+// younger than the journal delay does not survive a crash, and the call's
+// usage must still count).
+func (m *Meter) checkReservation(ctx context.Context, prefix string, e billing.UsageEvent) ([]billing.FieldError, error) {
+	var r billing.Reservation
+	found := false
+	if m.mem != nil {
+		if _, err := m.memory(ctx); err != nil {
+			return nil, err
+		}
+		r, found = m.mem.get(e.ReservationID)
+	}
+	if !found {
+		var err error
+		r, err = m.db.GetReservation(ctx, e.ReservationID)
+		switch {
+		case billing.ErrorCode(err) == billing.CodeNotFound:
+			m.logger.Info("usage names an unknown reservation; recorded, nothing released", "reservation_id", e.ReservationID, "event_id", e.EventID)
+			return nil, nil
+		case err != nil:
+			return nil, err
+		}
+	}
+	if r.UserID != e.UserID || r.Provider != e.Provider {
+		return []billing.FieldError{{Location: prefix + ".reservation_id",
+			Message: fmt.Sprintf("the reservation is for user %q / provider %q", r.UserID, r.Provider), Value: e.ReservationID}}, nil
+	}
+	return nil, nil
 }
 
 func refuseBatch(fields []billing.FieldError) error {
@@ -353,7 +416,17 @@ func (m *Meter) Reserve(ctx context.Context, req billing.ReserveRequest) (billin
 		ID: newID("rsv_"), UserID: req.UserID, Period: acct.schedule.At(now), Provider: req.Provider, Model: req.Model,
 		Calls: 1, Tokens: req.Tokens, Cost: req.Cost, Status: billing.ReservationHeld, ExpiresAt: now.Add(ttl), CreatedAt: now,
 	}
-	if err := m.db.Reserve(ctx, r, billing.LimitsFor(acct.plan, req.Provider), now); err != nil {
+	lim := billing.LimitsFor(acct.plan, req.Provider)
+	a, err := m.memory(ctx)
+	if err != nil {
+		return billing.Reservation{}, err
+	}
+	if a != nil {
+		err = m.reserveMem(ctx, a, r, lim)
+	} else {
+		err = m.db.Reserve(ctx, r, lim, now)
+	}
+	if err != nil {
 		return billing.Reservation{}, err
 	}
 	return r, nil
@@ -398,9 +471,19 @@ func (m *Meter) checkProvider(ctx context.Context, name string) error {
 // held. The event's user and provider must be the reservation's. Errors:
 // invalid, not_found, conflict.
 func (m *Meter) Settle(ctx context.Context, id string, e billing.UsageEvent) (billing.EventResult, error) {
-	r, err := m.db.GetReservation(ctx, id)
+	a, err := m.memory(ctx)
 	if err != nil {
 		return billing.EventResult{}, err
+	}
+	var r billing.Reservation
+	inMemory := false
+	if a != nil {
+		r, inMemory = a.lookup(id)
+	}
+	if !inMemory {
+		if r, err = m.db.GetReservation(ctx, id); err != nil {
+			return billing.EventResult{}, err
+		}
 	}
 	if e.UserID == "" {
 		e.UserID = r.UserID
@@ -414,7 +497,7 @@ func (m *Meter) Settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 	if e.EventID == "" {
 		e.EventID = id // settling twice is then idempotent by construction
 	}
-	e.ReservationID = "" // store.Settle settles id itself
+	e.ReservationID = "" // settled below
 	if e.UserID != r.UserID || e.Provider != r.Provider {
 		return billing.EventResult{}, billing.Errorf(billing.CodeInvalid, "the usage names user %q / provider %q but reservation %s is for %q / %q",
 			e.UserID, e.Provider, id, r.UserID, r.Provider)
@@ -423,22 +506,116 @@ func (m *Meter) Settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 	if err != nil {
 		return billing.EventResult{}, err
 	}
-	return m.db.Settle(ctx, id, b.items[0], b.alerts, m.now())
+	if a == nil {
+		return m.db.Settle(ctx, id, b.items[0], b.alerts, m.now())
+	}
+	h, journaled, err := a.claim(id, e.EventID)
+	if err != nil {
+		return billing.EventResult{}, err
+	}
+	if _, held := a.get(id); h == nil && !held {
+		recent, err := a.claimRecent(id, e.EventID)
+		if err != nil {
+			return billing.EventResult{}, err
+		}
+		if !recent {
+			// Finished in the journal: the database decides (a late settle
+			// still records the call; another event conflicts).
+			return m.settleStored(ctx, id, b)
+		}
+	}
+	if h != nil {
+		b.settles = []*hold{h}
+		if journaled {
+			b.items[0].ReservationID = id
+		}
+	}
+	results, err := m.commit(ctx, b)
+	if err != nil {
+		return billing.EventResult{}, err
+	}
+	return results[0], nil
+}
+
+// settleStored settles a reservation that is no longer held in memory
+// through the database, under the commit lock, and counts the usage.
+func (m *Meter) settleStored(ctx context.Context, id string, b batch) (billing.EventResult, error) {
+	m.commitMu.Lock()
+	defer m.commitMu.Unlock()
+	res, err := m.db.Settle(ctx, id, b.items[0], b.alerts, m.now())
+	if err == nil && res.Status == billing.EventRecorded {
+		m.mem.mu.Lock()
+		m.mem.applyUsage([]billing.UsageLog{b.items[0].Log})
+		m.mem.mu.Unlock()
+	}
+	return res, err
 }
 
 // GetReservation returns a reservation. Errors: not_found.
 func (m *Meter) GetReservation(ctx context.Context, id string) (billing.Reservation, error) {
+	a, err := m.memory(ctx)
+	if err != nil {
+		return billing.Reservation{}, err
+	}
+	if a != nil {
+		if r, ok := a.lookup(id); ok {
+			return r, nil
+		}
+	}
 	return m.db.GetReservation(ctx, id)
 }
 
 // Release gives back a reservation's units without recording usage.
-// Errors: not_found.
+// Releasing one that is no longer held changes nothing. Errors: not_found.
 func (m *Meter) Release(ctx context.Context, id string) (billing.Reservation, error) {
+	a, err := m.memory(ctx)
+	if err != nil {
+		return billing.Reservation{}, err
+	}
+	if a != nil {
+		if r, ok := a.get(id); ok {
+			done, journaled := a.finishHeld(billing.ReservationReleased, func(h *hold) bool { return h.r.ID == id })
+			if len(done) == 0 {
+				return r, nil // being settled
+			}
+			if len(journaled) > 0 {
+				m.commitMu.Lock()
+				_, err := m.db.FinishReservations(ctx, journaled, billing.ReservationReleased, m.now())
+				m.commitMu.Unlock()
+				if err != nil {
+					return billing.Reservation{}, err
+				}
+			}
+			r.Status = billing.ReservationReleased
+			return r, nil
+		}
+		if r, ok := a.lookup(id); ok {
+			return r, nil // finished already
+		}
+	}
 	return m.db.Release(ctx, id, m.now())
 }
 
 // Sweep releases reservations whose expiry has passed.
 func (m *Meter) Sweep(ctx context.Context) (int, error) {
+	a, err := m.memory(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if a != nil {
+		now := m.now()
+		done, journaled := a.finishHeld(billing.ReservationExpired, func(h *hold) bool { return !h.r.ExpiresAt.After(now) })
+		a.evict(time.Now().Add(-entryIdle))
+		if len(journaled) > 0 {
+			m.commitMu.Lock()
+			_, err := m.db.FinishReservations(ctx, journaled, billing.ReservationExpired, now)
+			m.commitMu.Unlock()
+			if err != nil {
+				return 0, err
+			}
+		}
+		return len(done), nil
+	}
 	total := 0
 	for {
 		n, err := m.db.ExpireReservations(ctx, m.now(), 500)

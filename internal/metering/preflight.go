@@ -67,7 +67,7 @@ func (m *Meter) Preflight(ctx context.Context, userID string, ops []PreflightOp)
 			continue
 		}
 		seen[op.Provider] = true
-		total, reservedTotal, prov, reservedProv, err := m.db.Counters(ctx, userID, pf.Period.Key, op.Provider)
+		total, reservedTotal, prov, reservedProv, err := m.counters(ctx, userID, pf.Period, op.Provider)
 		if err != nil {
 			return Preflight{}, err
 		}
@@ -123,4 +123,17 @@ func (m *Meter) Preflight(ctx context.Context, userID string, ops []PreflightOp)
 		pf.Checks = append(pf.Checks, c)
 	}
 	return pf, nil
+}
+
+// counters returns a user's settled and held units in a period, overall
+// and for one provider.
+func (m *Meter) counters(ctx context.Context, userID string, p billing.Period, provider string) (total, heldTotal, prov, heldProv billing.Counters, err error) {
+	a, err := m.memory(ctx)
+	if err != nil {
+		return
+	}
+	if a != nil {
+		return m.memCounters(ctx, a, userID, p, provider)
+	}
+	return m.db.Counters(ctx, userID, p.Key, provider)
 }

@@ -179,6 +179,7 @@ func (db *DB) CreatePlan(ctx context.Context, p billing.Plan, now time.Time) (in
 		id, err = createPlan(ctx, tx, p, now)
 		return err
 	})
+	db.accountsChanged()
 	return id, err
 }
 

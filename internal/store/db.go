@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
@@ -58,7 +59,19 @@ type DB struct {
 	logger  *slog.Logger
 	source  string // the URL with any password removed, for messages
 	stmts   stmtCache
+	path    string // the SQLite file
+	// accounts counts this process's writes to subscriptions and plans, so
+	// that caches of a user's plan know at once when to read it again.
+	accounts atomic.Int64
 }
+
+// AccountsVersion changes whenever this process writes a subscription or a
+// plan. Caches of users' plans compare it to know when to read again
+// (writes by other processes are seen when such a cache expires).
+func (db *DB) AccountsVersion() int64 { return db.accounts.Load() }
+
+// accountsChanged marks a write to subscriptions or plans.
+func (db *DB) accountsChanged() { db.accounts.Add(1) }
 
 // Open connects to the database named by rawURL: "sqlite:///./alwrity.db",
 // "sqlite:////abs/path.db" or "postgres://…". It does not migrate.
@@ -71,6 +84,9 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) 
 		return nil, err
 	}
 	db := &DB{dialect: dialect, logger: logger, source: redact(rawURL)}
+	if dialect == SQLite {
+		db.path = dsn
+	}
 	db.stmts.dialect = dialect
 	db.stmts.fullInsert = insertLogsSQL(dialect, logsPerInsert)
 	switch dialect {

@@ -275,34 +275,16 @@ func refusal(ctx context.Context, tx *sql.Tx, r billing.Reservation, lim billing
 			first = &c
 		}
 		if c.Used+c.Reserved+c.Requested > *l {
-			return &billing.Error{Code: billing.CodeLimitExceeded, Message: refusalMessage(c), Limit: &c}
+			return &billing.Error{Code: billing.CodeLimitExceeded, Message: c.RefusalMessage(), Limit: &c}
 		}
 	}
 	// The counters moved between the update and this read (a concurrent
 	// settle or release); the refusal stands, described by the first limit
 	// the refusing update checked.
 	if first != nil {
-		return &billing.Error{Code: billing.CodeLimitExceeded, Message: refusalMessage(*first), Limit: first}
+		return &billing.Error{Code: billing.CodeLimitExceeded, Message: first.RefusalMessage(), Limit: first}
 	}
 	return &billing.Error{Code: billing.CodeLimitExceeded, Message: "usage limit reached", Limit: &checks[0]}
-}
-
-func refusalMessage(l billing.LimitInfo) string {
-	used, limit := fmt.Sprint(l.Used+l.Reserved), fmt.Sprint(l.Limit)
-	if l.Money {
-		used, limit = money.Amount(l.Used+l.Reserved).Dollars(), money.Amount(l.Limit).Dollars()
-	}
-	switch {
-	case l.Money:
-		return fmt.Sprintf("Monthly cost limit reached. Used %s of %s in period %s (including calls in progress).", used, limit, l.Period)
-	case l.Key == "total_calls":
-		return fmt.Sprintf("API call limit reached. Used %s of %s calls in period %s (including calls in progress).", used, limit, l.Period)
-	case l.Limit == 0:
-		return fmt.Sprintf("%s is not included in this plan.", l.Key)
-	case l.Key == l.Provider+"_tokens":
-		return fmt.Sprintf("Token limit reached for %s. Used %s of %s tokens in period %s (including calls in progress).", l.Provider, used, limit, l.Period)
-	}
-	return fmt.Sprintf("API call limit reached for %s. Used %s of %s in period %s (including calls in progress).", l.Provider, used, limit, l.Period)
 }
 
 const reservationColumns = `id, user_id, billing_period, provider, model, calls, tokens, cost, status, event_id, expires_at, created_at`

@@ -41,5 +41,6 @@ func (db *DB) CreateSubscription(ctx context.Context, s billing.Subscription, no
 	if err != nil {
 		return 0, fmt.Errorf("insert subscription for %s: %w", s.UserID, err)
 	}
+	db.accountsChanged()
 	return id, nil
 }
