@@ -162,6 +162,7 @@ func (m *Meter) commitGroupMem(ctx context.Context, group []*commitJob) {
 		ac.Extra = append(ac.Extra, j.alerts.Extra...)
 	}
 	hs, rs := a.due(time.Now(), force)
+
 	results, err := m.db.IngestJournal(ctx, rs, items, ac, m.now())
 	if err != nil {
 		a.unjournal(hs)

@@ -41,9 +41,10 @@ type Meter struct {
 	mem      *memAdmission
 	commitMu sync.Mutex
 
-	mu      sync.Mutex
-	catalog store.Catalog
-	byModel map[string][]billing.Price // provider+"/"+model → versions, oldest first
+	mu        sync.Mutex
+	checkedAt time.Time // when the catalog version was last read (real clock)
+	catalog   store.Catalog
+	byModel   map[string][]billing.Price // provider+"/"+model → versions, oldest first
 }
 
 // New returns a Meter over db with clock now.
@@ -81,6 +82,7 @@ func (m *Meter) prices(ctx context.Context) (*pricer, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.checkedAt = time.Now()
 	if m.byModel == nil || m.catalog.Version != v {
 		c, err := m.db.LoadCatalog(ctx)
 		if err != nil {
@@ -94,6 +96,19 @@ func (m *Meter) prices(ctx context.Context) (*pricer, error) {
 		}
 	}
 	return &pricer{catalog: m.catalog, byModel: m.byModel}, nil
+}
+
+// estimatePrices returns the catalog for estimates, which need not be
+// exact: one checked within the last second is used as it is.
+func (m *Meter) estimatePrices(ctx context.Context) (*pricer, error) {
+	m.mu.Lock()
+	if m.byModel != nil && time.Since(m.checkedAt) < time.Second {
+		p := &pricer{catalog: m.catalog, byModel: m.byModel}
+		m.mu.Unlock()
+		return p, nil
+	}
+	m.mu.Unlock()
+	return m.prices(ctx)
 }
 
 // pricer resolves prices from one catalog snapshot.
@@ -435,7 +450,7 @@ func (m *Meter) Reserve(ctx context.Context, req billing.ReserveRequest) (billin
 // estimate prices tokens at the higher of the model's input and output
 // prices, an upper bound for admission.
 func (m *Meter) estimate(ctx context.Context, provider, model string, tokens int64, now time.Time) (money.Amount, error) {
-	pr, err := m.prices(ctx)
+	pr, err := m.estimatePrices(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,7 +60,10 @@ type DB struct {
 	logger  *slog.Logger
 	source  string // the URL with any password removed, for messages
 	stmts   stmtCache
-	path    string // the SQLite file
+	// reads are hot read statements prepared on the read pool (SQLite).
+	readMu sync.Mutex
+	reads  map[string]*sql.Stmt
+	path   string // the SQLite file
 	// accounts counts this process's writes to subscriptions and plans, so
 	// that caches of a user's plan know at once when to read it again.
 	accounts atomic.Int64
@@ -87,8 +91,7 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) 
 	if dialect == SQLite {
 		db.path = dsn
 	}
-	db.stmts.dialect = dialect
-	db.stmts.fullInsert = insertLogsSQL(dialect, logsPerInsert)
+	db.stmts.init(dialect)
 	switch dialect {
 	case SQLite:
 		if dir := filepath.Dir(dsn); dir != "." {
@@ -109,6 +112,8 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) 
 			return nil, err
 		}
 		db.read.SetMaxOpenConns(8)
+		// Keep them open: opening a SQLite connection reads the schema.
+		db.read.SetMaxIdleConns(8)
 	case Postgres:
 		if db.write, err = sql.Open("pgx", dsn); err != nil {
 			return nil, err
@@ -213,6 +218,12 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close closes every connection.
 func (db *DB) Close() error {
 	db.stmts.close()
+	db.readMu.Lock()
+	for _, st := range db.reads {
+		st.Close()
+	}
+	db.reads = nil
+	db.readMu.Unlock()
 	var errs []error
 	if db.read != nil && db.read != db.write {
 		errs = append(errs, db.read.Close())
@@ -371,4 +382,28 @@ func conflict(err error, format string, args ...any) error {
 		return billing.Errorf(billing.CodeConflict, format, args...)
 	}
 	return err
+}
+
+// readRow runs a hot single-row read; on SQLite through a statement
+// prepared once on the read pool (modernc parses every statement text it
+// is given; pgx caches prepared statements itself).
+func (db *DB) readRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if db.dialect != SQLite {
+		return db.read.QueryRowContext(ctx, q, args...)
+	}
+	db.readMu.Lock()
+	st := db.reads[q]
+	if st == nil {
+		var err error
+		if st, err = db.read.PrepareContext(ctx, q); err != nil {
+			db.readMu.Unlock()
+			return db.read.QueryRowContext(ctx, q, args...)
+		}
+		if db.reads == nil {
+			db.reads = map[string]*sql.Stmt{}
+		}
+		db.reads[q] = st
+	}
+	db.readMu.Unlock()
+	return st.QueryRowContext(ctx, args...)
 }

@@ -51,14 +51,15 @@ func insertLogs(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs []billin
 	d := stmts.dialect
 	inserted := make(map[string]bool, len(logs))
 	nowText := ts(now)
-	for start := 0; start < len(logs); start += logsPerInsert {
-		chunk := logs[start:min(start+logsPerInsert, len(logs))]
+	for start := 0; start < len(logs); {
+		chunk := logs[start:min(start+insertChunk(len(logs)-start), len(logs))]
+		start += len(chunk)
 		args := make([]any, 0, len(chunk)*logParams)
 		for _, l := range chunk {
 			args = append(args, logArgs(l, nowText)...)
 		}
-		q := stmts.fullInsert
-		if len(chunk) != logsPerInsert || q == "" {
+		q := stmts.inserts[len(chunk)]
+		if q == "" {
 			q = insertLogsSQL(d, len(chunk))
 		}
 		rows, err := stmts.query(ctx, tx, q, args...)
@@ -245,11 +246,12 @@ const upsertProviderSQL = `INSERT INTO usage_summary_providers (user_id, billing
 // prepared statements per connection, so there the cache stays empty.
 type stmtCache struct {
 	dialect Dialect
-	// fullInsert is insertLogsSQL for a full chunk, built once.
-	fullInsert string
-	db         *sql.DB
-	mu         sync.Mutex
-	stmts      map[string]*sql.Stmt
+	// inserts are insertLogsSQL for the chunk sizes insertChunk picks,
+	// built once.
+	inserts map[int]string
+	db      *sql.DB
+	mu      sync.Mutex
+	stmts   map[string]*sql.Stmt
 }
 
 // prepare prepares queries ahead of a transaction. It must run outside
@@ -332,8 +334,47 @@ func insertLogsSQL(d Dialect, n int) string {
 	return q.String()
 }
 
+// insertChunk is how many of n remaining logs the next INSERT takes: a
+// full chunk, else the largest power of two that fits, so that every
+// statement text is one of a few, prepared once.
+func insertChunk(n int) int {
+	if n >= logsPerInsert {
+		return logsPerInsert
+	}
+	c := 1
+	for c*2 <= n {
+		c *= 2
+	}
+	return c
+}
+
+// chunkSizes are the sizes insertChunk returns.
+func chunkSizes() []int {
+	sizes := []int{logsPerInsert}
+	for c := 1; c < logsPerInsert; c *= 2 {
+		sizes = append(sizes, c)
+	}
+	return sizes
+}
+
+func (c *stmtCache) init(d Dialect) {
+	c.dialect, c.inserts = d, map[int]string{}
+	for _, n := range chunkSizes() {
+		c.inserts[n] = insertLogsSQL(d, n)
+	}
+}
+
+// ledgerStatements are the statements every ingest runs.
+func (c *stmtCache) ledgerStatements() []string {
+	qs := []string{upsertTotalSQL, upsertProviderSQL, periodTotalsSQL, periodProvidersSQL, insertAlertSQL}
+	for _, n := range chunkSizes() {
+		qs = append(qs, c.inserts[n])
+	}
+	return qs
+}
+
 // prepareLedger readies the ledger statements; call it before a
 // transaction that ingests.
 func (db *DB) prepareLedger(ctx context.Context) error {
-	return db.stmts.prepare(ctx, db.stmts.fullInsert, upsertTotalSQL, upsertProviderSQL)
+	return db.stmts.prepare(ctx, db.stmts.ledgerStatements()...)
 }

@@ -115,18 +115,18 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 		if !ok {
 			continue
 		}
-		u, err := periodUsage(ctx, tx, k.user, periods[k])
+		u, err := periodUsage(ctx, stmtQuerier{ctx, tx, stmts}, k.user, periods[k])
 		if err != nil {
 			return nil, err
 		}
 		for _, a := range billing.LimitAlerts(plan, ac.Providers, u) {
-			if err := insertAlert(ctx, tx, a, now); err != nil {
+			if err := insertAlert(ctx, tx, stmts, a, now); err != nil {
 				return nil, err
 			}
 		}
 	}
 	for _, a := range ac.Extra {
-		if err := insertAlert(ctx, tx, a, now); err != nil {
+		if err := insertAlert(ctx, tx, stmts, a, now); err != nil {
 			return nil, err
 		}
 	}
@@ -139,36 +139,61 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+// stmtQuerier runs a transaction's queries through the prepared
+// statements when there are some.
+type stmtQuerier struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	stmts *stmtCache
+}
+
+func (q stmtQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := q.stmts.get(ctx, q.tx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return q.tx.QueryRowContext(ctx, query, args...)
+}
+
+func (q stmtQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return q.stmts.query(ctx, q.tx, query, args...)
+}
+
+const periodTotalsSQL = `SELECT billing_period, total_calls, total_errors, tokens_input,
+		tokens_output, total_cost, response_time_sum, updated_at FROM usage_summaries
+		WHERE user_id = $1 AND billing_period = $2`
+
+const periodProvidersSQL = `SELECT billing_period, provider, calls, errors, tokens_input,
+		tokens_output, cost, response_time_sum FROM usage_summary_providers
+		WHERE user_id = $1 AND billing_period = $2`
+
 // periodUsage reads one user's counters for one period.
 func periodUsage(ctx context.Context, q querier, userID string, p billing.Period) (billing.PeriodUsage, error) {
 	u := billing.PeriodUsage{UserID: userID, Period: p, ByProvider: map[string]billing.Counters{}}
-	rows, err := q.QueryContext(ctx, `SELECT billing_period, total_calls, total_errors, tokens_input,
-		tokens_output, total_cost, response_time_sum, updated_at FROM usage_summaries
-		WHERE user_id = $1 AND billing_period = $2`, userID, p.Key)
+	rows, err := q.QueryContext(ctx, periodTotalsSQL, userID, p.Key)
 	if err != nil {
 		return u, fmt.Errorf("read usage summary: %w", err)
 	}
 	if err := scanTotals(rows, func(string) *billing.PeriodUsage { return &u }); err != nil {
 		return u, err
 	}
-	prow, err := q.QueryContext(ctx, `SELECT billing_period, provider, calls, errors, tokens_input,
-		tokens_output, cost, response_time_sum FROM usage_summary_providers
-		WHERE user_id = $1 AND billing_period = $2`, userID, p.Key)
+	prow, err := q.QueryContext(ctx, periodProvidersSQL, userID, p.Key)
 	if err != nil {
 		return u, fmt.Errorf("read provider summaries: %w", err)
 	}
 	return u, scanProviders(prow, func(string) *billing.PeriodUsage { return &u })
 }
 
-func insertAlert(ctx context.Context, tx *sql.Tx, a billing.Alert, now time.Time) error {
+const insertAlertSQL = `INSERT INTO usage_alerts (user_id, alert_type, limit_key, threshold_percentage,
+		provider, title, message, severity, billing_period, dedupe_key, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (dedupe_key) DO NOTHING`
+
+func insertAlert(ctx context.Context, tx *sql.Tx, stmts *stmtCache, a billing.Alert, now time.Time) error {
 	var provider any
 	if a.Provider != "" {
 		provider = a.Provider
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO usage_alerts (user_id, alert_type, limit_key, threshold_percentage,
-		provider, title, message, severity, billing_period, dedupe_key, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-		ON CONFLICT (dedupe_key) DO NOTHING`,
+	_, err := stmts.exec(ctx, tx, insertAlertSQL,
 		a.UserID, a.Type, a.LimitKey, a.ThresholdPercentage, provider, a.Title, a.Message, a.Severity,
 		a.BillingPeriod, a.DedupeKey(), ts(now))
 	if err != nil {

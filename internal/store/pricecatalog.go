@@ -18,9 +18,11 @@ type Catalog struct {
 // CatalogVersion returns the pricing catalog's version; it changes in the
 // same transaction as any price or alias change, so a cached catalog is
 // stale exactly when its version differs.
+const catalogVersionSQL = `SELECT version FROM catalog_state WHERE id = 1`
+
 func (db *DB) CatalogVersion(ctx context.Context) (int64, error) {
 	var v int64
-	if err := db.read.QueryRowContext(ctx, `SELECT version FROM catalog_state WHERE id = 1`).Scan(&v); err != nil {
+	if err := db.readRow(ctx, catalogVersionSQL).Scan(&v); err != nil {
 		return 0, fmt.Errorf("read catalog version: %w", err)
 	}
 	return v, nil
