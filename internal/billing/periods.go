@@ -61,18 +61,38 @@ func (s Schedule) index(t time.Time) int {
 	return (t.Year()-a.Year())*12 + int(t.Month()) - int(a.Month())
 }
 
-// At returns the period containing t.
-func (s Schedule) At(t time.Time) Period {
+// Cycle returns the billing cycle of months months (1 or 12) that holds
+// t: cycles start at the anchor and every months periods after it.
+func (s Schedule) Cycle(t time.Time, months int) Period {
+	n := s.indexAt(t)
+	k := floorDiv(n, months) * months
+	start, end := s.start(k), s.start(k+months)
+	return Period{Key: start.Format("2006-01"), Start: start.UTC(), End: end.UTC()}
+}
+
+// After returns the start of the period months periods after the one
+// that holds t: the end of a billing cycle of months starting at t.
+func (s Schedule) After(t time.Time, months int) time.Time {
+	return s.start(s.indexAt(t) + months).UTC()
+}
+
+// indexAt is the number of the period that holds t.
+func (s Schedule) indexAt(t time.Time) int {
 	n := s.index(t)
-	// The period starting in t's month may start after t (anchor day later in
-	// the month than t), in which case t belongs to the previous one.
 	for !s.start(n).After(t) && !s.start(n+1).After(t) {
 		n++
 	}
 	for s.start(n).After(t) {
 		n--
 	}
-	return s.period(n)
+	return n
+}
+
+// At returns the period containing t.
+func (s Schedule) At(t time.Time) Period {
+	// The period starting in t's month may start after t (anchor day later in
+	// the month than t), in which case t belongs to the previous one.
+	return s.period(s.indexAt(t))
 }
 
 // ByKey returns the period whose start falls in the month named by key

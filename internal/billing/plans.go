@@ -30,8 +30,17 @@ type Plan struct {
 	TotalCallsLimit  *int64
 	MonthlyCostLimit *money.Amount
 	ProviderLimits   map[string]ProviderLimit
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// Version counts edits: an edit makes a new version (a new plan row)
+	// and points the old one at it with ReplacedBy.
+	Version    int
+	ReplacedBy *int64
+	// SoftLimits plans admit calls above the call and token limits and
+	// bill them as overage instead (the monthly cost limit stays hard).
+	SoftLimits         bool
+	OveragePerCall     *money.Amount
+	OveragePer1KTokens *money.Amount
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
 }
 
 // ProviderLimit holds a plan's per-provider ceilings; nil is unlimited.
@@ -53,10 +62,18 @@ type Subscription struct {
 	AutoRenew          bool
 	Anchor             time.Time
 	TimeZone           string
-	CurrentPeriodStart time.Time
+	CurrentPeriodStart time.Time // the billing cycle
 	CurrentPeriodEnd   time.Time
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
+	// PendingPlanID and PendingCycle take effect at the next renewal (a
+	// downgrade or a change of cycle).
+	PendingPlanID     *int64
+	PendingCycle      string
+	CancelAtPeriodEnd bool
+	CancelledAt       *time.Time
+	// InvoicedThrough is the end of the last usage period invoiced.
+	InvoicedThrough time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // Schedule returns the subscription's monthly usage-period schedule. An

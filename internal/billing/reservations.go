@@ -44,6 +44,10 @@ type Limits struct {
 func LimitsFor(plan Plan, provider string) Limits {
 	l := Limits{TotalCalls: plan.TotalCallsLimit, ProviderCalls: plan.ProviderLimits[provider].Calls,
 		ProviderTokens: plan.ProviderLimits[provider].Tokens}
+	if plan.SoftLimits {
+		// Calls and tokens above the limits are billed as overage.
+		l.TotalCalls, l.ProviderCalls, l.ProviderTokens = nil, nil, nil
+	}
 	if plan.MonthlyCostLimit != nil {
 		l.Cost = Ptr(int64(*plan.MonthlyCostLimit))
 	}

@@ -210,3 +210,24 @@ func TestLostHoldStillRecordsUsage(t *testing.T) {
 		f.consistent()
 	})
 }
+
+// TestSoftLimitPlansAdmitAboveTheLimit: a soft-limit plan admits calls and
+// tokens above its limits (they are billed as overage) but keeps its
+// monthly cost limit hard.
+func TestSoftLimitPlansAdmitAboveTheLimit(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b, baseTime)
+		f.planUser("soft-user", billing.Plan{Name: "soft", SoftLimits: true, TotalCallsLimit: billing.Ptr[int64](2),
+			MonthlyCostLimit: billing.Ptr(usd("1")), OveragePerCall: billing.Ptr(usd("0.01")),
+			ProviderLimits: map[string]billing.ProviderLimit{"openai": {Calls: billing.Ptr[int64](1), Tokens: billing.Ptr[int64](10)}}})
+		for i := range 5 {
+			if _, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "soft-user", Provider: "openai", Model: "gpt-4", Tokens: 100, Cost: usd("0.1")}); err != nil {
+				t.Fatalf("reservation %d above the soft limits: %v", i+1, err)
+			}
+		}
+		_, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "soft-user", Provider: "openai", Model: "gpt-4", Cost: usd("0.6")})
+		if be := billingErr(t, err, billing.CodeLimitExceeded); be.Limit == nil || be.Limit.Key != "monthly_cost" {
+			t.Fatalf("a reservation past the cost limit was refused by %+v; want monthly_cost", be.Limit)
+		}
+	})
+}

@@ -33,7 +33,8 @@ func (db *DB) ListProviders(ctx context.Context) ([]billing.Provider, error) {
 }
 
 const planColumns = `id, name, tier, price_monthly, price_yearly, description, features, is_active,
-	total_calls_limit, monthly_cost_limit, created_at, updated_at`
+	total_calls_limit, monthly_cost_limit, created_at, updated_at, version, replaced_by, soft_limits,
+	overage_per_call, overage_per_1k_tokens`
 
 // ListPlans returns plans by ascending monthly price, only active ones when
 // activeOnly is set.
@@ -83,10 +84,20 @@ func (db *DB) queryPlans(ctx context.Context, q string, args ...any) ([]billing.
 	for rows.Next() {
 		var p billing.Plan
 		var features string
-		var calls, cost sql.NullInt64
+		var calls, cost, replacedBy, perCall, per1k sql.NullInt64
 		if err := rows.Scan(&p.ID, &p.Name, &p.Tier, &p.PriceMonthly, &p.PriceYearly, &p.Description, &features,
-			&p.IsActive, &calls, &cost, scanTime{&p.CreatedAt}, scanTime{&p.UpdatedAt}); err != nil {
+			&p.IsActive, &calls, &cost, scanTime{&p.CreatedAt}, scanTime{&p.UpdatedAt},
+			&p.Version, &replacedBy, &p.SoftLimits, &perCall, &per1k); err != nil {
 			return nil, fmt.Errorf("scan plan: %w", err)
+		}
+		if replacedBy.Valid {
+			p.ReplacedBy = &replacedBy.Int64
+		}
+		if perCall.Valid {
+			p.OveragePerCall = billing.Ptr(money.Amount(perCall.Int64))
+		}
+		if per1k.Valid {
+			p.OveragePer1KTokens = billing.Ptr(money.Amount(per1k.Int64))
 		}
 		if err := json.Unmarshal([]byte(features), &p.Features); err != nil {
 			return nil, fmt.Errorf("plan %d features: %w", p.ID, err)
@@ -147,11 +158,14 @@ func createPlan(ctx context.Context, tx *sql.Tx, p billing.Plan, now time.Time) 
 		cost = billing.Ptr(int64(*p.MonthlyCostLimit))
 	}
 	var id int64
+	version := max(p.Version, 1)
 	err = tx.QueryRowContext(ctx, `INSERT INTO subscription_plans (name, tier, price_monthly, price_yearly, description,
-		features, is_active, total_calls_limit, monthly_cost_limit, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id`,
+		features, is_active, total_calls_limit, monthly_cost_limit, created_at, updated_at,
+		version, soft_limits, overage_per_call, overage_per_1k_tokens)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14) RETURNING id`,
 		p.Name, p.Tier, int64(p.PriceMonthly), int64(p.PriceYearly), p.Description, string(features), p.IsActive,
-		nullInt64(p.TotalCallsLimit), nullInt64(cost), ts(now)).Scan(&id)
+		nullInt64(p.TotalCallsLimit), nullInt64(cost), ts(now), version, p.SoftLimits,
+		nullAmount(p.OveragePerCall), nullAmount(p.OveragePer1KTokens)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert plan %q: %w", p.Name, conflict(err, "a plan named %q already exists", p.Name))
 	}
@@ -422,4 +436,11 @@ func notFound(err error, format string, args ...any) error {
 		return billing.Errorf(billing.CodeNotFound, format, args...)
 	}
 	return err
+}
+
+func nullAmount(a *money.Amount) any {
+	if a == nil {
+		return nil
+	}
+	return int64(*a)
 }

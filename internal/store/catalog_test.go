@@ -150,6 +150,8 @@ func TestCreatePlanRoundTrip(t *testing.T) {
 			ProviderLimits: map[string]billing.ProviderLimit{"openai": {Calls: i64(0), Tokens: i64(0)}}}},
 		{"cost limit one pico", billing.Plan{Name: "Tiny", Tier: "free", MonthlyCostLimit: billing.Ptr(money.Pico), IsActive: true}},
 		{"inactive", billing.Plan{Name: "Gone", Tier: "basic", TotalCallsLimit: i64(10), IsActive: false}},
+		{"soft limits with overage", billing.Plan{Name: "Metered", Tier: "pro", TotalCallsLimit: i64(100), IsActive: true,
+			SoftLimits: true, OveragePerCall: billing.Ptr(money.MustParse("0.002")), OveragePer1KTokens: billing.Ptr(money.MustParse("0.0005"))}},
 	}
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		ctx := context.Background()
@@ -167,6 +169,7 @@ func TestCreatePlanRoundTrip(t *testing.T) {
 				want := tt.plan
 				want.ID = id
 				want.CreatedAt, want.UpdatedAt = catalogNow, catalogNow
+				want.Version = max(want.Version, 1) // a new plan is version 1
 				if want.Features == nil {
 					want.Features = []string{}
 				}

@@ -47,7 +47,7 @@ var Tables = []string{
 	"subscription_plans", "user_subscriptions", "api_usage_logs", "usage_summaries",
 	"api_provider_pricing", "usage_alerts", "billing_history",
 	"api_providers", "plan_provider_limits", "model_aliases", "usage_summary_providers",
-	"api_keys", "seeded_defaults", "reservations", "catalog_state",
+	"api_keys", "seeded_defaults", "reservations", "catalog_state", "invoice_items", "subscription_history",
 }
 
 // DB is the store. On SQLite it keeps one writer connection (SQLite allows
