@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
@@ -93,7 +94,7 @@ type memAdmission struct {
 	journalDelay time.Duration
 
 	initMu sync.Mutex
-	ready  bool
+	ready  atomic.Bool
 
 	mu      sync.Mutex
 	timer   *time.Timer // journal timer, armed while holds are pending
@@ -124,12 +125,12 @@ func newMemAdmission(delay time.Duration) *memAdmission {
 // reservations the first time; nil on PostgreSQL.
 func (m *Meter) memory(ctx context.Context) (*memAdmission, error) {
 	a := m.mem
-	if a == nil {
-		return nil, nil
+	if a == nil || a.ready.Load() {
+		return a, nil
 	}
 	a.initMu.Lock()
 	defer a.initMu.Unlock()
-	if a.ready {
+	if a.ready.Load() {
 		return a, nil
 	}
 	held, err := m.db.HeldReservations(ctx)
@@ -143,7 +144,7 @@ func (m *Meter) memory(ctx context.Context) (*memAdmission, error) {
 		}
 	}
 	a.mu.Unlock()
-	a.ready = true
+	a.ready.Store(true)
 	return a, nil
 }
 
