@@ -6,7 +6,9 @@
 // It works in-process against alwrity-billing's store (NewLocalMeter) or
 // against a remote alwrity-billing server (NewClient), which batches and
 // retries settlements with the same event ids, bounds its buffer and never
-// blocks a request past its timeout.
+// blocks a request past its timeout. With Config.Metrics (NewMetrics) it
+// exports Prometheus request metrics, the same implementation and series as
+// the alwrity-billing server's own /metrics.
 package tracking
 
 import (
@@ -97,8 +99,8 @@ type Config struct {
 	Timeout time.Duration
 	// OnError is told about settle failures (default: ignored).
 	OnError func(error)
-	// Metrics, when set, counts metered calls and refusals for Prometheus
-	// (see NewMetrics).
+	// Metrics, when set, counts every request, metered calls and refusals
+	// for Prometheus (see NewMetrics).
 	Metrics *Metrics
 	Now     func() time.Time
 }
@@ -171,7 +173,8 @@ func Report(ctx context.Context, u Usage) {
 	}
 }
 
-// Middleware meters next per cfg.
+// Middleware meters next per cfg. With cfg.Metrics it also counts and times
+// every request next serves, metered or not, as Metrics.Middleware does.
 func Middleware(cfg Config, next http.Handler) http.Handler {
 	if cfg.Identify == nil {
 		cfg.Identify = DefaultIdentify
@@ -182,67 +185,91 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	t := &tracker{cfg: cfg, next: next}
+	if cfg.Metrics == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.serve(w, r, nil) })
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user, provider, ok := cfg.Identify(r)
-		if !ok {
-			next.ServeHTTP(w, r)
-			return
-		}
-		start := cfg.Now()
-		ctx, cancel := context.WithTimeout(r.Context(), cfg.Timeout)
-		id, err := cfg.Meter.Reserve(ctx, Call{UserID: user, Provider: provider})
-		cancel()
-		var le *LimitError
-		switch {
-		case errors.As(err, &le):
-			cfg.Metrics.refusal(provider, le.Limit)
-			writeLimit(w, le, provider)
-			return
-		case err != nil && !cfg.FailOpen:
-			cfg.Metrics.refusal(provider, "unavailable")
-			w.Header().Set("Retry-After", "5")
-			writeProblem(w, http.StatusServiceUnavailable, "usage metering is unavailable; try again shortly")
-			return
-		}
-		rep := &report{}
-		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-		if id == "" {
-			// Failed open: nothing was reserved, so nothing is settled.
-			next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), reportKey{}, rep)))
-			cfg.Metrics.served(provider, rec.status, cfg.Now().Sub(start))
-			return
-		}
-		// Settling is deferred so that a handler that panics still has its
-		// call recorded (as failed) and its hold released, instead of
-		// holding a unit of the user's limits until the reservation expires.
-		returned := false
-		defer func() {
-			status := rec.status
-			if !returned {
-				status = http.StatusInternalServerError
-			}
-			rep.mu.Lock()
-			usage := rep.usage
-			rep.mu.Unlock()
-			o := Outcome{UserID: user, Provider: provider, EventID: id, Endpoint: r.URL.Path, Method: r.Method, StatusCode: status,
-				ResponseTime: cfg.Now().Sub(start), Timestamp: start, Usage: usage}
-			cfg.Metrics.served(provider, status, o.ResponseTime)
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), cfg.Timeout)
-			defer cancel()
-			if err := cfg.Meter.Settle(sctx, id, o); err != nil && cfg.OnError != nil {
-				cfg.OnError(fmt.Errorf("settle %s: %w", id, err))
-			}
-		}()
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), reportKey{}, rep)))
-		returned = true
+		cfg.Metrics.serve(w, r, func(rec *recorder) { t.serve(rec, r, rec) })
 	})
 }
 
-// recorder remembers the status a handler wrote.
+// tracker meters the requests of one Middleware.
+type tracker struct {
+	cfg  Config
+	next http.Handler
+}
+
+// serve meters one request. rec, when not nil, is the request metrics'
+// recorder (and w itself): the metered call's status is read from it, and
+// it learns the request passed on, whose route pattern the mux records.
+func (t *tracker) serve(w http.ResponseWriter, r *http.Request, rec *recorder) {
+	cfg, next := t.cfg, t.next
+	user, provider, ok := cfg.Identify(r)
+	if !ok {
+		next.ServeHTTP(w, r)
+		return
+	}
+	start := cfg.Now()
+	ctx, cancel := context.WithTimeout(r.Context(), cfg.Timeout)
+	id, err := cfg.Meter.Reserve(ctx, Call{UserID: user, Provider: provider})
+	cancel()
+	var le *LimitError
+	switch {
+	case errors.As(err, &le):
+		cfg.Metrics.refusal(provider, le.Limit)
+		writeLimit(w, le, provider)
+		return
+	case err != nil && !cfg.FailOpen:
+		cfg.Metrics.refusal(provider, "unavailable")
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, http.StatusServiceUnavailable, "usage metering is unavailable; try again shortly")
+		return
+	}
+	rep := &report{}
+	if rec == nil {
+		rec = &recorder{ResponseWriter: w, status: http.StatusOK}
+	}
+	inner := r.WithContext(context.WithValue(r.Context(), reportKey{}, rep))
+	rec.req = inner
+	if id == "" {
+		// Failed open: nothing was reserved, so nothing is settled.
+		next.ServeHTTP(rec, inner)
+		cfg.Metrics.served(provider, rec.status, cfg.Now().Sub(start))
+		return
+	}
+	// Settling is deferred so that a handler that panics still has its
+	// call recorded (as failed) and its hold released, instead of
+	// holding a unit of the user's limits until the reservation expires.
+	returned := false
+	defer func() {
+		status := rec.status
+		if !returned {
+			status = http.StatusInternalServerError
+		}
+		rep.mu.Lock()
+		usage := rep.usage
+		rep.mu.Unlock()
+		o := Outcome{UserID: user, Provider: provider, EventID: id, Endpoint: r.URL.Path, Method: r.Method, StatusCode: status,
+			ResponseTime: cfg.Now().Sub(start), Timestamp: start, Usage: usage}
+		cfg.Metrics.served(provider, status, o.ResponseTime)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), cfg.Timeout)
+		defer cancel()
+		if err := cfg.Meter.Settle(sctx, id, o); err != nil && cfg.OnError != nil {
+			cfg.OnError(fmt.Errorf("settle %s: %w", id, err))
+		}
+	}()
+	next.ServeHTTP(rec, inner)
+	returned = true
+}
+
+// recorder remembers the status a handler wrote, and the request it was
+// given with (whose route pattern the mux records).
 type recorder struct {
 	http.ResponseWriter
 	status      int
 	wroteHeader bool
+	req         *http.Request
 }
 
 func (r *recorder) WriteHeader(code int) {

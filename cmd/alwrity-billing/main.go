@@ -28,6 +28,11 @@ Usage:
   alwrity-billing keys list [--user ID]                list keys (prefixes only, never secrets)
   alwrity-billing keys revoke PREFIX                   revoke a key by its prefix
   alwrity-billing pricing list|add|import|export       list, add, import or export prices (see pricing --help)
+  alwrity-billing plans list|create|edit|activate|deactivate
+                                                       list, create or edit plans (see plans --help)
+  alwrity-billing subscriptions subscribe|cancel|show|history USER
+                                                       change or show a user's subscription
+  alwrity-billing billing close|invoices|export|mark   close ended periods, list, export (CSV) or settle invoices
   alwrity-billing version                              print the version
 
 Configuration comes from the environment (and .env), flags override it:
@@ -69,6 +74,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = keys(ctx, args, stdout, stderr, getenv)
 	case "pricing":
 		err = pricing(ctx, args, stdout, stderr, getenv)
+	case "plans":
+		err = plans(ctx, args, stdout, stderr, getenv)
+	case "subscriptions":
+		err = subscriptions(ctx, args, stdout, stderr, getenv)
+	case "billing":
+		err = billingCmd(ctx, args, stdout, stderr, getenv)
 	case "version":
 		err = version(args, stdout, stderr)
 	case "help":

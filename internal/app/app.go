@@ -14,10 +14,13 @@ import (
 	"github.com/alwrity/alwrity-billing/internal/auth"
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/docsui"
+	"github.com/alwrity/alwrity-billing/internal/gateway"
 	"github.com/alwrity/alwrity-billing/internal/httpapi"
 	"github.com/alwrity/alwrity-billing/internal/httpmetrics"
 	"github.com/alwrity/alwrity-billing/internal/metering"
 	"github.com/alwrity/alwrity-billing/internal/store"
+	"github.com/alwrity/alwrity-billing/internal/web"
+	"github.com/alwrity/alwrity-billing/internal/webhook"
 )
 
 // SweepInterval is how often expired reservations are released.
@@ -38,6 +41,8 @@ type App struct {
 	DB       *store.DB
 	Metrics  *httpmetrics.Metrics
 	Meter    *metering.Meter
+	Gateway  *gateway.Gateway // the LLM gateway under /gateway/
+	unlock   func()           // releases the SQLite server lock
 	handler  http.Handler
 	server   *http.Server
 	listener net.Listener
@@ -66,6 +71,11 @@ func (a *App) Open(ctx context.Context) error {
 		return err
 	}
 	a.DB = db
+	// On SQLite the meter admits calls against counters in its memory,
+	// which is right only while one server process uses the file.
+	if a.unlock, err = db.LockServer(); err != nil {
+		return err
+	}
 	if err := Migrate(ctx, db, a.Logger); err != nil {
 		return err
 	}
@@ -168,6 +178,10 @@ func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	authn := &auth.Authenticator{Keys: a.DB, AdminKey: a.Config.AdminKey, DevLoopbackAdmin: a.Config.Dev, Now: a.Now}
 	httpapi.New(mux, httpapi.Config{Store: a.DB, Meter: a.Meter, Preflighter: a.Meter, Auth: authn, Logger: a.Logger, Now: a.Now, Version: Version})
+	// The gateway reads each SDK's key from the request itself, so it does
+	// not depend on auth.Middleware's place below.
+	a.Gateway = gateway.New(a.Config.GatewayConfig(a.Logger, a.Now), a.Meter, authn)
+	a.Gateway.Register(mux)
 	docs := docsui.Handler(httpapi.OpenAPIPath+".json", "alwrity-billing API")
 	mux.Handle("GET "+docsui.DocsPath, docs)
 	mux.Handle("GET "+docsui.DocsPath+"/", docs)
@@ -178,6 +192,9 @@ func (a *App) routes() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
+	// The dashboard pages read system health from the API in process (mux).
+	web.New(web.Config{Store: a.DB, Auth: authn, API: mux, AdminKey: a.Config.AdminKey,
+		SessionSecret: []byte(a.Config.SessionSecret), Logger: a.Logger, Now: a.Now}).Mount(mux)
 	mux.HandleFunc("GET /{$}", a.index)
 	// The mux records the matched pattern on the very request it is given,
 	// and the metrics middleware reads it from its own: only wrappers that
@@ -278,6 +295,7 @@ func (a *App) index(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>alwrity-billing</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}</style></head>
 <body><h1>alwrity-billing</h1><p>Metering, pricing, limits and billing of AI-provider calls.</p><ul>
+<li><a href="/dashboard">Billing dashboard</a> (sign in with your API key) · <a href="/admin">Admin overview</a></li>
 <li><a href="/api/docs">API documentation (Swagger UI)</a></li><li><a href="/api/redoc">API reference (ReDoc)</a></li>
 <li><a href="/api/openapi.json">OpenAPI 3.1 document</a></li><li><a href="/api/subscription/plans">Plans</a> · <a href="/api/subscription/pricing">Pricing</a> · <a href="/api/subscription/health">Health</a></li>
 <li><a href="/metrics">Prometheus metrics</a></li></ul></body></html>`)
@@ -337,6 +355,24 @@ func (a *App) Run(ctx context.Context) error {
 		a.Meter.RunSweeper(sweepCtx, SweepInterval)
 	}()
 	defer func() { stopSweeper(); <-sweeperDone }()
+	closeCtx, stopClosing := context.WithCancel(ctx)
+	closingDone := make(chan struct{})
+	go func() {
+		defer close(closingDone)
+		a.runPeriodClose(closeCtx, CloseInterval)
+	}()
+	defer func() { stopClosing(); <-closingDone }()
+	// Webhook deliveries go out from every replica; leases keep any two
+	// from sending the same one.
+	hooks := webhook.New(webhook.Config{Store: a.DB, Now: a.Now, Interval: a.Config.WebhookInterval,
+		Timeout: a.Config.WebhookTimeout, Logger: a.Logger})
+	hooksCtx, stopHooks := context.WithCancel(ctx)
+	hooksDone := make(chan struct{})
+	go func() {
+		defer close(hooksDone)
+		hooks.Run(hooksCtx)
+	}()
+	defer func() { stopHooks(); <-hooksDone }()
 	select {
 	case err := <-errc:
 		return err
@@ -354,8 +390,25 @@ func (a *App) Run(ctx context.Context) error {
 
 // Close releases the database.
 func (a *App) Close() error {
+	if a.Gateway != nil {
+		a.Gateway.Close()
+	}
 	if a.DB == nil {
 		return nil
 	}
-	return a.DB.Close()
+	var errs []error
+	if a.Meter != nil {
+		// Holds still only in memory go to the journal, so they outlive
+		// the process.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := a.Meter.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("journal held reservations: %w", err))
+		}
+		cancel()
+	}
+	errs = append(errs, a.DB.Close())
+	if a.unlock != nil {
+		a.unlock()
+	}
+	return errors.Join(errs...)
 }

@@ -7,13 +7,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/joho/godotenv"
+
+	"github.com/alwrity/alwrity-billing/internal/gateway"
 )
 
 // Config is the service configuration: defaults, then the environment
@@ -29,10 +33,51 @@ type Config struct {
 	// AdminKey is ALWRITY_ADMIN_KEY; when empty outside Dev, a key is
 	// generated at first start and only its hash is stored.
 	AdminKey string
+	// SessionSecret signs the dashboard's session cookies
+	// (ALWRITY_SESSION_SECRET, at least 32 characters). When empty, each
+	// process draws a random one: sessions end on restart and replicas do
+	// not share them.
+	SessionSecret string
 	// ProviderKeys maps a provider to the server-held key for its API
 	// (OPENAI_API_KEY, …), used by the gateway.
 	ProviderKeys    map[string]string
 	ShutdownTimeout time.Duration
+
+	// GatewayBaseURLs maps a provider to the upstream base URL the LLM
+	// gateway forwards to (ALWRITY_OPENAI_BASE_URL, …); unset providers use
+	// the provider's public API.
+	GatewayBaseURLs map[string]string
+	// GatewayConnectTimeout bounds connecting to a provider
+	// (ALWRITY_GATEWAY_CONNECT_TIMEOUT).
+	GatewayConnectTimeout time.Duration
+	// GatewayReadTimeout bounds the wait for a provider's response headers
+	// and then for each read of its body (ALWRITY_GATEWAY_READ_TIMEOUT).
+	GatewayReadTimeout time.Duration
+	// GatewayMaxBodyBytes bounds a gateway request body
+	// (ALWRITY_GATEWAY_MAX_BODY_BYTES).
+	GatewayMaxBodyBytes int64
+	// GatewayDefaultMaxTokens is the output reserved for a request that
+	// names no maximum (ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS).
+	GatewayDefaultMaxTokens int64
+	// FailOpen lets gateway calls through while the database is
+	// unreachable, recording them when it returns (ALWRITY_FAIL_OPEN);
+	// by default they are refused with 503 and Retry-After.
+	FailOpen bool
+
+	// WebhookInterval is how often the webhook worker looks for due
+	// deliveries (ALWRITY_WEBHOOK_INTERVAL); WebhookTimeout bounds one
+	// delivery attempt (ALWRITY_WEBHOOK_TIMEOUT). Zero takes the worker's
+	// defaults, 2 s and 10 s.
+	WebhookInterval time.Duration
+	WebhookTimeout  time.Duration
+}
+
+// gatewayBaseURLVars name the gateway's upstream base URL variables.
+var gatewayBaseURLVars = map[string]string{
+	"openai":    "ALWRITY_OPENAI_BASE_URL",
+	"anthropic": "ALWRITY_ANTHROPIC_BASE_URL",
+	"gemini":    "ALWRITY_GEMINI_BASE_URL",
+	"mistral":   "ALWRITY_MISTRAL_BASE_URL",
 }
 
 // providerKeyVars are the seed's provider key variables.
@@ -51,6 +96,12 @@ func DefaultConfig() Config {
 		Port:            8000,
 		ProviderKeys:    map[string]string{},
 		ShutdownTimeout: 15 * time.Second,
+
+		GatewayBaseURLs:         map[string]string{},
+		GatewayConnectTimeout:   10 * time.Second,
+		GatewayReadTimeout:      10 * time.Minute,
+		GatewayMaxBodyBytes:     32 << 20,
+		GatewayDefaultMaxTokens: 4096,
 	}
 }
 
@@ -122,12 +173,129 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 		}
 	}
 	c.AdminKey = secret("ALWRITY_ADMIN_KEY")
+	c.SessionSecret = secret("ALWRITY_SESSION_SECRET")
 	for provider, name := range providerKeyVars {
 		if v := secret(name); v != "" {
 			c.ProviderKeys[provider] = v
 		}
 	}
+	if c.ProviderKeys["gemini"] == "" {
+		// Google's own SDKs read GOOGLE_API_KEY too.
+		if v := secret("GOOGLE_API_KEY"); v != "" {
+			c.ProviderKeys["gemini"] = v
+		}
+	}
+	errs = append(errs, c.gatewayFromEnv(getenv))
+	errs = append(errs, c.webhooksFromEnv(getenv))
 	return errors.Join(errs...)
+}
+
+// webhooksFromEnv reads the webhook worker's settings.
+func (c *Config) webhooksFromEnv(getenv func(string) string) error {
+	var errs []error
+	for _, s := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"ALWRITY_WEBHOOK_INTERVAL", &c.WebhookInterval}, {"ALWRITY_WEBHOOK_TIMEOUT", &c.WebhookTimeout}} {
+		name, dst := s.name, s.dst
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			continue
+		}
+		if d, err := time.ParseDuration(v); err == nil {
+			*dst = d
+		} else if n, err := strconv.ParseFloat(v, 64); err == nil {
+			*dst = time.Duration(n * float64(time.Second))
+		} else {
+			errs = append(errs, fmt.Errorf("%s must be a duration such as 30s or a number of seconds, got %q", name, v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// gatewayFromEnv reads the LLM gateway's settings.
+func (c *Config) gatewayFromEnv(getenv func(string) string) error {
+	var errs []error
+	if c.GatewayBaseURLs == nil {
+		c.GatewayBaseURLs = map[string]string{}
+	}
+	for provider, name := range gatewayBaseURLVars {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			c.GatewayBaseURLs[provider] = v
+		}
+	}
+	duration := func(name string, dst *time.Duration) {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return
+		}
+		if d, err := time.ParseDuration(v); err == nil {
+			*dst = d
+		} else if n, err := strconv.ParseFloat(v, 64); err == nil {
+			*dst = time.Duration(n * float64(time.Second))
+		} else {
+			errs = append(errs, fmt.Errorf("%s must be a duration such as 30s or a number of seconds, got %q", name, v))
+		}
+	}
+	integer := func(name string, dst *int64) {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			*dst = n
+		} else {
+			errs = append(errs, fmt.Errorf("%s must be a whole number, got %q", name, v))
+		}
+	}
+	duration("ALWRITY_GATEWAY_CONNECT_TIMEOUT", &c.GatewayConnectTimeout)
+	duration("ALWRITY_GATEWAY_READ_TIMEOUT", &c.GatewayReadTimeout)
+	integer("ALWRITY_GATEWAY_MAX_BODY_BYTES", &c.GatewayMaxBodyBytes)
+	integer("ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS", &c.GatewayDefaultMaxTokens)
+	if v := strings.TrimSpace(getenv("ALWRITY_FAIL_OPEN")); v != "" {
+		if b, err := strconv.ParseBool(v); err != nil {
+			errs = append(errs, fmt.Errorf("ALWRITY_FAIL_OPEN must be true or false, got %q", v))
+		} else {
+			c.FailOpen = b
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// GatewayConfig returns the LLM gateway's configuration.
+func (c Config) GatewayConfig(logger *slog.Logger, now func() time.Time) gateway.Config {
+	ups := map[string]gateway.Upstream{}
+	for provider := range gatewayBaseURLVars {
+		ups[provider] = gateway.Upstream{BaseURL: c.GatewayBaseURLs[provider], Key: c.ProviderKeys[provider]}
+	}
+	return gateway.Config{Upstreams: ups, ConnectTimeout: c.GatewayConnectTimeout, ReadTimeout: c.GatewayReadTimeout,
+		MaxBodyBytes: c.GatewayMaxBodyBytes, DefaultMaxTokens: c.GatewayDefaultMaxTokens, FailOpen: c.FailOpen,
+		Logger: logger, Now: now}
+}
+
+// validateGateway reports invalid LLM gateway settings.
+func (c Config) validateGateway() []error {
+	var errs []error
+	for provider, raw := range c.GatewayBaseURLs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			// The value is not echoed: a URL may carry credentials.
+			errs = append(errs, fmt.Errorf("%s must be an http:// or https:// URL without credentials", gatewayBaseURLVars[provider]))
+		}
+	}
+	if c.GatewayConnectTimeout <= 0 {
+		errs = append(errs, errors.New("ALWRITY_GATEWAY_CONNECT_TIMEOUT must be positive"))
+	}
+	if c.GatewayReadTimeout <= 0 {
+		errs = append(errs, errors.New("ALWRITY_GATEWAY_READ_TIMEOUT must be positive"))
+	}
+	if c.GatewayMaxBodyBytes <= 0 {
+		errs = append(errs, errors.New("ALWRITY_GATEWAY_MAX_BODY_BYTES must be positive"))
+	}
+	if c.GatewayDefaultMaxTokens <= 0 || c.GatewayDefaultMaxTokens > 100_000_000 {
+		errs = append(errs, errors.New("ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS must be between 1 and 100000000"))
+	}
+	return errs
 }
 
 // ServerFlags registers the flags that override server settings.
@@ -157,8 +325,18 @@ func (c Config) Validate() error {
 	if c.AdminKey != "" && len(c.AdminKey) < 16 {
 		errs = append(errs, errors.New("ALWRITY_ADMIN_KEY must be at least 16 characters"))
 	}
+	if c.SessionSecret != "" && len(c.SessionSecret) < 32 {
+		errs = append(errs, errors.New("ALWRITY_SESSION_SECRET must be at least 32 characters"))
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown timeout must be positive"))
+	}
+	errs = append(errs, c.validateGateway()...)
+	if c.WebhookInterval != 0 && (c.WebhookInterval < 100*time.Millisecond || c.WebhookInterval > time.Hour) {
+		errs = append(errs, errors.New("ALWRITY_WEBHOOK_INTERVAL must be between 100ms and 1h"))
+	}
+	if c.WebhookTimeout < 0 || c.WebhookTimeout > 5*time.Minute {
+		errs = append(errs, errors.New("ALWRITY_WEBHOOK_TIMEOUT must be at most 5m (0 takes the default, 10s)"))
 	}
 	return errors.Join(errs...)
 }

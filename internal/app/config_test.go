@@ -28,6 +28,12 @@ func TestConfigDefaults(t *testing.T) {
 		Port:            8000,
 		ProviderKeys:    map[string]string{},
 		ShutdownTimeout: 15 * time.Second,
+
+		GatewayBaseURLs:         map[string]string{},
+		GatewayConnectTimeout:   10 * time.Second,
+		GatewayReadTimeout:      10 * time.Minute,
+		GatewayMaxBodyBytes:     32 << 20,
+		GatewayDefaultMaxTokens: 4096,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults = %+v, want %+v", c, want)
@@ -249,5 +255,72 @@ func TestConfigDotEnv(t *testing.T) {
 	}
 	if os.Getenv("HOST") == "127.0.0.1" && os.Getenv("PORT") == "9200" {
 		t.Error("ReadDotEnv changed the process environment")
+	}
+}
+
+func TestConfigGatewayEnv(t *testing.T) {
+	c := DefaultConfig()
+	err := c.FromEnv(envMap(map[string]string{
+		"ALWRITY_OPENAI_BASE_URL":            "http://127.0.0.1:9001/v1",
+		"ALWRITY_ANTHROPIC_BASE_URL":         "https://anthropic.internal",
+		"ALWRITY_GEMINI_BASE_URL":            "http://127.0.0.1:9003",
+		"ALWRITY_MISTRAL_BASE_URL":           "http://127.0.0.1:9004/v1",
+		"ALWRITY_GATEWAY_CONNECT_TIMEOUT":    "2s",
+		"ALWRITY_GATEWAY_READ_TIMEOUT":       "90",
+		"ALWRITY_GATEWAY_MAX_BODY_BYTES":     "1048576",
+		"ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS": "512",
+		"ALWRITY_FAIL_OPEN":                  "true",
+		"GOOGLE_API_KEY":                     "google-key",
+	}))
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	want := map[string]string{"openai": "http://127.0.0.1:9001/v1", "anthropic": "https://anthropic.internal",
+		"gemini": "http://127.0.0.1:9003", "mistral": "http://127.0.0.1:9004/v1"}
+	if !reflect.DeepEqual(c.GatewayBaseURLs, want) {
+		t.Errorf("GatewayBaseURLs = %v, want %v", c.GatewayBaseURLs, want)
+	}
+	if c.GatewayConnectTimeout != 2*time.Second || c.GatewayReadTimeout != 90*time.Second || c.GatewayMaxBodyBytes != 1<<20 ||
+		c.GatewayDefaultMaxTokens != 512 || !c.FailOpen {
+		t.Errorf("gateway settings not taken from the environment: %+v", c)
+	}
+	if c.ProviderKeys["gemini"] != "google-key" {
+		t.Errorf("GOOGLE_API_KEY is not the Gemini key when GEMINI_API_KEY is unset")
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+
+	c = DefaultConfig()
+	if err := c.FromEnv(envMap(map[string]string{"GEMINI_API_KEY": "gemini-key", "GOOGLE_API_KEY": "google-key"})); err != nil {
+		t.Fatal(err)
+	}
+	if c.ProviderKeys["gemini"] != "gemini-key" {
+		t.Errorf("GEMINI_API_KEY must win over GOOGLE_API_KEY, got %q", c.ProviderKeys["gemini"])
+	}
+}
+
+func TestConfigGatewayInvalid(t *testing.T) {
+	c := DefaultConfig()
+	err := c.FromEnv(envMap(map[string]string{
+		"ALWRITY_GATEWAY_CONNECT_TIMEOUT":    "soon",
+		"ALWRITY_GATEWAY_MAX_BODY_BYTES":     "lots",
+		"ALWRITY_FAIL_OPEN":                  "maybe",
+		"ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS": "-1",
+		"ALWRITY_OPENAI_BASE_URL":            "ftp://user:secret@example.com",
+	}))
+	for _, name := range []string{"ALWRITY_GATEWAY_CONNECT_TIMEOUT", "ALWRITY_GATEWAY_MAX_BODY_BYTES", "ALWRITY_FAIL_OPEN"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("FromEnv error %v does not name %s", err, name)
+		}
+	}
+	verr := c.Validate()
+	for _, name := range []string{"ALWRITY_OPENAI_BASE_URL", "ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS"} {
+		if verr == nil || !strings.Contains(verr.Error(), name) {
+			t.Errorf("Validate error %v does not name %s", verr, name)
+		}
+	}
+	if verr != nil && strings.Contains(verr.Error(), "secret") {
+		t.Errorf("Validate echoes a base URL's credentials: %v", verr)
 	}
 }

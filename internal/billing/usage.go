@@ -92,6 +92,16 @@ type LogFilter struct {
 	BillingPeriod string
 	Limit         int
 	Offset        int
+	// Before, when set, selects only the logs after that position in
+	// newest-first order (keyset paging: a page costs the same however deep).
+	Before *LogPosition
+}
+
+// LogPosition is a usage log's place in newest-first order: its timestamp,
+// then its id for logs of the same instant.
+type LogPosition struct {
+	Timestamp time.Time
+	ID        int64
 }
 
 // ProviderHealth is a provider's recent error rate and latency.
@@ -101,11 +111,4 @@ type ProviderHealth struct {
 	ErrorRate float64 // percent
 	P50Ms     float64
 	P95Ms     float64
-}
-
-// CallStat is one recent call's provider, outcome and latency.
-type CallStat struct {
-	Provider     string
-	Failed       bool
-	ResponseTime float64 // seconds
 }

@@ -21,10 +21,7 @@ func (s *Server) listPlans(ctx context.Context, _ *listPlansInput) (*struct{ Bod
 	}
 	data := PlansData{Plans: make([]PlanJSON, 0, len(plans)), Total: len(plans)}
 	for _, p := range plans {
-		data.Plans = append(data.Plans, PlanJSON{
-			ID: p.ID, Name: p.Name, Tier: p.Tier, PriceMonthly: p.PriceMonthly, PriceYearly: p.PriceYearly,
-			Description: p.Description, Features: nonNil(p.Features), Limits: planLimits(p, providers),
-		})
+		data.Plans = append(data.Plans, publicPlan(p, providers))
 	}
 	return ok(data), nil
 }

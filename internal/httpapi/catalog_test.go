@@ -14,6 +14,7 @@ var planSpec = Obj{
 	"id": "int", "name": "string", "tier": Enum{"free", "basic", "pro", "enterprise"},
 	"price_monthly": "number", "price_yearly": "number", "description": "string",
 	"features": Arr{"string"}, "limits": limitsSpec(),
+	"version": "int", "soft_limits": "bool", "overage_per_call": Nullable{"number"}, "overage_per_1k_tokens": Nullable{"number"},
 }
 
 func TestPlans(t *testing.T) {

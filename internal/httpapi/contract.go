@@ -88,6 +88,11 @@ type PlanJSON struct {
 	Description  string       `json:"description"`
 	Features     []string     `json:"features"`
 	Limits       Limits       `json:"limits"`
+	// Ours, beside ALwrity's fields.
+	Version            int           `json:"version" doc:"Edits make new versions of a plan; this is the version number."`
+	SoftLimits         bool          `json:"soft_limits" doc:"Calls above the call and token limits are admitted and billed as overage."`
+	OveragePerCall     *money.Amount `json:"overage_per_call" doc:"USD per call above total_calls; null when none."`
+	OveragePer1KTokens *money.Amount `json:"overage_per_1k_tokens" doc:"USD per 1,000 tokens above a provider's token limit; null when none."`
 }
 
 // PlansData is GET /plans.
@@ -338,6 +343,8 @@ type LogsBody struct {
 	Limit      int       `json:"limit"`
 	Offset     int       `json:"offset"`
 	HasMore    bool      `json:"has_more"`
+	// NextCursor pages on by keyset; ours, beside ALwrity's offset paging.
+	NextCursor *string `json:"next_cursor" nullable:"true" doc:"Pass as cursor to read the next page at the cost of the first; null on the last page."`
 }
 
 // ProviderHealthJSON is a provider's recent error rate and latency.

@@ -1,6 +1,10 @@
 package httpapi_test
 
 import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -66,6 +70,106 @@ func TestHealth(t *testing.T) {
 		d = e.data(e.get("/api/subscription/health", ""))
 		if d["status"] != "healthy" || num(t, d["recent_requests"]) != "0" {
 			t.Errorf("health an hour later = %v", d)
+		}
+	})
+}
+
+// TestHealthMatchesCalls compares GET /health over random traffic with the
+// figures computed here from the calls: counts per provider, error rates,
+// and nearest-rank percentiles of the calls inside the window.
+func TestHealthMatchesCalls(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b, defaultNow)
+		rng := rand.New(rand.NewPCG(1, 2))
+		providers := []string{"openai", "gemini", "anthropic", "mistral", "tavily"}
+		statuses := []int{200, 200, 200, 200, 201, 400, 429, 500, 503}
+		var calls []call
+		for i := range 600 {
+			// Half inside the 15-minute window, some exactly on its start.
+			at := defaultNow.Add(-time.Duration(rng.Int64N(int64(30 * time.Minute)))).Truncate(time.Microsecond)
+			if i%50 == 0 {
+				at = defaultNow.Add(-15 * time.Minute)
+			}
+			calls = append(calls, call{user: fmt.Sprintf("u%d", rng.IntN(5)), provider: providers[rng.IntN(len(providers))],
+				at: at, status: statuses[rng.IntN(len(statuses))], rt: float64(1+rng.IntN(30)*rng.IntN(30)) / 64})
+		}
+		e.record(calls...)
+
+		type fig struct {
+			requests, errors int64
+			ms               []float64
+		}
+		want := map[string]*fig{}
+		var requests, errors int64
+		for _, c := range calls {
+			if c.at.Before(defaultNow.Add(-15 * time.Minute)) {
+				continue
+			}
+			f := want[c.provider]
+			if f == nil {
+				f = &fig{}
+				want[c.provider] = f
+			}
+			f.requests++
+			requests++
+			if c.status >= 400 {
+				f.errors++
+				errors++
+			}
+			f.ms = append(f.ms, c.rt*1000)
+		}
+		rate := func(errors, requests int64) float64 {
+			return math.Round(float64(errors)*100/float64(requests)*100) / 100
+		}
+		d := e.data(e.get("/api/subscription/health", ""))
+		check(t, "health", d, healthSpec)
+		if num(t, d["recent_requests"]) != fmt.Sprint(requests) || num(t, d["recent_errors"]) != fmt.Sprint(errors) ||
+			float(t, d["error_rate"]) != rate(errors, requests) {
+			t.Errorf("health = %v, want %d requests and %d errors", d, requests, errors)
+		}
+		ps := obj(t, d["providers"])
+		if len(ps) != len(want) {
+			t.Errorf("providers %v, want %d", ps, len(want))
+		}
+		for name, f := range want {
+			slices.Sort(f.ms)
+			rank := func(q float64) float64 {
+				return math.Round(f.ms[int(math.Ceil(q*float64(len(f.ms))))-1]*10) / 10
+			}
+			p := obj(t, ps[name])
+			if num(t, p["requests"]) != fmt.Sprint(f.requests) || num(t, p["errors"]) != fmt.Sprint(f.errors) ||
+				float(t, p["error_rate"]) != rate(f.errors, f.requests) || float(t, p["p50_ms"]) != rank(0.5) ||
+				float(t, p["p95_ms"]) != rank(0.95) {
+				t.Errorf("%s = %v, want %d requests, %d errors, p50 %v, p95 %v", name, p, f.requests, f.errors, rank(0.5), rank(0.95))
+			}
+		}
+	})
+}
+
+// TestHealthReuseWithinASecond pins the documented staleness of health: a
+// result is reused within the second of the server's clock it was computed
+// in while no call is recorded, and never after that second.
+func TestHealthReuseWithinASecond(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b, defaultNow)
+		// On the window's first microsecond: in it at defaultNow only.
+		e.record(call{user: "u1", provider: "openai", at: defaultNow.Add(-15 * time.Minute), rt: 0.2})
+		requests := func() string { return num(t, e.data(e.get("/api/subscription/health", ""))["recent_requests"]) }
+		if n := requests(); n != "1" {
+			t.Fatalf("recent_requests = %s, want 1", n)
+		}
+		e.setNow(defaultNow.Add(500 * time.Millisecond))
+		if n := requests(); n != "1" {
+			t.Errorf("within the same second and ledger: recent_requests = %s, want the reused 1", n)
+		}
+		e.setNow(defaultNow.Add(time.Second))
+		if n := requests(); n != "0" {
+			t.Errorf("a second later: recent_requests = %s, want 0", n)
+		}
+		// A new call shows at once, within the same second.
+		e.record(call{user: "u1", provider: "openai", at: defaultNow, rt: 0.2})
+		if n := requests(); n != "1" {
+			t.Errorf("after a new call: recent_requests = %s, want 1", n)
 		}
 	})
 }

@@ -1,7 +1,11 @@
 package httpapi_test
 
 import (
+	"encoding/base64"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/alwrity/alwrity-billing/internal/storetest"
@@ -20,7 +24,8 @@ var logSpec = Obj{
 	"tokens_cache_write_1h": "int", "tokens_reasoning": "int", "unpriced": "bool", "partial": "bool",
 }
 
-var logsBodySpec = Obj{"logs": Arr{logSpec}, "total_count": "int", "limit": "int", "offset": "int", "has_more": "bool"}
+var logsBodySpec = Obj{"logs": Arr{logSpec}, "total_count": "int", "limit": "int", "offset": "int", "has_more": "bool",
+	"next_cursor": Nullable{"string"}}
 
 // logsOf asserts a logs body (no envelope) and returns it with the users
 // and timestamps of its rows.
@@ -146,6 +151,112 @@ func TestUsageLogs(t *testing.T) {
 		e.problem(e.get("/api/subscription/usage-logs", ""), http.StatusUnauthorized)
 	})
 }
+
+// TestUsageLogsCursor pages by next_cursor and checks each page against
+// offset paging, the counts of status filters, and that anything but a
+// returned cursor is a clear 400.
+func TestUsageLogsCursor(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b, defaultNow)
+		carol := e.userKey("carol")
+		var calls []call
+		for i := range 23 {
+			c := call{user: "carol", provider: "openai", at: day(2026, 11, 1+i%12, 0), rt: 0.1}
+			if i%3 == 0 {
+				c.provider = "gemini"
+			}
+			switch i % 5 {
+			case 1:
+				c.status = 429
+			case 2:
+				c.status = 500
+			}
+			calls = append(calls, c) // equal timestamps: ties are broken by id
+		}
+		calls = append(calls, call{user: "dave", provider: "openai", at: day(2026, 11, 5, 0)})
+		e.record(calls...)
+
+		for _, q := range []string{"", "&provider=gemini", "&status_code=200", "&status_code=429", "&status_code=500&provider=openai",
+			"&status_code=404", "&billing_period=2026-11&status_code=500"} {
+			_, _, want := e.logsOf(e.get("/api/subscription/usage-logs?limit=100"+q, carol))
+			var got []string
+			path := "/api/subscription/usage-logs?limit=4" + q
+			for page := 0; ; page++ {
+				body, users, times := e.logsOf(e.get(path, carol))
+				if n := num(t, body["total_count"]); n != fmt.Sprint(len(want)) {
+					t.Fatalf("%s: total_count %s, want %d", path, n, len(want))
+				}
+				for _, u := range users {
+					if u != "carol" {
+						t.Fatalf("%s: a log of %s", path, u)
+					}
+				}
+				// The same page by offset.
+				_, _, byOffset := e.logsOf(e.get(fmt.Sprintf("/api/subscription/usage-logs?limit=4&offset=%d%s", 4*page, q), carol))
+				if !equal(times, byOffset) {
+					t.Fatalf("%s: page %d by cursor %v, by offset %v", q, page, times, byOffset)
+				}
+				got = append(got, times...)
+				next, _ := body["next_cursor"].(string)
+				if more := body["has_more"] == true; more != (next != "") || more != (len(got) < len(want)) {
+					t.Fatalf("%s: has_more %v with next_cursor %q after %d of %d", path, body["has_more"], next, len(got), len(want))
+				}
+				if next == "" {
+					break
+				}
+				path = "/api/subscription/usage-logs?limit=4" + q + "&cursor=" + next
+			}
+			if !equal(got, want) {
+				t.Fatalf("%s: pages %v, want %v", q, got, want)
+			}
+		}
+		// Counts of status filters, from the calls above.
+		for q, want := range map[string]string{"200": "13", "429": "5", "500": "5", "404": "0"} {
+			body, _, _ := e.logsOf(e.get("/api/subscription/usage-logs?status_code="+q, testAdminKey))
+			if num(t, body["total_count"]) != map[bool]string{true: "14", false: want}[q == "200"] {
+				t.Errorf("all users, status_code=%s: total_count %v", q, body["total_count"])
+			}
+			body, _, _ = e.logsOf(e.get("/api/subscription/usage-logs?status_code="+q, carol))
+			if num(t, body["total_count"]) != want {
+				t.Errorf("carol, status_code=%s: total_count %v, want %s", q, body["total_count"], want)
+			}
+		}
+
+		// A cursor names a position, not a user: another user's cursor
+		// still reads only the caller's logs.
+		body, _, _ := e.logsOf(e.get("/api/subscription/usage-logs?limit=1", testAdminKey))
+		next := body["next_cursor"].(string)
+		if _, users, _ := e.logsOf(e.get("/api/subscription/usage-logs?cursor="+next, carol)); len(users) == 0 {
+			t.Errorf("carol with the admin's cursor read nothing")
+		}
+
+		valid := encodeCursorText("v1:1700000000000000:5")
+		if _, _, times := e.logsOf(e.get("/api/subscription/usage-logs?cursor="+valid, carol)); len(times) != 0 {
+			t.Errorf("a cursor before every log returns %v", times)
+		}
+		for _, bad := range []string{
+			"x", "!!!!", "djE6", valid + "=", valid + "A",
+			encodeCursorText("v2:1700000000000000:5"), encodeCursorText("v1:1700000000000000"),
+			encodeCursorText("v1:1700000000000000:0"), encodeCursorText("v1:1700000000000000:-3"),
+			encodeCursorText("v1:+1700000000000000:5"), encodeCursorText("v1:01700000000000000:5"),
+			encodeCursorText("v1:99999999999999999999:5"), encodeCursorText("v1:1700000000000000:5:6"),
+			strings.Repeat("A", 65), strings.Repeat("djE6", 1000),
+		} {
+			p := e.problem4xx(e.get("/api/subscription/usage-logs?cursor="+url.QueryEscape(bad), carol), "query.cursor")
+			if num(t, p["status"]) != "400" {
+				t.Errorf("cursor %q: status %v", bad, p["status"])
+			}
+		}
+		p := e.problem4xx(e.get("/api/subscription/usage-logs?offset=4&cursor="+valid, carol), "query.offset")
+		if num(t, p["status"]) != "400" {
+			t.Errorf("cursor with offset: status %v", p["status"])
+		}
+	})
+}
+
+// encodeCursorText writes cursor text the way the API encodes it, so tests
+// can build valid and almost-valid cursors.
+func encodeCursorText(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
 func equal(a, b []string) bool {
 	if len(a) != len(b) {

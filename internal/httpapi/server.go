@@ -33,7 +33,8 @@ type Store interface {
 	ListAlerts(ctx context.Context, f billing.AlertFilter) ([]billing.Alert, int64, int64, error)
 	GetAlert(ctx context.Context, id int64) (billing.Alert, error)
 	MarkAlertRead(ctx context.Context, id int64, now time.Time) error
-	RecentCalls(ctx context.Context, since time.Time, limit int) ([]billing.CallStat, error)
+	ProviderHealth(ctx context.Context, since time.Time) (map[string]billing.ProviderHealth, error)
+	LedgerMark(ctx context.Context) (int64, error)
 }
 
 // Config configures the API.
@@ -59,6 +60,7 @@ type Server struct {
 	logger       *slog.Logger
 	now          func() time.Time
 	healthWindow time.Duration
+	health       healthCache
 	api          huma.API
 }
 
@@ -129,6 +131,10 @@ func (s *Server) register() {
 	huma.Register(s.api, sec("list-usage-logs", http.MethodGet, "/usage-logs", "Usage logs of the caller (or any user, for admins)"), s.listUsageLogs)
 	huma.Register(s.api, pub("get-health", http.MethodGet, "/health", "Recent error rates and latency per provider"), s.getHealth)
 	s.registerAdminPricing()
+	s.registerLifecycle()
+	s.registerAdminPlans()
+	s.registerAdminBilling()
+	s.registerAdminWebhooks()
 	if s.meter != nil {
 		s.registerMetering()
 	}

@@ -21,19 +21,28 @@ func (db *DB) CreateAlert(ctx context.Context, a billing.Alert, now time.Time) (
 		provider = a.Provider
 	}
 	var id int64
-	err := db.write.QueryRowContext(ctx, `INSERT INTO usage_alerts (user_id, alert_type, limit_key, threshold_percentage,
+	created := false
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO usage_alerts (user_id, alert_type, limit_key, threshold_percentage,
 		provider, title, message, severity, billing_period, dedupe_key, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`,
-		a.UserID, a.Type, a.LimitKey, a.ThresholdPercentage, provider, a.Title, a.Message, a.Severity,
-		a.BillingPeriod, a.DedupeKey(), ts(now)).Scan(&id)
-	if err == sql.ErrNoRows {
-		return 0, false, nil
-	}
+			a.UserID, a.Type, a.LimitKey, a.ThresholdPercentage, provider, a.Title, a.Message, a.Severity,
+			a.BillingPeriod, a.DedupeKey(), ts(now)).Scan(&id)
+		if err == sql.ErrNoRows {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("insert alert: %w", err)
+		}
+		created = true
+		// Announced to the webhook endpoints in the same transaction.
+		return alertCreated(ctx, tx, a, now)
+	})
 	if err != nil {
-		return 0, false, fmt.Errorf("insert alert: %w", err)
+		return 0, false, err
 	}
-	return id, true, nil
+	return id, created, nil
 }
 
 // ListAlerts returns alerts newest first, with the number matching the

@@ -48,6 +48,7 @@ var Tables = []string{
 	"api_provider_pricing", "usage_alerts", "billing_history",
 	"api_providers", "plan_provider_limits", "model_aliases", "usage_summary_providers",
 	"api_keys", "seeded_defaults", "reservations", "catalog_state", "invoice_items", "subscription_history",
+	"webhook_endpoints", "webhook_events", "webhook_deliveries", "webhook_attempts",
 }
 
 // DB is the store. On SQLite it keeps one writer connection (SQLite allows

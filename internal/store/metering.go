@@ -193,11 +193,16 @@ func insertAlert(ctx context.Context, tx *sql.Tx, stmts *stmtCache, a billing.Al
 	if a.Provider != "" {
 		provider = a.Provider
 	}
-	_, err := stmts.exec(ctx, tx, insertAlertSQL,
+	res, err := stmts.exec(ctx, tx, insertAlertSQL,
 		a.UserID, a.Type, a.LimitKey, a.ThresholdPercentage, provider, a.Title, a.Message, a.Severity,
 		a.BillingPeriod, a.DedupeKey(), ts(now))
 	if err != nil {
 		return fmt.Errorf("insert alert: %w", err)
+	}
+	// A new alert (not a repeat of one that exists) is announced to the
+	// webhook endpoints in the same transaction.
+	if n, _ := res.RowsAffected(); n > 0 {
+		return alertCreated(ctx, tx, a, now)
 	}
 	return nil
 }

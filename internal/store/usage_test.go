@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -373,7 +374,7 @@ func TestListLogs(t *testing.T) {
 	})
 }
 
-func TestRecentCalls(t *testing.T) {
+func TestProviderHealth(t *testing.T) {
 	t0 := date(2026, time.May, 1, 12, 0, 0, 0)
 	type call struct {
 		provider string
@@ -387,28 +388,38 @@ func TestRecentCalls(t *testing.T) {
 		{"openai", 429, 0.25, -time.Hour},
 		{"anthropic", 200, 2, 0},
 		{"anthropic", 399, 3, time.Microsecond},
+		{"anthropic", 200, 1, time.Minute},
 	}
 	var logs []billing.UsageLog
 	for i, c := range calls {
-		l := storetest.Log(fmt.Sprintf("u%d", i%2), fmt.Sprintf("rc-%d", i), t0.Add(c.at))
+		l := storetest.Log(fmt.Sprintf("u%d", i%2), fmt.Sprintf("ph-%d", i), t0.Add(c.at))
 		l.Provider, l.StatusCode, l.ResponseTime = c.provider, c.status, c.rt
 		logs = append(logs, l)
 	}
-	stat := func(i int) billing.CallStat {
-		return billing.CallStat{Provider: calls[i].provider, Failed: calls[i].status >= 400, ResponseTime: calls[i].rt}
-	}
+	type ph = billing.ProviderHealth
 	tests := []struct {
 		name  string
 		since time.Time
-		limit int
-		want  []int // indexes into calls, newest first
+		want  map[string]ph
 	}{
-		{"all", t0.Add(-24 * time.Hour), 100, []int{4, 3, 2, 1, 0}},
-		{"since is inclusive", t0.Add(-2 * time.Hour), 100, []int{4, 3, 2, 1}},
-		{"just after", t0.Add(-2*time.Hour + time.Microsecond), 100, []int{4, 3, 2}},
-		{"limit keeps the newest", t0.Add(-24 * time.Hour), 2, []int{4, 3}},
-		{"since in another zone", t0.Add(-time.Hour).In(time.FixedZone("Y", 9*3600)), 100, []int{4, 3, 2}},
-		{"nothing since", t0.Add(time.Second), 100, nil},
+		{"all", t0.Add(-24 * time.Hour), map[string]ph{
+			"openai":    {Requests: 2, Errors: 1, P50Ms: 250, P95Ms: 500},
+			"gemini":    {Requests: 1, Errors: 1, P50Ms: 1500, P95Ms: 1500},
+			"anthropic": {Requests: 3, Errors: 0, P50Ms: 2000, P95Ms: 3000},
+		}},
+		{"since is inclusive", t0.Add(-2 * time.Hour), map[string]ph{
+			"openai":    {Requests: 1, Errors: 1, P50Ms: 250, P95Ms: 250},
+			"gemini":    {Requests: 1, Errors: 1, P50Ms: 1500, P95Ms: 1500},
+			"anthropic": {Requests: 3, Errors: 0, P50Ms: 2000, P95Ms: 3000},
+		}},
+		{"just after", t0.Add(-2*time.Hour + time.Microsecond), map[string]ph{
+			"openai":    {Requests: 1, Errors: 1, P50Ms: 250, P95Ms: 250},
+			"anthropic": {Requests: 3, Errors: 0, P50Ms: 2000, P95Ms: 3000},
+		}},
+		{"since in another zone", t0.Add(time.Microsecond).In(time.FixedZone("Y", 9*3600)), map[string]ph{
+			"anthropic": {Requests: 2, Errors: 0, P50Ms: 1000, P95Ms: 3000},
+		}},
+		{"nothing since", t0.Add(time.Hour), map[string]ph{}},
 	}
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		ctx := context.Background()
@@ -416,18 +427,192 @@ func TestRecentCalls(t *testing.T) {
 		record(t, db, logs...)
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				got, err := db.RecentCalls(ctx, tt.since, tt.limit)
+				got, err := db.ProviderHealth(ctx, tt.since)
 				if err != nil {
 					t.Fatal(err)
 				}
-				var want []billing.CallStat
-				for _, i := range tt.want {
-					want = append(want, stat(i))
-				}
-				if !reflect.DeepEqual(got, want) {
-					t.Fatalf("RecentCalls = %+v, want %+v", got, want)
+				if !reflect.DeepEqual(got, tt.want) {
+					t.Fatalf("ProviderHealth = %+v, want %+v", got, tt.want)
 				}
 			})
+		}
+	})
+}
+
+// TestProviderHealthMatchesCalls compares the database's aggregation of
+// random windows with one computed here from the calls themselves.
+func TestProviderHealthMatchesCalls(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	logs := randomLogs(rng, 700)
+	// Latencies with many ties and a long tail.
+	for i := range logs {
+		logs[i].ResponseTime = float64(rng.IntN(40)*rng.IntN(40)) / 16
+	}
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		db := storetest.Open(t, b)
+		record(t, db, logs...)
+		sinces := []time.Time{date(2000, time.January, 1, 0, 0, 0, 0), date(2030, time.January, 1, 0, 0, 0, 0)}
+		for range 12 {
+			sinces = append(sinces, logs[rng.IntN(len(logs))].Timestamp) // inclusive bounds on real calls
+		}
+		for _, since := range sinces {
+			got, err := db.ProviderHealth(ctx, since)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := healthOf(logs, since); !reflect.DeepEqual(got, want) {
+				t.Fatalf("ProviderHealth(%s) =\n%+v, want\n%+v", since, got, want)
+			}
+		}
+	})
+}
+
+// healthOf is ProviderHealth computed from the calls: sort each provider's
+// latencies and take the nearest ranks ceil(p·n).
+func healthOf(logs []billing.UsageLog, since time.Time) map[string]billing.ProviderHealth {
+	rts := map[string][]float64{}
+	out := map[string]billing.ProviderHealth{}
+	for _, l := range logs {
+		if l.Timestamp.Before(since) {
+			continue
+		}
+		h := out[l.Provider]
+		h.Requests++
+		if l.StatusCode >= 400 {
+			h.Errors++
+		}
+		out[l.Provider] = h
+		rts[l.Provider] = append(rts[l.Provider], l.ResponseTime*1000)
+	}
+	for p, ms := range rts {
+		slices.Sort(ms)
+		rank := func(q float64) float64 { return ms[int(math.Ceil(q*float64(len(ms))))-1] }
+		h := out[p]
+		h.P50Ms, h.P95Ms = rank(0.5), rank(0.95)
+		out[p] = h
+	}
+	return out
+}
+
+func TestLedgerMark(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		db := storetest.Open(t, b)
+		mark := func() int64 {
+			t.Helper()
+			m, err := db.LedgerMark(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+		if m := mark(); m != 0 {
+			t.Fatalf("mark of an empty ledger = %d, want 0", m)
+		}
+		record(t, db, storetest.Log("u1", "mark-1", usageNow))
+		m1 := mark()
+		if m1 == 0 || mark() != m1 {
+			t.Fatalf("mark after one log = %d, then %d", m1, mark())
+		}
+		record(t, db, storetest.Log("u2", "mark-2", usageNow.Add(-time.Hour)))
+		if m2 := mark(); m2 <= m1 {
+			t.Fatalf("mark after a second (older) log = %d, want more than %d", m2, m1)
+		}
+	})
+}
+
+// TestListLogsPagesAndCounts pages through random logs with every kind of
+// filter, by keyset and by offset, and compares the pages and counts with
+// what is computed here from the logs themselves.
+func TestListLogsPagesAndCounts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	logs := randomLogs(rng, 400)
+	// Calls of one instant, so pages must break ties by id.
+	for i := 0; i+1 < len(logs); i += 9 {
+		logs[i+1].Timestamp = logs[i].Timestamp
+		logs[i+1].BillingPeriod, logs[i+1].PeriodStart = logs[i].BillingPeriod, logs[i].PeriodStart
+	}
+	filters := []billing.LogFilter{
+		{}, {UserID: "u1"}, {UserID: "user with spaces", Provider: "gemini"}, {Provider: "openai"},
+		{BillingPeriod: "2026-01"}, {UserID: "u2", BillingPeriod: "2026-04", Provider: "tavily"},
+		{StatusCode: 200}, {StatusCode: 500}, {StatusCode: 201}, {StatusCode: 404},
+		{UserID: "u3", StatusCode: 200}, {UserID: "u3", StatusCode: 429},
+		{UserID: "u1", Provider: "openai", BillingPeriod: "2026-02", StatusCode: 200},
+		{Provider: "mistral", BillingPeriod: "2025-12", StatusCode: 503},
+		{UserID: "nobody"}, {UserID: "nobody", StatusCode: 200},
+	}
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		db := storetest.Open(t, b)
+		// Two batches, the second older than the first.
+		record(t, db, logs[200:]...)
+		record(t, db, logs[:200]...)
+		all, _, err := db.ListLogs(ctx, billing.LogFilter{Limit: 10_000})
+		if err != nil || len(all) != len(logs) {
+			t.Fatalf("all logs: %d, %v", len(all), err)
+		}
+		ids := map[string]int64{}
+		for _, l := range all {
+			ids[l.EventID] = l.ID
+		}
+		for _, f := range filters {
+			// What f selects, newest first, ties by id, computed here.
+			var want []string
+			var sel []billing.UsageLog
+			for _, l := range logs {
+				if (f.UserID == "" || l.UserID == f.UserID) && (f.Provider == "" || l.Provider == f.Provider) &&
+					(f.BillingPeriod == "" || l.BillingPeriod == f.BillingPeriod) && (f.StatusCode == 0 || l.StatusCode == f.StatusCode) {
+					sel = append(sel, l)
+				}
+			}
+			slices.SortFunc(sel, func(a, b billing.UsageLog) int {
+				if c := b.Timestamp.Compare(a.Timestamp); c != 0 {
+					return c
+				}
+				return int(ids[b.EventID] - ids[a.EventID])
+			})
+			for _, l := range sel {
+				want = append(want, l.EventID)
+			}
+			for _, size := range []int{4, 50} {
+				var byCursor, byOffset []string
+				pf := f
+				pf.Limit = size
+				for pages := 0; ; pages++ {
+					if pages > len(logs) {
+						t.Fatalf("%+v: keyset paging does not end", f)
+					}
+					page, total, err := db.ListLogs(ctx, pf)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if total != int64(len(want)) {
+						t.Fatalf("%+v: total %d, want %d", pf, total, len(want))
+					}
+					for _, l := range page {
+						byCursor = append(byCursor, l.EventID)
+					}
+					if len(page) < size {
+						break
+					}
+					last := page[len(page)-1]
+					pf.Before = &billing.LogPosition{Timestamp: last.Timestamp, ID: last.ID}
+				}
+				for off := 0; off < len(want)+size; off += size {
+					page, _, err := db.ListLogs(ctx, billing.LogFilter{UserID: f.UserID, Provider: f.Provider,
+						BillingPeriod: f.BillingPeriod, StatusCode: f.StatusCode, Limit: size, Offset: off})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, l := range page {
+						byOffset = append(byOffset, l.EventID)
+					}
+				}
+				if !slices.Equal(byCursor, want) || !slices.Equal(byOffset, want) {
+					t.Fatalf("%+v, pages of %d:\nkeyset %v\noffset %v\n  want %v", f, size, byCursor, byOffset, want)
+				}
+			}
 		}
 	})
 }

@@ -1,0 +1,282 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// errDrainLimit stops reading an upstream whose client has gone once the
+// drain bounds are reached.
+var errDrainLimit = errors.New("drain limit reached after the client disconnected")
+
+// relayWhole holds a non-streaming response until it is read and billed,
+// so the client receives its cost in a header. A response larger than
+// MaxBufferedResponse is relayed as it arrives instead.
+func (x *exchange) relayWhole(resp *http.Response, body *upstreamBody, cancel func()) {
+	limit := x.g.cfg.MaxBufferedResponse
+	buf, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil {
+		x.cutBeforeHeaders(body, err)
+		return
+	}
+	if int64(len(buf)) > limit {
+		x.relayRaw(resp, body, buf, cancel)
+		return
+	}
+	var u usage
+	x.rt.readBody(buf, &u)
+	o := outcome{status: resp.StatusCode, u: u}
+	if resp.StatusCode >= 400 {
+		o.errMsg = upstreamError(resp.StatusCode, buf)
+		buf = x.g.redact(buf)
+	} else if !u.reported {
+		o.partial, o.reason = true, "the provider reported no usage"
+	}
+	cost, billed := x.settle(o)
+	h := x.w.Header()
+	x.g.copyResponseHeader(h, resp.Header)
+	h.Set("Content-Length", strconv.Itoa(len(buf)))
+	if billed {
+		h.Set(CostHeader, cost)
+	}
+	h.Set(OverheadHeader, x.overhead())
+	x.w.WriteHeader(resp.StatusCode)
+	_, _ = x.w.Write(buf)
+}
+
+// cutBeforeHeaders answers a call whose upstream failed while its
+// non-streaming body was read: nothing has reached the client yet, so it
+// gets a 502 (or 504) and the call is recorded as failed and partial.
+func (x *exchange) cutBeforeHeaders(body *upstreamBody, err error) {
+	status, msg := http.StatusBadGateway, "the provider's response was cut short"
+	if body.timedOut.Load() {
+		status, msg = http.StatusGatewayTimeout, "the provider stopped answering within the read timeout"
+	}
+	x.g.cfg.Logger.Warn("gateway upstream response cut", "provider", x.rt.provider, "error", x.g.redactString(err.Error()))
+	x.fail(status, msg, &usage{})
+}
+
+// relayRaw relays a response as it arrives, byte for byte, keeping a copy
+// (up to MaxBufferedResponse) to read its usage at the end. It serves
+// streams that are not server-sent events (Gemini's JSON array without
+// alt=sse) and responses too large to hold. head is what was already read.
+func (x *exchange) relayRaw(resp *http.Response, body *upstreamBody, head []byte, cancel func()) {
+	g := x.g
+	h := x.w.Header()
+	x.g.copyResponseHeader(h, resp.Header)
+	h.Set(OverheadHeader, x.overhead())
+	x.w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(x.w)
+	keep := int64(len(head)) <= g.cfg.MaxBufferedResponse
+	kept := append([]byte(nil), head...)
+	cl := x.newClientLink(rc, cancel)
+	defer cl.stop()
+	if len(head) > 0 {
+		cl.write(head)
+		cl.flush()
+	}
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
+	var cut error
+	for {
+		n, err := body.Read(*bp)
+		if n > 0 {
+			if keep {
+				if int64(len(kept)+n) > g.cfg.MaxBufferedResponse {
+					keep, kept = false, nil
+				} else {
+					kept = append(kept, (*bp)[:n]...)
+				}
+			}
+			cl.write((*bp)[:n])
+			cl.flush()
+		}
+		if err == io.EOF {
+			break
+		}
+		if err == nil {
+			err = cl.check(n)
+		}
+		if err != nil {
+			cut = err
+			break
+		}
+	}
+	var u usage
+	if keep {
+		x.rt.readBody(kept, &u)
+	}
+	x.finishStream(resp.StatusCode, u, cut, body, cl)
+}
+
+// relayEvents relays a server-sent event stream event by event, flushing
+// as events arrive, reading usage from the events and hiding the usage
+// chunk the gateway asked for on the client's behalf.
+func (x *exchange) relayEvents(resp *http.Response, body *upstreamBody, cancel func()) {
+	g := x.g
+	h := x.w.Header()
+	x.g.copyResponseHeader(h, resp.Header)
+	h.Set(OverheadHeader, x.overhead())
+	x.w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(x.w)
+	cl := x.newClientLink(rc, cancel)
+	defer cl.stop()
+	cl.flush()
+	sr := streamReader{rt: x.rt, hideUsage: x.call.hideUsage}
+	var u usage
+	var p sseParser
+	emit := func(ev sseEvent) {
+		if sr.event(ev, &u) {
+			cl.write(ev.raw)
+		}
+	}
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
+	var cut error
+	for {
+		n, err := body.Read(*bp)
+		if n > 0 {
+			p.feed((*bp)[:n], emit)
+			cl.flush()
+		}
+		if err == io.EOF {
+			p.flush(emit)
+			cl.flush()
+			break
+		}
+		if err == nil {
+			err = cl.check(n)
+		}
+		if err != nil {
+			// What arrived of an unfinished event still reaches the client.
+			p.flush(emit)
+			cl.flush()
+			cut = err
+			break
+		}
+	}
+	x.finishStream(resp.StatusCode, u, cut, body, cl)
+}
+
+// clientLink is the client side of a relay. Once the client is gone,
+// writes stop and the upstream is drained within the drain bounds: the
+// drain timer starts as soon as the client's request context ends, even
+// while the relay waits on a silent upstream.
+type clientLink struct {
+	x       *exchange
+	rc      *http.ResponseController
+	cancel  func()
+	gone    bool
+	pending bool // bytes written since the last flush
+	drained int64
+	expired atomic.Bool
+
+	mu        sync.Mutex
+	timer     *time.Timer
+	stopped   bool
+	stopWatch func() bool
+}
+
+func (x *exchange) newClientLink(rc *http.ResponseController, cancel func()) *clientLink {
+	c := &clientLink{x: x, rc: rc, cancel: cancel}
+	c.stopWatch = context.AfterFunc(x.r.Context(), c.startDrain)
+	return c
+}
+
+// startDrain starts the drain timer once.
+func (c *clientLink) startDrain() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.timer != nil || c.stopped {
+		return
+	}
+	c.timer = time.AfterFunc(c.x.g.cfg.DrainTimeout, func() { c.expired.Store(true); c.cancel() })
+}
+
+func (c *clientLink) write(b []byte) {
+	if c.gone {
+		return
+	}
+	if _, err := c.x.w.Write(b); err != nil {
+		c.leave()
+		return
+	}
+	c.pending = true
+}
+
+func (c *clientLink) flush() {
+	if c.gone || !c.pending {
+		return
+	}
+	c.pending = false
+	if err := c.rc.Flush(); err != nil {
+		c.leave()
+	}
+}
+
+// check notices a client that left and enforces the drain bounds on the n
+// bytes just read.
+func (c *clientLink) check(n int) error {
+	if !c.gone && c.x.r.Context().Err() != nil {
+		c.leave()
+	}
+	if !c.gone {
+		return nil
+	}
+	c.drained += int64(n)
+	if c.drained > c.x.g.cfg.DrainBytes || c.expired.Load() {
+		return errDrainLimit
+	}
+	return nil
+}
+
+func (c *clientLink) leave() {
+	if !c.gone {
+		c.gone = true
+		c.startDrain()
+	}
+}
+
+func (c *clientLink) stop() {
+	c.stopWatch()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+}
+
+// finishStream bills a relayed stream. A stream that ended without usage,
+// or was cut before its end, is billed from what is known (the provider's
+// partial usage, else input estimated from the request and output from the
+// text relayed), flagged partial.
+func (x *exchange) finishStream(status int, u usage, cut error, body *upstreamBody, cl *clientLink) {
+	o := outcome{status: status, u: u, clientGone: cl.gone || x.r.Context().Err() != nil}
+	switch {
+	case cut == nil && u.reported:
+	case cut == nil:
+		o.partial, o.reason = true, "the stream ended without usage"
+	case errors.Is(cut, errDrainLimit) || cl.expired.Load():
+		o.partial, o.reason = true, "the client disconnected and the provider's stream outlasted the drain limits"
+	default:
+		o.partial = true
+		o.status, o.reason = http.StatusBadGateway, "the provider's stream was cut before it ended"
+		if body.timedOut.Load() {
+			o.status, o.reason = http.StatusGatewayTimeout, "the provider's stream stopped within the read timeout"
+		}
+		o.errMsg = o.reason
+		x.g.cfg.Logger.Warn("gateway upstream stream cut", "provider", x.rt.provider, "error", x.g.redactString(cut.Error()))
+	}
+	cost, billed := x.settle(o)
+	if billed {
+		x.w.Header().Set(http.TrailerPrefix+CostHeader, cost)
+	}
+	x.w.Header().Set(http.TrailerPrefix+OverheadHeader, x.overhead())
+}

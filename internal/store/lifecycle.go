@@ -1,0 +1,742 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/money"
+)
+
+// The subscription lifecycle. Every change writes, in one transaction, the
+// subscription row, the charge or credit it leaves for the next invoice
+// (invoice_items), a subscription_history entry with the period's usage,
+// and the event for webhooks. Money moves only through invoice items and
+// invoices, so every invoice line is explained by the change that made it.
+
+// ChangeOutcome says what a subscribe call did.
+type ChangeOutcome string
+
+const (
+	ChangeCreated   ChangeOutcome = "created"   // a new subscription
+	ChangeUpgraded  ChangeOutcome = "upgraded"  // at once, the difference prorated
+	ChangeChanged   ChangeOutcome = "changed"   // a downgrade at once, credited
+	ChangeScheduled ChangeOutcome = "scheduled" // at the next renewal
+	ChangeUnchanged ChangeOutcome = "unchanged"
+)
+
+// ChangeResult is a subscription after a lifecycle operation.
+type ChangeResult struct {
+	Subscription billing.Subscription
+	Plan         billing.Plan
+	Outcome      ChangeOutcome
+	// EffectiveAt is when a scheduled change takes effect.
+	EffectiveAt time.Time
+}
+
+// SubscribeOptions refine Subscribe.
+type SubscribeOptions struct {
+	// Immediate makes a downgrade take effect now, with the unused part
+	// of the price difference credited, instead of at the next renewal.
+	Immediate bool
+	// TimeZone of a new subscription's periods ("" is UTC).
+	TimeZone string
+}
+
+// lockClause locks the rows a lifecycle transaction reads on PostgreSQL;
+// SQLite's write transactions are serialised already.
+func (db *DB) lockClause() string {
+	if db.dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// Subscribe starts a subscription to planID, or changes the current one:
+// a dearer plan in the same cycle is an upgrade that takes effect at once
+// (its prorated difference goes on the next invoice); a cheaper one waits
+// for the renewal unless opts.Immediate (then the difference is credited);
+// a change of cycle waits for the renewal. Errors: not_found (plan),
+// invalid (inactive plan, unknown cycle).
+func (db *DB) Subscribe(ctx context.Context, userID string, planID int64, cycle string, opts SubscribeOptions, now time.Time) (ChangeResult, error) {
+	if !billing.ValidCycle(cycle) {
+		return ChangeResult{}, billing.InvalidField("body.billing_cycle", "must be monthly or yearly", cycle)
+	}
+	plan, err := db.GetPlan(ctx, planID)
+	if err != nil {
+		return ChangeResult{}, err
+	}
+	if !plan.IsActive {
+		return ChangeResult{}, billing.InvalidField("body.plan_id", fmt.Sprintf("plan %d (%s) is not offered any more", planID, plan.Name), planID)
+	}
+	if opts.TimeZone != "" {
+		if _, err := time.LoadLocation(opts.TimeZone); err != nil {
+			return ChangeResult{}, billing.InvalidField("body.time_zone", "unknown time zone", opts.TimeZone)
+		}
+	}
+	now = now.Truncate(time.Second)
+	var res ChangeResult
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		cur, err := currentSubscription(ctx, tx, userID, db.lockClause())
+		if err != nil {
+			return err
+		}
+		if cur == nil {
+			res, err = db.startSubscription(ctx, tx, userID, plan, cycle, opts.TimeZone, now)
+			return err
+		}
+		res, err = db.changeSubscription(ctx, tx, *cur, plan, cycle, opts, now)
+		return err
+	})
+	if err != nil {
+		return ChangeResult{}, err
+	}
+	db.accountsChanged()
+	return res, nil
+}
+
+func (db *DB) startSubscription(ctx context.Context, tx *sql.Tx, userID string, plan billing.Plan, cycle, tz string, now time.Time) (ChangeResult, error) {
+	s := billing.Subscription{UserID: userID, PlanID: plan.ID, BillingCycle: cycle, Status: billing.StatusActive,
+		AutoRenew: true, Anchor: now, TimeZone: tz, CurrentPeriodStart: now}
+	s.CurrentPeriodEnd = s.Schedule().After(now, billing.CycleMonths(cycle))
+	id, err := insertSubscription(ctx, tx, s, now)
+	if err != nil {
+		return ChangeResult{}, err
+	}
+	s.ID, s.InvoicedThrough, s.CreatedAt, s.UpdatedAt = id, now, now, now
+	if err := addCycleFee(ctx, tx, s, plan, now); err != nil {
+		return ChangeResult{}, err
+	}
+	if err := addHistory(ctx, tx, s, billing.HistoryNew, nil, &plan, now); err != nil {
+		return ChangeResult{}, err
+	}
+	return ChangeResult{Subscription: s, Plan: plan, Outcome: ChangeCreated}, notifyChange(ctx, tx, s, plan, string(ChangeCreated), now)
+}
+
+func (db *DB) changeSubscription(ctx context.Context, tx *sql.Tx, s billing.Subscription, plan billing.Plan, cycle string, opts SubscribeOptions, now time.Time) (ChangeResult, error) {
+	old, err := db.GetPlan(ctx, s.PlanID)
+	if err != nil {
+		return ChangeResult{}, err
+	}
+	if plan.ID == s.PlanID && cycle == s.BillingCycle {
+		// Asking for the current plan again undoes a scheduled change or
+		// cancellation.
+		if s.PendingPlanID != nil || s.PendingCycle != "" || s.CancelAtPeriodEnd {
+			if _, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET pending_plan_id = NULL, pending_billing_cycle = NULL,
+				cancel_at_period_end = FALSE, updated_at = $2 WHERE id = $1`, s.ID, ts(now)); err != nil {
+				return ChangeResult{}, fmt.Errorf("undo scheduled change: %w", err)
+			}
+			s.PendingPlanID, s.PendingCycle, s.CancelAtPeriodEnd = nil, "", false
+			return ChangeResult{Subscription: s, Plan: plan, Outcome: ChangeUnchanged}, notifyChange(ctx, tx, s, plan, "resumed", now)
+		}
+		return ChangeResult{Subscription: s, Plan: plan, Outcome: ChangeUnchanged}, nil
+	}
+	cyc := s.Cycle()
+	switch {
+	case cycle == s.BillingCycle && plan.Price(cycle) > old.Price(cycle):
+		diff, err := plan.Price(cycle).Add(-old.Price(cycle))
+		if err != nil {
+			return ChangeResult{}, err
+		}
+		amt, err := billing.Prorate(diff, cyc, now)
+		if err != nil {
+			return ChangeResult{}, err
+		}
+		line := billing.InvoiceLine{Type: billing.LineUpgrade, PeriodStart: now, PeriodEnd: cyc.End, Amount: amt,
+			Description: fmt.Sprintf("Upgrade from %s to %s: %s price difference for the rest of the cycle", old.Name, plan.Name, cycle)}
+		return db.switchNow(ctx, tx, s, old, plan, line, billing.HistoryUpgrade, ChangeUpgraded, now)
+	case cycle == s.BillingCycle && opts.Immediate:
+		diff, err := old.Price(cycle).Add(-plan.Price(cycle))
+		if err != nil {
+			return ChangeResult{}, err
+		}
+		amt, err := billing.Prorate(diff, cyc, now)
+		if err != nil {
+			return ChangeResult{}, err
+		}
+		line := billing.InvoiceLine{Type: billing.LineDowngrade, PeriodStart: now, PeriodEnd: cyc.End, Amount: -amt,
+			Description: fmt.Sprintf("Downgrade from %s to %s: unused %s price difference credited", old.Name, plan.Name, cycle)}
+		return db.switchNow(ctx, tx, s, old, plan, line, billing.HistoryDowngrade, ChangeChanged, now)
+	default:
+		if _, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET pending_plan_id = $2, pending_billing_cycle = $3,
+			cancel_at_period_end = FALSE, updated_at = $4 WHERE id = $1`, s.ID, plan.ID, cycle, ts(now)); err != nil {
+			return ChangeResult{}, fmt.Errorf("schedule plan change: %w", err)
+		}
+		s.PendingPlanID, s.PendingCycle, s.CancelAtPeriodEnd = &plan.ID, cycle, false
+		return ChangeResult{Subscription: s, Plan: old, Outcome: ChangeScheduled, EffectiveAt: cyc.End},
+			notifyChange(ctx, tx, s, old, "change_scheduled", now)
+	}
+}
+
+// switchNow moves s to plan at once and books line for the invoice of the
+// usage period that holds now.
+func (db *DB) switchNow(ctx context.Context, tx *sql.Tx, s billing.Subscription, old, plan billing.Plan, line billing.InvoiceLine,
+	event string, outcome ChangeOutcome, now time.Time) (ChangeResult, error) {
+	if _, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET plan_id = $2, pending_plan_id = NULL,
+		pending_billing_cycle = NULL, cancel_at_period_end = FALSE, updated_at = $3 WHERE id = $1`, s.ID, plan.ID, ts(now)); err != nil {
+		return ChangeResult{}, fmt.Errorf("change plan: %w", err)
+	}
+	s.PlanID, s.PendingPlanID, s.PendingCycle, s.CancelAtPeriodEnd = plan.ID, nil, "", false
+	if line.Amount != 0 {
+		if err := addItem(ctx, tx, s, s.Schedule().At(now), line, now); err != nil {
+			return ChangeResult{}, err
+		}
+	}
+	if err := addHistory(ctx, tx, s, event, &old, &plan, now); err != nil {
+		return ChangeResult{}, err
+	}
+	return ChangeResult{Subscription: s, Plan: plan, Outcome: outcome}, notifyChange(ctx, tx, s, plan, string(outcome), now)
+}
+
+// Cancel cancels the user's subscription: at the end of the billing cycle
+// by default, or at once with the unused part of the cycle's price
+// credited on the next invoice. Errors: not_found (no subscription).
+func (db *DB) Cancel(ctx context.Context, userID string, immediate bool, now time.Time) (ChangeResult, error) {
+	now = now.Truncate(time.Second)
+	var res ChangeResult
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		s, err := currentSubscription(ctx, tx, userID, db.lockClause())
+		if err != nil {
+			return err
+		}
+		if s == nil {
+			return billing.Errorf(billing.CodeNotFound, "user %s has no subscription to cancel", userID)
+		}
+		plan, err := db.GetPlan(ctx, s.PlanID)
+		if err != nil {
+			return err
+		}
+		if !immediate {
+			if _, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET cancel_at_period_end = TRUE, pending_plan_id = NULL,
+				pending_billing_cycle = NULL, updated_at = $2 WHERE id = $1`, s.ID, ts(now)); err != nil {
+				return fmt.Errorf("schedule cancellation: %w", err)
+			}
+			s.CancelAtPeriodEnd, s.PendingPlanID, s.PendingCycle = true, nil, ""
+			res = ChangeResult{Subscription: *s, Plan: plan, Outcome: ChangeScheduled, EffectiveAt: s.CurrentPeriodEnd}
+			return notifyChange(ctx, tx, *s, plan, "cancel_scheduled", now)
+		}
+		cyc := s.Cycle()
+		credit, err := billing.Prorate(plan.Price(s.BillingCycle), cyc, now)
+		if err != nil {
+			return err
+		}
+		if credit != 0 {
+			line := billing.InvoiceLine{Type: billing.LineCredit, PeriodStart: now, PeriodEnd: cyc.End, Amount: -credit,
+				Description: fmt.Sprintf("Cancellation of %s: unused part of the %s price", plan.Name, s.BillingCycle)}
+			if err := addItem(ctx, tx, *s, s.Schedule().At(now), line, now); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET status = 'cancelled', cancelled_at = $2,
+			pending_plan_id = NULL, pending_billing_cycle = NULL, updated_at = $2 WHERE id = $1`, s.ID, ts(now)); err != nil {
+			return fmt.Errorf("cancel subscription: %w", err)
+		}
+		s.Status, s.CancelledAt = billing.StatusCancelled, &now
+		if err := addHistory(ctx, tx, *s, billing.HistoryCancel, &plan, nil, now); err != nil {
+			return err
+		}
+		res = ChangeResult{Subscription: *s, Plan: plan, Outcome: ChangeChanged}
+		return notifyChange(ctx, tx, *s, plan, "cancelled", now)
+	})
+	if err != nil {
+		return ChangeResult{}, err
+	}
+	db.accountsChanged()
+	return res, nil
+}
+
+// SetSubscriptionState sets what an admin may set directly: the status
+// (active or past_due) and auto-renewal. Nil leaves a field as it is.
+// Errors: not_found, invalid.
+func (db *DB) SetSubscriptionState(ctx context.Context, userID string, status *string, autoRenew *bool, now time.Time) (billing.Subscription, error) {
+	if status != nil && *status != billing.StatusActive && *status != billing.StatusPastDue {
+		return billing.Subscription{}, billing.InvalidField("body.status", "may be set to active or past_due (cancel through the cancel operation)", *status)
+	}
+	var out billing.Subscription
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		s, err := currentSubscription(ctx, tx, userID, db.lockClause())
+		if err != nil {
+			return err
+		}
+		if s == nil {
+			return billing.Errorf(billing.CodeNotFound, "user %s has no subscription", userID)
+		}
+		if status != nil {
+			s.Status = *status
+		}
+		if autoRenew != nil {
+			s.AutoRenew = *autoRenew
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET status = $2, auto_renew = $3, updated_at = $4 WHERE id = $1`,
+			s.ID, s.Status, s.AutoRenew, ts(now)); err != nil {
+			return fmt.Errorf("update subscription: %w", err)
+		}
+		plan, err := db.GetPlan(ctx, s.PlanID)
+		if err != nil {
+			return err
+		}
+		out = *s
+		return notifyChange(ctx, tx, *s, plan, "updated", now)
+	})
+	if err == nil {
+		db.accountsChanged()
+	}
+	return out, err
+}
+
+// addCycleFee books the fee of s's current cycle on the invoice of the
+// cycle's first usage period.
+func addCycleFee(ctx context.Context, tx *sql.Tx, s billing.Subscription, plan billing.Plan, now time.Time) error {
+	price := plan.Price(s.BillingCycle)
+	if price == 0 {
+		return nil
+	}
+	line := billing.InvoiceLine{Type: billing.LineBase, PeriodStart: s.CurrentPeriodStart, PeriodEnd: s.CurrentPeriodEnd,
+		Quantity: 1, UnitPrice: price, Amount: price, Description: fmt.Sprintf("%s plan, %s", plan.Name, s.BillingCycle)}
+	return addItem(ctx, tx, s, s.Schedule().At(s.CurrentPeriodStart), line, now)
+}
+
+// addItem books a line for the invoice of usage period p.
+func addItem(ctx context.Context, tx *sql.Tx, s billing.Subscription, p billing.Period, l billing.InvoiceLine, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO invoice_items (subscription_id, user_id, billing_period, kind, description,
+		amount, period_start, period_end, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		s.ID, s.UserID, p.Key, l.Type, l.Description, int64(l.Amount), ts(l.PeriodStart), ts(l.PeriodEnd), ts(now)); err != nil {
+		return fmt.Errorf("book invoice item: %w", err)
+	}
+	return nil
+}
+
+// addHistory records a change with the usage of the usage period that
+// holds now.
+func addHistory(ctx context.Context, tx *sql.Tx, s billing.Subscription, event string, from, to *billing.Plan, now time.Time) error {
+	p := s.Schedule().At(now)
+	if event == billing.HistoryRenewal || event == billing.HistoryExpire || (event == billing.HistoryCancel && !now.Before(s.CurrentPeriodEnd)) {
+		// At a cycle's end, the usage of the period that just ended.
+		p = s.Schedule().At(now.Add(-time.Second))
+	}
+	u, err := periodUsage(ctx, tx, s.UserID, p)
+	if err != nil {
+		return err
+	}
+	var fromID, toID any
+	var fromName, toName string
+	if from != nil {
+		fromID, fromName = from.ID, from.Name
+	}
+	if to != nil {
+		toID, toName = to.ID, to.Name
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO subscription_history (user_id, subscription_id, event, from_plan_id,
+		from_plan_name, to_plan_id, to_plan_name, billing_cycle, period_start, period_end, usage_calls, usage_tokens,
+		usage_cost, effective_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)`,
+		s.UserID, s.ID, event, fromID, fromName, toID, toName, s.BillingCycle, ts(s.CurrentPeriodStart), ts(s.CurrentPeriodEnd),
+		u.Total.Calls, u.Total.Tokens(), int64(u.Total.Cost), ts(now)); err != nil {
+		return fmt.Errorf("record subscription history: %w", err)
+	}
+	return nil
+}
+
+// notifyChange queues a subscription.changed event.
+func notifyChange(ctx context.Context, tx *sql.Tx, s billing.Subscription, plan billing.Plan, change string, now time.Time) error {
+	return notify(ctx, tx, "subscription.changed", map[string]any{
+		"change": change, "user_id": s.UserID, "subscription_id": s.ID, "plan_id": plan.ID, "plan_name": plan.Name,
+		"billing_cycle": s.BillingCycle, "status": s.Status, "auto_renew": s.AutoRenew,
+		"current_period_start": s.CurrentPeriodStart, "current_period_end": s.CurrentPeriodEnd,
+		"cancel_at_period_end": s.CancelAtPeriodEnd, "pending_plan_id": s.PendingPlanID,
+	}, now)
+}
+
+// CloseDue closes every usage period that has ended by now, oldest first,
+// catching up on as many as were missed: one invoice per subscription and
+// period, then the renewal, expiry or cancellation a cycle's end calls for.
+// Several processes may run it at once: a period is closed by the one
+// transaction that moves the subscription's invoiced_through past it.
+func (db *DB) CloseDue(ctx context.Context, now time.Time, limit int) (int, error) {
+	closed := 0
+	for closed < limit {
+		rows, err := db.read.QueryContext(ctx, `SELECT id FROM user_subscriptions WHERE next_close_at <= $1
+			ORDER BY next_close_at, id LIMIT 100`, ts(now))
+		if err != nil {
+			return closed, fmt.Errorf("find periods to close: %w", err)
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return closed, err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return closed, err
+		}
+		if len(ids) == 0 {
+			return closed, nil
+		}
+		progress := false
+		for _, id := range ids {
+			n, err := db.closeNext(ctx, id, now)
+			if err != nil {
+				return closed, err
+			}
+			closed += n
+			progress = progress || n > 0
+		}
+		if !progress {
+			return closed, nil
+		}
+	}
+	return closed, nil
+}
+
+// closeNext closes the next usage period of one subscription if it has
+// ended, in one transaction, and reports whether it did.
+func (db *DB) closeNext(ctx context.Context, id int64, now time.Time) (int, error) {
+	n := 0
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		n = 0
+		s, err := scanSubscription(tx.QueryRowContext(ctx, `SELECT `+subscriptionColumns+` FROM user_subscriptions
+			WHERE id = $1`+db.lockClause(), id))
+		if err != nil {
+			return fmt.Errorf("read subscription %d: %w", id, err)
+		}
+		sched := s.Schedule()
+		p := sched.At(s.InvoicedThrough)
+		ended := s.Status == billing.StatusExpired ||
+			(s.Status == billing.StatusCancelled && (s.CancelledAt == nil || !s.CancelledAt.After(p.Start)))
+		if ended || !s.InvoicedThrough.Before(s.CurrentPeriodEnd) && s.Status == billing.StatusCancelled {
+			_, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET next_close_at = NULL WHERE id = $1`, id)
+			return err
+		}
+		if p.End.After(now) {
+			_, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET next_close_at = $2 WHERE id = $1`, id, ts(p.End))
+			return err
+		}
+		// Move invoiced_through first: a concurrent closer that read the
+		// same row finds it moved and changes nothing.
+		res, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET invoiced_through = $2, updated_at = $3
+			WHERE id = $1 AND invoiced_through = $4`, id, ts(p.End), ts(now), ts(s.InvoicedThrough))
+		if err != nil {
+			return fmt.Errorf("close period: %w", err)
+		}
+		if k, _ := res.RowsAffected(); k == 0 {
+			return nil
+		}
+		plan, err := db.GetPlan(ctx, s.PlanID)
+		if err != nil {
+			return err
+		}
+		if err := db.invoice(ctx, tx, s, plan, p, now); err != nil {
+			return err
+		}
+		n = 1
+		s.InvoicedThrough = p.End
+		next := sched.At(p.End).End
+		switch {
+		case s.Status == billing.StatusCancelled:
+			// Cancelled at once during this period: that was its last invoice.
+			_, err = tx.ExecContext(ctx, `UPDATE user_subscriptions SET next_close_at = NULL WHERE id = $1`, id)
+			return err
+		case p.End.Before(s.CurrentPeriodEnd):
+		case s.CancelAtPeriodEnd:
+			if _, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET status = 'cancelled', cancelled_at = $2,
+				next_close_at = NULL, updated_at = $3 WHERE id = $1`, id, ts(s.CurrentPeriodEnd), ts(now)); err != nil {
+				return fmt.Errorf("cancel at cycle end: %w", err)
+			}
+			s.Status, s.CancelledAt = billing.StatusCancelled, &s.CurrentPeriodEnd
+			if err := addHistory(ctx, tx, s, billing.HistoryCancel, &plan, nil, s.CurrentPeriodEnd); err != nil {
+				return err
+			}
+			return notifyChange(ctx, tx, s, plan, "cancelled", now)
+		case !s.AutoRenew:
+			if _, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET status = 'expired', next_close_at = NULL,
+				updated_at = $2 WHERE id = $1`, id, ts(now)); err != nil {
+				return fmt.Errorf("expire subscription: %w", err)
+			}
+			s.Status = billing.StatusExpired
+			if err := addHistory(ctx, tx, s, billing.HistoryExpire, &plan, nil, s.CurrentPeriodEnd); err != nil {
+				return err
+			}
+			return notifyChange(ctx, tx, s, plan, "expired", now)
+		default:
+			if err := db.renew(ctx, tx, &s, plan, now); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE user_subscriptions SET next_close_at = $2 WHERE id = $1`, id, ts(next))
+		return err
+	})
+	if err == nil && n > 0 {
+		// A renewal, expiry or cancellation changes the user's plan.
+		db.accountsChanged()
+	}
+	return n, err
+}
+
+// renew starts s's next cycle at the end of the current one, with a
+// scheduled plan or cycle change applied and an edited plan's newest
+// version, and books the new cycle's fee.
+func (db *DB) renew(ctx context.Context, tx *sql.Tx, s *billing.Subscription, plan billing.Plan, now time.Time) error {
+	next := plan
+	if s.PendingPlanID != nil {
+		p, err := db.GetPlan(ctx, *s.PendingPlanID)
+		if err != nil {
+			return err
+		}
+		next = p
+	}
+	for next.ReplacedBy != nil {
+		p, err := db.GetPlan(ctx, *next.ReplacedBy)
+		if err != nil {
+			return err
+		}
+		next = p
+	}
+	cycle := s.BillingCycle
+	if s.PendingCycle != "" {
+		cycle = s.PendingCycle
+	}
+	start := s.CurrentPeriodEnd
+	end := s.Schedule().After(start, billing.CycleMonths(cycle))
+	if _, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET plan_id = $2, billing_cycle = $3,
+		current_period_start = $4, current_period_end = $5, pending_plan_id = NULL, pending_billing_cycle = NULL,
+		updated_at = $6 WHERE id = $1`, s.ID, next.ID, cycle, ts(start), ts(end), ts(now)); err != nil {
+		return fmt.Errorf("renew subscription: %w", err)
+	}
+	event := billing.HistoryRenewal
+	switch {
+	case next.Price(cycle) > plan.Price(s.BillingCycle) && next.ID != plan.ID:
+		event = billing.HistoryUpgrade
+	case next.Price(cycle) < plan.Price(s.BillingCycle) && next.ID != plan.ID:
+		event = billing.HistoryDowngrade
+	}
+	s.PlanID, s.BillingCycle, s.CurrentPeriodStart, s.CurrentPeriodEnd = next.ID, cycle, start, end
+	s.PendingPlanID, s.PendingCycle = nil, ""
+	if err := addCycleFee(ctx, tx, *s, next, now); err != nil {
+		return err
+	}
+	if err := addHistory(ctx, tx, *s, event, &plan, &next, start); err != nil {
+		return err
+	}
+	return notifyChange(ctx, tx, *s, next, "renewed", now)
+}
+
+// invoice writes the invoice of usage period p: the items booked for it,
+// the overage of its usage, and its usage totals. An invoice that exists
+// already is left as it is.
+func (db *DB) invoice(ctx context.Context, tx *sql.Tx, s billing.Subscription, plan billing.Plan, p billing.Period, now time.Time) error {
+	rows, err := tx.QueryContext(ctx, `SELECT kind, description, amount, period_start, period_end FROM invoice_items
+		WHERE subscription_id = $1 AND billing_period = $2 ORDER BY id`, s.ID, p.Key)
+	if err != nil {
+		return fmt.Errorf("read invoice items: %w", err)
+	}
+	inv := billing.Invoice{UserID: s.UserID, SubscriptionID: s.ID, Period: p, PlanName: plan.Name,
+		Number: billing.InvoiceNumber(s.ID, p.Key), Status: billing.InvoiceIssued, IssuedAt: &now, CreatedAt: now}
+	for rows.Next() {
+		var l billing.InvoiceLine
+		var amount int64
+		if err := rows.Scan(&l.Type, &l.Description, &amount, scanTime{&l.PeriodStart}, scanTime{&l.PeriodEnd}); err != nil {
+			rows.Close()
+			return err
+		}
+		l.Amount = money.Amount(amount)
+		if l.Type == billing.LineBase {
+			l.Quantity, l.UnitPrice = 1, l.Amount
+		}
+		inv.Lines = append(inv.Lines, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	u, err := periodUsage(ctx, tx, s.UserID, p)
+	if err != nil {
+		return err
+	}
+	over, err := billing.Overage(plan, u, p)
+	if err != nil {
+		return err
+	}
+	inv.Lines = append(inv.Lines, over...)
+	inv.UsageCost, inv.Calls, inv.Tokens = u.Total.Cost, u.Total.Calls, u.Total.Tokens()
+	if err := inv.Totals(); err != nil {
+		return err
+	}
+	lines, err := json.Marshal(nonNil(inv.Lines))
+	if err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO billing_history (user_id, subscription_id, invoice_number, billing_period,
+		period_start, period_end, plan_name, base_cost, usage_cost, overage_cost, credits, total_amount, total_api_calls,
+		total_tokens, line_items, status, issued_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'issued', $16, $16, $16)
+		ON CONFLICT (subscription_id, billing_period) DO NOTHING`,
+		inv.UserID, inv.SubscriptionID, inv.Number, p.Key, ts(p.Start), ts(p.End), inv.PlanName, int64(inv.Base),
+		int64(inv.UsageCost), int64(inv.Overage), int64(inv.Credits), int64(inv.Total), inv.Calls, inv.Tokens,
+		string(lines), ts(now))
+	if err != nil {
+		return fmt.Errorf("write invoice %s: %w", inv.Number, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return nil
+	}
+	return notify(ctx, tx, "invoice.issued", invoicePayload(inv), now)
+}
+
+func invoicePayload(inv billing.Invoice) map[string]any {
+	return map[string]any{"invoice_number": inv.Number, "user_id": inv.UserID, "subscription_id": inv.SubscriptionID,
+		"billing_period": inv.Period.Key, "period_start": inv.Period.Start, "period_end": inv.Period.End,
+		"plan_name": inv.PlanName, "total": inv.Total, "base": inv.Base, "overage": inv.Overage, "credits": inv.Credits,
+		"usage_cost": inv.UsageCost, "line_items": nonNil(inv.Lines), "status": inv.Status}
+}
+
+const invoiceColumns = `id, invoice_number, user_id, subscription_id, billing_period, period_start, period_end,
+	plan_name, base_cost, usage_cost, overage_cost, credits, total_amount, total_api_calls, total_tokens, line_items,
+	status, issued_at, payment_date, voided_at, created_at`
+
+func scanInvoice(r rowScanner) (billing.Invoice, error) {
+	var inv billing.Invoice
+	var number sql.NullString
+	var sub sql.NullInt64
+	var lines string
+	err := r.Scan(&inv.ID, &number, &inv.UserID, &sub, &inv.Period.Key, scanTime{&inv.Period.Start}, scanTime{&inv.Period.End},
+		&inv.PlanName, &inv.Base, &inv.UsageCost, &inv.Overage, &inv.Credits, &inv.Total, &inv.Calls, &inv.Tokens, &lines,
+		&inv.Status, scanNullTime{&inv.IssuedAt}, scanNullTime{&inv.PaidAt}, scanNullTime{&inv.VoidedAt}, scanTime{&inv.CreatedAt})
+	if err != nil {
+		return inv, err
+	}
+	inv.Number, inv.SubscriptionID = number.String, sub.Int64
+	if err := json.Unmarshal([]byte(lines), &inv.Lines); err != nil {
+		return inv, fmt.Errorf("invoice %d lines: %w", inv.ID, err)
+	}
+	return inv, nil
+}
+
+// InvoiceFilter selects invoices; empty fields select all.
+type InvoiceFilter struct {
+	UserID        string
+	BillingPeriod string
+	Limit, Offset int
+}
+
+// Invoices lists invoices, newest period first, and how many match.
+func (db *DB) Invoices(ctx context.Context, f InvoiceFilter) ([]billing.Invoice, int, error) {
+	where, args := `WHERE 1 = 1`, []any{}
+	if f.UserID != "" {
+		args = append(args, f.UserID)
+		where += fmt.Sprintf(` AND user_id = $%d`, len(args))
+	}
+	if f.BillingPeriod != "" {
+		args = append(args, f.BillingPeriod)
+		where += fmt.Sprintf(` AND billing_period = $%d`, len(args))
+	}
+	var total int
+	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM billing_history `+where, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count invoices: %w", err)
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	args = append(args, f.Limit, f.Offset)
+	rows, err := db.read.QueryContext(ctx, `SELECT `+invoiceColumns+` FROM billing_history `+where+
+		fmt.Sprintf(` ORDER BY period_start DESC, id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args)), args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list invoices: %w", err)
+	}
+	defer rows.Close()
+	out := []billing.Invoice{}
+	for rows.Next() {
+		inv, err := scanInvoice(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, inv)
+	}
+	return out, total, rows.Err()
+}
+
+// SetInvoiceStatus marks an issued invoice paid or void; both are final.
+// Errors: not_found, invalid, conflict.
+func (db *DB) SetInvoiceStatus(ctx context.Context, id int64, status string, now time.Time) (billing.Invoice, error) {
+	if status != billing.InvoicePaid && status != billing.InvoiceVoid {
+		return billing.Invoice{}, billing.InvalidField("body.status", "must be paid or void", status)
+	}
+	var inv billing.Invoice
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		inv, err = scanInvoice(tx.QueryRowContext(ctx, `SELECT `+invoiceColumns+` FROM billing_history WHERE id = $1`+db.lockClause(), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return billing.Errorf(billing.CodeNotFound, "invoice %d not found", id)
+		}
+		if err != nil {
+			return err
+		}
+		if inv.Status == status {
+			return nil
+		}
+		if inv.Status != billing.InvoiceIssued && inv.Status != billing.InvoiceDraft {
+			return billing.Errorf(billing.CodeConflict, "invoice %s is %s already", inv.Number, inv.Status)
+		}
+		col := "payment_date"
+		if status == billing.InvoiceVoid {
+			col = "voided_at"
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE billing_history SET status = $2, `+col+` = $3, updated_at = $3 WHERE id = $1`,
+			id, status, ts(now)); err != nil {
+			return fmt.Errorf("set invoice status: %w", err)
+		}
+		inv.Status = status
+		if status == billing.InvoicePaid {
+			inv.PaidAt = &now
+		} else {
+			inv.VoidedAt = &now
+		}
+		return nil
+	})
+	return inv, err
+}
+
+// SubscriptionHistory lists a user's subscription changes and renewals,
+// newest first.
+func (db *DB) SubscriptionHistory(ctx context.Context, userID string, limit int) ([]billing.HistoryEntry, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := db.read.QueryContext(ctx, `SELECT id, user_id, subscription_id, event, from_plan_id, from_plan_name,
+		to_plan_id, to_plan_name, billing_cycle, period_start, period_end, usage_calls, usage_tokens, usage_cost,
+		effective_at, created_at FROM subscription_history WHERE user_id = $1 ORDER BY effective_at DESC, id DESC LIMIT $2`,
+		userID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read subscription history: %w", err)
+	}
+	defer rows.Close()
+	out := []billing.HistoryEntry{}
+	for rows.Next() {
+		var h billing.HistoryEntry
+		var from, to sql.NullInt64
+		if err := rows.Scan(&h.ID, &h.UserID, &h.SubscriptionID, &h.Event, &from, &h.FromPlanName, &to, &h.ToPlanName,
+			&h.BillingCycle, scanTime{&h.Period.Start}, scanTime{&h.Period.End}, &h.UsageCalls, &h.UsageTokens, &h.UsageCost,
+			scanTime{&h.EffectiveAt}, scanTime{&h.CreatedAt}); err != nil {
+			return nil, err
+		}
+		if from.Valid {
+			h.FromPlanID = &from.Int64
+		}
+		if to.Valid {
+			h.ToPlanID = &to.Int64
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// notify queues a webhook event in the caller's transaction.
+func notify(ctx context.Context, tx *sql.Tx, typ string, payload any, now time.Time) error {
+	return EnqueueEvent(ctx, tx, typ, payload, now)
+}
