@@ -16,6 +16,12 @@ var alertThresholds = []int{WarningPercent, 100}
 // already exists is harmless and makes the check stateless.
 func LimitAlerts(plan Plan, providers []Provider, u PeriodUsage) []Alert {
 	var out []Alert
+	names := map[string]string{}
+	for _, p := range providers {
+		if p.DisplayName != "" {
+			names[p.Name] = p.DisplayName
+		}
+	}
 	for _, l := range EvaluateLimits(plan, providers, u) {
 		if l.Limit == nil || *l.Limit == 0 {
 			continue // unlimited, or disallowed (refused at admission instead)
@@ -24,16 +30,16 @@ func LimitAlerts(plan Plan, providers []Provider, u PeriodUsage) []Alert {
 			if !reached(l.Used, *l.Limit, th) {
 				continue
 			}
-			out = append(out, limitAlert(plan, l, th, u.UserID, u.Period.Key))
+			out = append(out, limitAlert(plan, l, th, u.UserID, u.Period.Key, names))
 		}
 	}
 	return out
 }
 
-func limitAlert(plan Plan, l LimitUsage, threshold int, userID, period string) Alert {
+func limitAlert(plan Plan, l LimitUsage, threshold int, userID, period string, names map[string]string) Alert {
 	a := Alert{UserID: userID, LimitKey: l.Key, ThresholdPercentage: threshold, Provider: l.Provider, BillingPeriod: period}
-	what := describeLimit(l)
-	used, limit := fmt.Sprint(l.Used), fmt.Sprint(*l.Limit)
+	what := describeLimit(l, names)
+	used, limit := groupDigits(l.Used), groupDigits(*l.Limit)
 	if l.Money {
 		used, limit = money.Amount(l.Used).Dollars(), money.Amount(*l.Limit).Dollars()
 	}
@@ -55,16 +61,38 @@ func limitAlert(plan Plan, l LimitUsage, threshold int, userID, period string) A
 	return a
 }
 
-func describeLimit(l LimitUsage) string {
+func describeLimit(l LimitUsage, names map[string]string) string {
+	provider := l.Provider
+	if n, ok := names[provider]; ok {
+		provider = n
+	}
 	switch {
 	case l.Key == "total_calls":
 		return "API calls this month"
 	case l.Money:
 		return "monthly cost"
 	case strings.HasSuffix(l.Key, "_tokens"):
-		return l.Provider + " tokens this month"
+		return provider + " tokens this month"
 	}
-	return l.Provider + " calls this month"
+	return provider + " calls this month"
+}
+
+// groupDigits writes n with thousands separators: 87,300.
+func groupDigits(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
 }
 
 // UnpricedAlert is the admin alert raised once per model that has no price.
