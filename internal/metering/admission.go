@@ -493,3 +493,21 @@ func (a *memAdmission) claimRecent(id, eventID string) (bool, error) {
 	a.recent[id] = f
 	return true, nil
 }
+
+// usage is a user's committed usage of a period as the counters in memory
+// hold it (calls, tokens and cost), for alert checks inside a commit; the
+// caller holds the commit lock, so no commit is missing from it.
+func (a *memAdmission) usage(user string, p billing.Period) (billing.PeriodUsage, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e, ok := a.entries[entryKey{user, p.Key}]
+	if !ok {
+		return billing.PeriodUsage{}, false
+	}
+	u := billing.PeriodUsage{UserID: user, Period: p, ByProvider: make(map[string]billing.Counters, len(e.usedBy)),
+		Total: billing.Counters{Calls: e.used.calls, Cost: money.Amount(e.used.cost)}}
+	for prov, pu := range e.usedBy {
+		u.ByProvider[prov] = billing.Counters{Calls: pu.calls, TokensInput: pu.tokens, Cost: money.Amount(pu.cost)}
+	}
+	return u, true
+}

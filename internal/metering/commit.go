@@ -161,6 +161,7 @@ func (m *Meter) commitGroupMem(ctx context.Context, group []*commitJob) {
 		}
 		ac.Extra = append(ac.Extra, j.alerts.Extra...)
 	}
+	ac.Before = a.usage
 	hs, rs := a.due(time.Now(), force)
 
 	results, err := m.db.IngestJournal(ctx, rs, items, ac, m.now())
@@ -170,6 +171,7 @@ func (m *Meter) commitGroupMem(ctx context.Context, group []*commitJob) {
 			m.logger.Warn("journaling reservations failed", "count", len(hs), "error", err)
 		}
 		for _, j := range group {
+			j.alerts.Before = a.usage
 			r, err := m.db.IngestJournal(ctx, nil, j.items, j.alerts, m.now())
 			m.finishMem(j, r, err)
 		}

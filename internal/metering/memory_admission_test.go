@@ -3,6 +3,7 @@ package metering_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -229,5 +230,49 @@ func TestSoftLimitPlansAdmitAboveTheLimit(t *testing.T) {
 		if be := billingErr(t, err, billing.CodeLimitExceeded); be.Limit == nil || be.Limit.Key != "monthly_cost" {
 			t.Fatalf("a reservation past the cost limit was refused by %+v; want monthly_cost", be.Limit)
 		}
+	})
+}
+
+// TestAlertsFromSettledReservations: alerts raised by settles, whose
+// limits the meter checks against its own counters on SQLite, appear at
+// exactly 80 % and 100 % like those of recorded batches.
+func TestAlertsFromSettledReservations(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b, baseTime)
+		f.planUser("alert-user", billing.Plan{Name: "ten-calls", TotalCallsLimit: billing.Ptr[int64](10)})
+		period := billing.CalendarMonths().At(f.clk.Now()).Key
+		cycle := func(n int) {
+			for range n {
+				r, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "alert-user", Provider: "openai", Model: "gpt-4", Tokens: 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.m.Settle(f.ctx, r.ID, billing.UsageEvent{StatusCode: 200, Timestamp: f.clk.Now(),
+					Quantities: billing.Quantities{Input: 5, Output: 5}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		types := func() []string {
+			var out []string
+			for _, a := range f.alerts("alert-user", period) {
+				out = append(out, fmt.Sprintf("%s@%d", a.Type, a.ThresholdPercentage))
+			}
+			slices.Sort(out)
+			return out
+		}
+		cycle(7)
+		if got := types(); len(got) != 0 {
+			t.Fatalf("alerts after 7 of 10 calls: %v; want none", got)
+		}
+		cycle(1)
+		if got := types(); !slices.Equal(got, []string{"usage_warning@80"}) {
+			t.Fatalf("alerts after 8 of 10 calls: %v; want the 80 %% warning", got)
+		}
+		cycle(2)
+		if got := types(); !slices.Equal(got, []string{"limit_reached@100", "usage_warning@80"}) {
+			t.Fatalf("alerts after 10 of 10 calls: %v; want the warning and limit_reached", got)
+		}
+		f.consistent()
 	})
 }

@@ -30,6 +30,11 @@ type AlertContext struct {
 	Providers []billing.Provider
 	// Extra alerts to raise once (e.g. unpriced models), deduplicated by key.
 	Extra []billing.Alert
+	// Before, when set, returns a user's usage of a period as committed
+	// before this transaction, if the caller holds it (the meter's
+	// counters in memory on SQLite); the period's summaries are read
+	// otherwise. Only calls, tokens and cost are needed.
+	Before func(userID string, p billing.Period) (billing.PeriodUsage, bool)
 }
 
 // Ingest appends events to the ledger in one transaction: each new event's
@@ -115,7 +120,7 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 		if !ok {
 			continue
 		}
-		u, err := periodUsage(ctx, stmtQuerier{ctx, tx, stmts}, k.user, periods[k])
+		u, err := usageAfter(ctx, tx, stmts, ac, k, periods[k], fresh)
 		if err != nil {
 			return nil, err
 		}
@@ -131,6 +136,37 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 		}
 	}
 	return results, nil
+}
+
+// usageAfter is a user's usage of a period including this transaction's
+// fresh logs: what the caller knows from before plus those logs, or the
+// summaries (which the transaction has updated already).
+func usageAfter(ctx context.Context, tx *sql.Tx, stmts *stmtCache, ac AlertContext, k periodKey, p billing.Period, fresh []billing.UsageLog) (billing.PeriodUsage, error) {
+	if ac.Before != nil {
+		if u, ok := ac.Before(k.user, p); ok {
+			for _, l := range fresh {
+				if l.UserID != k.user || l.BillingPeriod != k.period {
+					continue
+				}
+				u.Total = addLog(u.Total, l)
+				u.ByProvider[l.Provider] = addLog(u.ByProvider[l.Provider], l)
+			}
+			return u, nil
+		}
+	}
+	return periodUsage(ctx, stmtQuerier{ctx, tx, stmts}, k.user, p)
+}
+
+func addLog(c billing.Counters, l billing.UsageLog) billing.Counters {
+	c.Calls++
+	if l.Failed() {
+		c.Errors++
+	}
+	c.TokensInput += l.TokensInput
+	c.TokensOutput += l.TokensOutput
+	c.Cost += l.CostTotal
+	c.ResponseTimeSum += l.ResponseTime
+	return c
 }
 
 // querier is what *sql.DB and *sql.Tx share.
