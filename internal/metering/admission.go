@@ -201,14 +201,14 @@ func (e *entry) hold(h *hold, sign int64) {
 // reserveMem admits r against lim in memory.
 func (m *Meter) reserveMem(ctx context.Context, a *memAdmission, r billing.Reservation, lim billing.Limits) error {
 	for {
-		if err := m.entry(ctx, a, r.UserID, r.Period); err != nil {
-			return err
-		}
 		a.mu.Lock()
 		e, ok := a.entries[entryKey{r.UserID, r.Period.Key}]
 		if !ok {
-			// Evicted between the read and now: read it again.
+			// Not in memory yet (or evicted just now): read it in.
 			a.mu.Unlock()
+			if err := m.entry(ctx, a, r.UserID, r.Period); err != nil {
+				return err
+			}
 			continue
 		}
 		if _, dup := a.holds[r.ID]; dup {
@@ -304,18 +304,23 @@ func (a *memAdmission) due(now time.Time, force bool) ([]*hold, []billing.Reserv
 	i := 0
 	for ; i < len(a.pending); i++ {
 		h := a.pending[i]
+		if h.state != holdHeld || h.journaled {
+			continue // finished (or journaled) while pending
+		}
 		if !force && now.Sub(h.madeAt) < a.journalDelay {
 			break
 		}
-		if h.state == holdHeld && !h.journaled {
-			h.journaled = true
-			hs = append(hs, h)
-			rs = append(rs, h.r)
-		}
+		h.journaled = true
+		hs = append(hs, h)
+		rs = append(rs, h.r)
 	}
 	// Holds settled or released while pending are dropped as they reach
-	// the front; later ones stay in order.
-	a.pending = append(a.pending[:0:0], a.pending[i:]...)
+	// the front; later ones stay in order. Re-slicing keeps this cheap
+	// under the lock; the array is compacted once mostly consumed.
+	a.pending = a.pending[i:]
+	if cap(a.pending) > 1024 && len(a.pending) < cap(a.pending)/4 {
+		a.pending = append(make([]*hold, 0, 2*len(a.pending)), a.pending...)
+	}
 	return hs, rs
 }
 

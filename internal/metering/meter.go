@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
@@ -41,10 +42,12 @@ type Meter struct {
 	mem      *memAdmission
 	commitMu sync.Mutex
 
-	mu        sync.Mutex
-	checkedAt time.Time // when the catalog version was last read (real clock)
-	catalog   store.Catalog
-	byModel   map[string][]billing.Price // provider+"/"+model → versions, oldest first
+	// pricing is the current catalog snapshot (byModel: provider+"/"+model
+	// → versions, oldest first), pricedAt when its version was last
+	// checked (real clock); mu serialises reloads.
+	mu       sync.Mutex
+	pricing  atomic.Pointer[pricer]
+	pricedAt atomic.Int64
 }
 
 // New returns a Meter over db with clock now.
@@ -80,34 +83,35 @@ func (m *Meter) prices(ctx context.Context) (*pricer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p := m.pricing.Load(); p != nil && p.catalog.Version == v {
+		m.pricedAt.Store(time.Now().UnixNano())
+		return p, nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.checkedAt = time.Now()
-	if m.byModel == nil || m.catalog.Version != v {
-		c, err := m.db.LoadCatalog(ctx)
-		if err != nil {
-			return nil, err
-		}
-		m.catalog = c
-		m.byModel = map[string][]billing.Price{}
-		for _, p := range c.Prices {
-			k := p.Provider + "/" + p.ModelName
-			m.byModel[k] = append(m.byModel[k], p)
-		}
+	if p := m.pricing.Load(); p != nil && p.catalog.Version == v {
+		return p, nil
 	}
-	return &pricer{catalog: m.catalog, byModel: m.byModel}, nil
+	c, err := m.db.LoadCatalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &pricer{catalog: c, byModel: map[string][]billing.Price{}}
+	for _, pr := range c.Prices {
+		k := pr.Provider + "/" + pr.ModelName
+		p.byModel[k] = append(p.byModel[k], pr)
+	}
+	m.pricing.Store(p)
+	m.pricedAt.Store(time.Now().UnixNano())
+	return p, nil
 }
 
 // estimatePrices returns the catalog for estimates, which need not be
 // exact: one checked within the last second is used as it is.
 func (m *Meter) estimatePrices(ctx context.Context) (*pricer, error) {
-	m.mu.Lock()
-	if m.byModel != nil && time.Since(m.checkedAt) < time.Second {
-		p := &pricer{catalog: m.catalog, byModel: m.byModel}
-		m.mu.Unlock()
+	if p := m.pricing.Load(); p != nil && time.Since(time.Unix(0, m.pricedAt.Load())) < time.Second {
 		return p, nil
 	}
-	m.mu.Unlock()
 	return m.prices(ctx)
 }
 
