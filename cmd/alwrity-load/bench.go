@@ -31,8 +31,8 @@ import (
 // target is one server the load is sent to.
 type target struct {
 	name    string
-	url     string // the chat completions URL
-	key     string // the alwrity key (gateways only)
+	url     string   // the chat completions URL
+	keys    []string // the bench users' alwrity keys (gateways only)
 	cmd     *exec.Cmd
 	client  *http.Client
 	gateway bool
@@ -60,6 +60,8 @@ func bench(args []string) error {
 	pgURL := fs.String("postgres", os.Getenv("TEST_DATABASE_URL"), "PostgreSQL URL for the gateway on PostgreSQL ('' skips it)")
 	concs := fs.String("conc", "1,64", "connection counts")
 	modes := fs.String("modes", "plain,stream", "plain and/or stream")
+	noMeter := fs.Bool("nometer", true, "also run the gateway with a meter that does nothing (its own cost)")
+	users := fs.Int("users", 1, "bench users the gateway calls are spread over (connection i uses user i mod N)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -102,6 +104,14 @@ func bench(args []string) error {
 	}
 	proxy.url = proxy.base + "/v1/chat/completions"
 	targets = append(targets, proxy)
+	if *noMeter {
+		nm, err := startChild("gateway, no metering", tmp, self, []string{"gateway-nometer", "-target", fakeBase + "/v1"}, nil)
+		if err != nil {
+			return err
+		}
+		nm.url = nm.base + "/gateway/openai/v1/chat/completions"
+		targets = append(targets, nm)
+	}
 	dbs := []struct{ name, url string }{{"gateway, SQLite", "sqlite:///" + filepath.Join(tmp, "bench.db")}}
 	if *pgURL != "" {
 		u, drop, err := pgSchema(*pgURL)
@@ -112,7 +122,7 @@ func bench(args []string) error {
 		dbs = append(dbs, struct{ name, url string }{"gateway, PostgreSQL", u})
 	}
 	for _, db := range dbs {
-		gw, err := startGateway(db.name, tmp, *gatewayBin, db.url, fakeBase)
+		gw, err := startGateway(db.name, tmp, *gatewayBin, db.url, fakeBase, max(*users, 1))
 		if err != nil {
 			return err
 		}
@@ -123,7 +133,8 @@ func bench(args []string) error {
 		t.client = &http.Client{Transport: tr, Timeout: time.Minute}
 	}
 
-	fmt.Printf("\n%d rounds × %s per run (after %s warm-up), targets alternated within each round\n\n", *rounds, *duration, *warmup)
+	fmt.Printf("\n%d rounds × %s per run (after %s warm-up), targets alternated within each round; gateway calls spread over %d user(s)\n\n",
+		*rounds, *duration, *warmup, max(*users, 1))
 	fmt.Println("| mode | conns | target | req/s | × proxy | p50 ms | p99 ms | p50 − proxy (ms) | CPU µs/req | errors |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	for _, mode := range strings.Split(*modes, ",") {
@@ -200,16 +211,20 @@ func run(t *target, mode string, conc int, d time.Duration) result {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var res result
-	for range conc {
+	for w := range conc {
 		wg.Go(func() {
+			key := ""
+			if len(t.keys) > 0 {
+				key = t.keys[w%len(t.keys)]
+			}
 			var lats []time.Duration
 			var errs int64
 			var buf bytes.Buffer
 			for time.Now().Before(deadline) {
 				req, _ := http.NewRequest(http.MethodPost, t.url, bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
-				if t.key != "" {
-					req.Header.Set("Authorization", "Bearer "+t.key)
+				if key != "" {
+					req.Header.Set("Authorization", "Bearer "+key)
 				}
 				st := time.Now()
 				resp, err := t.client.Do(req)
@@ -322,8 +337,9 @@ func startChild(name, dir, bin string, args, env []string) (*target, error) {
 }
 
 // startGateway starts alwrity-billing on dbURL with its OpenAI upstream at
-// upstream, and a user "bench" on the unlimited Enterprise plan.
-func startGateway(name, dir, bin, dbURL, upstream string) (*target, error) {
+// upstream, and users bench-0 … bench-(users-1) on the unlimited Enterprise
+// plan.
+func startGateway(name, dir, bin, dbURL, upstream string, users int) (*target, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -358,17 +374,20 @@ func startGateway(name, dir, bin, dbURL, upstream string) (*target, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	keys := exec.Command(bin, "keys", "create", "--user", "bench")
-	keys.Env = env
-	out, err := keys.Output()
-	if err != nil {
-		cmd.Process.Kill()
-		return nil, fmt.Errorf("create the bench user's key: %w", err)
-	}
-	t.key = strings.TrimSpace(string(out))
-	if err := t.subscribeEnterprise(); err != nil {
-		cmd.Process.Kill()
-		return nil, err
+	for i := range users {
+		user := "bench-" + strconv.Itoa(i)
+		keys := exec.Command(bin, "keys", "create", "--user", user)
+		keys.Env = env
+		out, err := keys.Output()
+		if err != nil {
+			cmd.Process.Kill()
+			return nil, fmt.Errorf("create the key of %s: %w", user, err)
+		}
+		t.keys = append(t.keys, strings.TrimSpace(string(out)))
+		if err := t.subscribeEnterprise(user); err != nil {
+			cmd.Process.Kill()
+			return nil, err
+		}
 	}
 	return t, nil
 }
@@ -394,7 +413,7 @@ func (t *target) api(method, path string, body any, out any) error {
 	return json.Unmarshal(b, out)
 }
 
-func (t *target) subscribeEnterprise() error {
+func (t *target) subscribeEnterprise(user string) error {
 	var plans struct {
 		Data struct {
 			Plans []struct {
@@ -409,22 +428,26 @@ func (t *target) subscribeEnterprise() error {
 	for _, p := range plans.Data.Plans {
 		if p.Name == "Enterprise" {
 			var out any
-			return t.api(http.MethodPost, "/api/subscription/subscribe/bench", map[string]any{"plan_id": p.ID, "billing_cycle": "monthly"}, &out)
+			return t.api(http.MethodPost, "/api/subscription/subscribe/"+user, map[string]any{"plan_id": p.ID, "billing_cycle": "monthly"}, &out)
 		}
 	}
 	return errors.New("no Enterprise plan")
 }
 
-// ledgerRows counts the bench user's ledger rows.
-func (t *target) ledgerRows() (int64, error) {
-	var logs struct {
-		Total int64 `json:"total_count"`
+// ledgerRows counts the bench users' ledger rows.
+func ledgerRows(t *target) (int64, error) {
+	var total int64
+	for i := range t.keys {
+		var logs struct {
+			Total int64 `json:"total_count"`
+		}
+		if err := t.api(http.MethodGet, "/api/subscription/usage-logs?limit=1&user_id=bench-"+strconv.Itoa(i), nil, &logs); err != nil {
+			return 0, err
+		}
+		total += logs.Total
 	}
-	err := t.api(http.MethodGet, "/api/subscription/usage-logs?user_id=bench&limit=1", nil, &logs)
-	return logs.Total, err
+	return total, nil
 }
-
-func ledgerRows(t *target) (int64, error) { return t.ledgerRows() }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -5,6 +5,7 @@
 //	alwrity-load bench [flags]   start everything, run the alternated load, print a report
 //	alwrity-load fake            an instant OpenAI-compatible upstream
 //	alwrity-load proxy -target URL   a bare httputil.ReverseProxy
+//	alwrity-load gateway-nometer -target URL   the gateway with a meter that does nothing
 //
 // See the Gateway section of docs/BENCHMARKS.md.
 package main
@@ -16,7 +17,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: alwrity-load bench|fake|proxy [flags]")
+		fmt.Fprintln(os.Stderr, "usage: alwrity-load bench|fake|proxy|gateway-nometer [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -27,6 +28,8 @@ func main() {
 		err = serveFake(os.Args[2:])
 	case "proxy":
 		err = serveProxy(os.Args[2:])
+	case "gateway-nometer":
+		err = serveNoMeter(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

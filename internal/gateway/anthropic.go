@@ -101,6 +101,10 @@ type anthropicEvent struct {
 		PartialJSON string `json:"partial_json"`
 	} `json:"delta"`
 	Usage *anthropicUsage `json:"usage"`
+	Error *struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"error"`
 }
 
 // anthropicStream gathers a Messages stream's usage field by field.
@@ -143,6 +147,11 @@ func (s *anthropicStream) event(data []byte, u *usage) {
 	case "content_block_delta":
 		if e.Delta != nil {
 			u.textChars += int64(len(e.Delta.Text) + len(e.Delta.Thinking) + len(e.Delta.PartialJSON))
+		}
+	case "error":
+		u.streamErr = "error event"
+		if e.Error != nil {
+			u.streamErr = truncate(e.Error.Type+": "+e.Error.Message, 1024)
 		}
 	}
 	if got != nil {

@@ -51,6 +51,10 @@ type Config struct {
 	// (fail-open and failed settles); past it, fail-open calls are refused
 	// rather than records dropped (default 100,000).
 	MaxPending int
+	// KeyCacheTTL is how long a key that resolved is trusted without a
+	// database lookup (default 2 s; negative turns the cache off): a
+	// revoked key stops working on the gateway within it.
+	KeyCacheTTL time.Duration
 	// RetryEvery is how often pending records are retried (default 2 s).
 	RetryEvery time.Duration
 	Logger     *slog.Logger
@@ -76,6 +80,9 @@ func (c Config) withDefaults() Config {
 	def(&c.AdmissionTimeout, 5*time.Second)
 	def(&c.DrainTimeout, 2*time.Minute)
 	def(&c.RetryEvery, 2*time.Second)
+	if c.KeyCacheTTL == 0 {
+		c.KeyCacheTTL = 2 * time.Second
+	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 32 << 20
 	}

@@ -35,7 +35,7 @@ type exchange struct {
 // serve authenticates, admits, forwards, relays and bills one call.
 func (x *exchange) serve() {
 	g, r := x.g, x.r
-	p, err := g.auth.GatewayPrincipal(r)
+	p, err := g.principal(r)
 	if err != nil {
 		x.problemFor(err)
 		return

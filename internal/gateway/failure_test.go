@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -187,7 +188,7 @@ func TestUpstreamErrorsAreRelayedAndRecordedAsFailed(t *testing.T) {
 
 func TestSlowUpstreamTimesOut(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
-		h := newHarness(t, b, func(c *gateway.Config) { c.ReadTimeout = 100 * time.Millisecond })
+		h := newHarness(t, b, func(c *gateway.Config) { c.ReadTimeout = 500 * time.Millisecond })
 		h.fakes["gemini"].setHandler(func(w http.ResponseWriter, r *http.Request, body []byte) {
 			<-r.Context().Done() // never answers
 		})
@@ -218,4 +219,43 @@ func TestSlowUpstreamTimesOut(t *testing.T) {
 		}
 		h.consistent()
 	})
+}
+
+func TestErrorEventInsideAStream(t *testing.T) {
+	h := newHarness(t, storetest.Backends()[0], nil)
+	h.fakes["anthropic"].setHandler(func(w http.ResponseWriter, r *http.Request, body []byte) {
+		sse(w,
+			"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-3.5-sonnet\",\"content\":[],\"usage\":"+anthropicStartUsageJSON+"}}\n\n",
+			"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n")
+	})
+	resp := h.post("/gateway/anthropic/v1/messages", `{"model":"claude-3.5-sonnet","max_tokens":10,"stream":true,"messages":[]}`, nil)
+	if body := readAll(t, resp); !strings.Contains(body, "overloaded_error") {
+		t.Errorf("the error event did not reach the client: %q", body)
+	}
+	l := h.waitLedger(1)[0]
+	if l.StatusCode != http.StatusBadGateway || !l.Partial || l.TokensInput != 5100 || !strings.Contains(l.ErrorMessage, "overloaded_error") {
+		t.Errorf("stream error row = %s", describe(l))
+	}
+}
+
+func TestUnreachableUpstream(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	l.Close() // nothing listens there any more
+	h := newHarness(t, storetest.Backends()[0], func(c *gateway.Config) {
+		c.Upstreams["mistral"] = gateway.Upstream{BaseURL: closed + "/v1", Key: serverKeys["mistral"]}
+		c.ConnectTimeout = time.Second
+	})
+	resp := h.post("/gateway/mistral/v1/chat/completions", `{"model":"mistral-7b","messages":[]}`, nil)
+	if body := readAll(t, resp); resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "could not be reached") {
+		t.Errorf("unreachable upstream: %d %s", resp.StatusCode, body)
+	}
+	l2 := h.waitLedger(1)[0]
+	if l2.StatusCode != http.StatusBadGateway || l2.TokensInput != 0 || l2.CostTotal != 0 || l2.Partial {
+		t.Errorf("unreachable upstream row = %s", describe(l2))
+	}
+	h.consistent()
 }

@@ -3,6 +3,8 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -202,6 +204,31 @@ func FuzzIncludeUsage(f *testing.F) {
 			if _, ok := after[k]; !ok {
 				t.Fatalf("field %q lost", k)
 			}
+		}
+	})
+}
+
+// FuzzInspect reads arbitrary request bodies on every route: it never
+// panics, never reserves a negative output, and a stream it rewrites still
+// asks for usage.
+func FuzzInspect(f *testing.F) {
+	f.Add([]byte(`{"model":"gpt-4o","stream":true,"max_tokens":-5}`), uint8(0), "gemini-2.5-flash:streamGenerateContent")
+	f.Add([]byte(`{"generationConfig":{"maxOutputTokens":100}}`), uint8(4), "m:generateContent")
+	f.Add([]byte(`{"model":"claude","max_tokens":1024,"stream":true}`), uint8(3), "")
+	f.Fuzz(func(t *testing.T, body []byte, which uint8, call string) {
+		rt := &routes[int(which)%len(routes)]
+		r := httptest.NewRequest(http.MethodPost, "http://x"+rt.clientBase+"/chat/completions", bytes.NewReader(body))
+		r.SetPathValue("version", "v1beta")
+		r.SetPathValue("call", call)
+		c, err := rt.inspect(r, body)
+		if err != nil {
+			return
+		}
+		if c.maxTokens < 0 {
+			t.Fatalf("negative output reserved: %d", c.maxTokens)
+		}
+		if c.hideUsage && !bytes.Contains(c.body, []byte(`"include_usage":true`)) {
+			t.Fatalf("hid usage without asking for it: %s", c.body)
 		}
 	})
 }

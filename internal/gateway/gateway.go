@@ -51,6 +51,7 @@ type Gateway struct {
 	auth      Authenticator
 	transport *http.Transport
 	pending   *pendingQueue
+	keys      keyCache
 	bufs      sync.Pool
 	secrets   [][]byte // provider keys, redacted from anything relayed
 }
@@ -75,7 +76,7 @@ func New(cfg Config, meter Meter, auth Authenticator) *Gateway {
 		WriteBufferSize:       32 << 10,
 		ReadBufferSize:        32 << 10,
 	}
-	g := &Gateway{cfg: cfg, meter: meter, auth: auth, transport: tr}
+	g := &Gateway{cfg: cfg, meter: meter, auth: auth, transport: tr, keys: keyCache{ttl: cfg.KeyCacheTTL}}
 	g.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	g.pending = &pendingQueue{g: g, stop: make(chan struct{})}
 	for _, u := range cfg.Upstreams {

@@ -289,3 +289,59 @@ func TestCostAndOverheadHeaders(t *testing.T) {
 		t.Errorf("stream trailers: %v", resp.Trailer)
 	}
 }
+
+func TestKeyCacheAndRevocation(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ttl    time.Duration
+		status int
+	}{
+		{"cache off: a revoked key is refused at once", -1, http.StatusUnauthorized},
+		{"cached: a revoked key works until its entry expires", time.Hour, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, storetest.Backends()[0], func(c *gateway.Config) { c.KeyCacheTTL = tc.ttl })
+			if resp := h.post("/gateway/openai/v1/chat/completions", chatBody, nil); resp.StatusCode != http.StatusOK {
+				t.Fatalf("first call: %d %s", resp.StatusCode, readAll(t, resp))
+			} else {
+				readAll(t, resp)
+			}
+			prefix, err := auth.ParseKey(h.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.db.RevokeKey(h.ctx, prefix, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			resp := h.post("/gateway/openai/v1/chat/completions", chatBody, nil)
+			if body := readAll(t, resp); resp.StatusCode != tc.status {
+				t.Errorf("after revocation: %d %s; want %d", resp.StatusCode, body, tc.status)
+			}
+		})
+	}
+}
+
+func TestAdmissionReservesTheRequestsOutputLimit(t *testing.T) {
+	h := newHarness(t, storetest.Backends()[0], func(c *gateway.Config) { c.DefaultMaxTokens = 5000 })
+	h.planUser(billing.Plan{Name: "openai-tokens-3000",
+		ProviderLimits: map[string]billing.ProviderLimit{"openai": {Tokens: billing.Ptr[int64](3000)}}})
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		{"max_tokens beyond the limit", `{"model":"gpt-4o","max_tokens":4000,"messages":[]}`, http.StatusTooManyRequests},
+		{"max_completion_tokens beyond the limit", `{"model":"gpt-4o","max_completion_tokens":3500,"messages":[]}`, http.StatusTooManyRequests},
+		{"no maximum: the configured default (5000) is beyond the limit", `{"model":"gpt-4o","messages":[]}`, http.StatusTooManyRequests},
+		{"max_tokens within the limit", `{"model":"gpt-4o","max_tokens":300,"messages":[]}`, http.StatusOK},
+	} {
+		resp := h.post("/gateway/openai/v1/chat/completions", tc.body, nil)
+		if body := readAll(t, resp); resp.StatusCode != tc.status {
+			t.Errorf("%s: %d %s; want %d", tc.name, resp.StatusCode, body, tc.status)
+		} else if tc.status == http.StatusTooManyRequests && !strings.Contains(body, `"type":"openai_tokens"`) {
+			t.Errorf("%s: 429 body %s names another limit", tc.name, body)
+		}
+	}
+	if n := h.fakes["openai"].calls.Load(); n != 1 {
+		t.Errorf("the provider saw %d calls; want only the admitted one", n)
+	}
+}

@@ -76,7 +76,7 @@ type fake struct {
 	handle func(w http.ResponseWriter, r *http.Request, body []byte)
 }
 
-func newFake(t *testing.T, provider string) *fake {
+func newFake(t testing.TB, provider string) *fake {
 	f := &fake{provider: provider}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.calls.Add(1)
@@ -154,7 +154,7 @@ func (f *fake) seen() ([]http.Header, []string) {
 // harness is a gateway over a real database with a fake upstream per
 // provider.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	db    *store.DB
 	meter *metering.Meter
@@ -167,7 +167,7 @@ type harness struct {
 	http  *http.Client
 }
 
-func newHarness(t *testing.T, b storetest.Backend, tweak func(*gateway.Config)) *harness {
+func newHarness(t testing.TB, b storetest.Backend, tweak func(*gateway.Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, ctx: context.Background(), user: "alice", fakes: map[string]*fake{}, logs: &syncBuffer{}}
 	for _, p := range []string{"openai", "anthropic", "gemini", "mistral"} {

@@ -113,6 +113,7 @@ func readOpenAIChatEvent(data []byte, hideUsage bool, u *usage) (show bool) {
 type responsesEvent struct {
 	Type     string `json:"type"`
 	Delta    string `json:"delta"`
+	Message  string `json:"message"`
 	Response *struct {
 		Model string       `json:"model"`
 		Usage *openaiUsage `json:"usage"`
@@ -146,6 +147,8 @@ func readResponsesEvent(data []byte, u *usage) {
 	switch e.Type {
 	case "response.output_text.delta", "response.reasoning_text.delta", "response.refusal.delta":
 		u.textChars += int64(len(e.Delta))
+	case "error", "response.failed":
+		u.streamErr = truncate(e.Type+": "+e.Message, 1024)
 	}
 	if e.Response == nil {
 		return

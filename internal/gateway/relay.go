@@ -260,6 +260,11 @@ func (c *clientLink) stop() {
 func (x *exchange) finishStream(status int, u usage, cut error, body *upstreamBody, cl *clientLink) {
 	o := outcome{status: status, u: u, clientGone: cl.gone || x.r.Context().Err() != nil}
 	switch {
+	case cut == nil && u.streamErr != "":
+		// The status line said 200, but the provider ended the stream
+		// with an error: the call failed, billed with what it reported.
+		o.partial, o.reason = true, "the provider ended the stream with an error"
+		o.status, o.errMsg = http.StatusBadGateway, "provider stream error: "+u.streamErr
 	case cut == nil && u.reported:
 	case cut == nil:
 		o.partial, o.reason = true, "the stream ended without usage"

@@ -13,6 +13,10 @@ type usage struct {
 	// textChars counts generated text relayed to the client, to estimate
 	// the output of a stream cut before its usage arrived.
 	textChars int64
+	// streamErr is an error the provider reported inside a stream whose
+	// status was already 200 (Anthropic's overloaded_error, OpenAI's
+	// response.failed).
+	streamErr string
 }
 
 // normalized returns q made safe to record: no negative counts, no count
