@@ -113,8 +113,13 @@ type finished struct {
 	at time.Time
 }
 
-// maxRecent bounds the finished reservations kept for lookups.
-const maxRecent = 100_000
+// Finished reservations that never reached the journal are kept for
+// recentTTL, up to maxRecent of them, so that a retried settle is answered
+// as a duplicate and a lookup finds them.
+const (
+	recentTTL = 2 * time.Minute
+	maxRecent = 20_000
+)
 
 func newMemAdmission(delay time.Duration) *memAdmission {
 	return &memAdmission{journalDelay: delay, entries: map[entryKey]*entry{}, holds: map[string]*hold{},
@@ -376,7 +381,7 @@ func (a *memAdmission) drop(hs []*hold, status string) {
 		}
 		if !h.journaled {
 			if len(a.recent) >= maxRecent {
-				a.pruneRecent(now.Add(-entryIdle))
+				a.pruneRecent(now.Add(-recentTTL))
 			}
 			r := h.r
 			r.Status = status
@@ -434,7 +439,7 @@ func (a *memAdmission) evict(before time.Time) {
 			delete(a.entries, k)
 		}
 	}
-	a.pruneRecent(before)
+	a.pruneRecent(time.Now().Add(-recentTTL))
 }
 
 // get returns a reservation held in memory.
