@@ -5,41 +5,14 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/danielgtaylor/huma/v2"
-
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/httpapi"
-	"github.com/alwrity/alwrity-billing/internal/money"
 )
-
-// statusOf maps the gateway's own refusals to HTTP statuses, as the API
-// does.
-func statusOf(code billing.Code) int {
-	switch code {
-	case billing.CodeInvalid:
-		return http.StatusBadRequest
-	case billing.CodeNotFound:
-		return http.StatusNotFound
-	case billing.CodeConflict:
-		return http.StatusConflict
-	case billing.CodeUnauthorized:
-		return http.StatusUnauthorized
-	case billing.CodeForbidden:
-		return http.StatusForbidden
-	case billing.CodeLimitExceeded:
-		return http.StatusTooManyRequests
-	case billing.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case billing.CodeUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
 
 // problemFor answers with err as problem+json; errors without a code are
 // logged and read "internal error".
 func (x *exchange) problemFor(err error) {
-	status := statusOf(billing.ErrorCode(err))
+	status := httpapi.StatusOf(billing.ErrorCode(err))
 	if status >= 500 {
 		x.g.cfg.Logger.Error("gateway request failed", "error", err)
 	}
@@ -63,23 +36,9 @@ func (x *exchange) limitProblem(e *billing.Error) {
 	if l.Provider == "" {
 		l.Provider = x.rt.provider
 	}
-	used := l.Used + l.Reserved
-	amount := func(v int64) json.Number {
-		if l.Money {
-			return json.Number(money.Amount(v).String())
-		}
-		return json.Number(strconv.FormatInt(v, 10))
-	}
-	p := &httpapi.LimitProblem{
-		ErrorModel: huma.ErrorModel{Status: http.StatusTooManyRequests, Title: http.StatusText(http.StatusTooManyRequests), Detail: e.Message},
-		ErrorText:  "Usage limit exceeded",
-		Message:    e.Message,
-		Provider:   &l.Provider,
-		UsageInfo: httpapi.UsageInfoJSON{CurrentCalls: amount(used), Limit: amount(l.Limit), Type: l.Key,
-			Requested: amount(l.Requested), BillingPeriod: l.Period,
-			UsagePercentage: billing.LimitUsage{Limit: &l.Limit, Used: used}.Percentage()},
-	}
-	x.writeJSON(http.StatusTooManyRequests, p)
+	named := *e
+	named.Limit = &l
+	x.writeJSON(http.StatusTooManyRequests, httpapi.NewLimitProblem(&named))
 }
 
 func (x *exchange) writeJSON(status int, v any) {

@@ -15,8 +15,8 @@ import (
 	"github.com/alwrity/alwrity-billing/internal/money"
 )
 
-// statusOf is the one place an error code becomes an HTTP status.
-func statusOf(code billing.Code) int {
+// StatusOf is the one place an error code becomes an HTTP status.
+func StatusOf(code billing.Code) int {
 	switch code {
 	case billing.CodeInvalid:
 		return http.StatusBadRequest
@@ -43,7 +43,7 @@ func statusOf(code billing.Code) int {
 // client reads only "internal error".
 func (s *Server) problem(ctx context.Context, err error) error {
 	code := billing.ErrorCode(err)
-	status := statusOf(code)
+	status := StatusOf(code)
 	if status >= 500 {
 		s.logger.ErrorContext(ctx, "request failed", "error", err)
 	}
@@ -52,7 +52,7 @@ func (s *Server) problem(ctx context.Context, err error) error {
 		return huma.NewError(status, "internal error")
 	}
 	if e.Limit != nil {
-		return limitProblem(e)
+		return NewLimitProblem(e)
 	}
 	details := make([]error, 0, len(e.Fields))
 	for _, f := range e.Fields {
@@ -131,7 +131,9 @@ type UsageInfoJSON struct {
 // Error returns the message.
 func (p *LimitProblem) Error() string { return p.Message }
 
-func limitProblem(e *billing.Error) *LimitProblem {
+// NewLimitProblem is ALwrity's 429 body for a refused admission, for the
+// API and the LLM gateway alike.
+func NewLimitProblem(e *billing.Error) *LimitProblem {
 	l := e.Limit
 	used := l.Used + l.Reserved
 	// Amounts are in the limit's unit: counts for calls and tokens, exact
