@@ -56,6 +56,9 @@ type EventResult struct {
 const (
 	EventRecorded  = "recorded"
 	EventDuplicate = "duplicate"
+	// EventConflict: the event settles a reservation that another event
+	// settled; it is not stored.
+	EventConflict = "conflict"
 )
 
 // Validate checks one event against the clock, naming every bad field

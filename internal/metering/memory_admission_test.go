@@ -276,3 +276,48 @@ func TestAlertsFromSettledReservations(t *testing.T) {
 		f.consistent()
 	})
 }
+
+// TestRacingSettlesRecordOnce: settles of one held reservation racing
+// with different events record exactly one call; the others are refused
+// as conflicts, and nothing is left held.
+func TestRacingSettlesRecordOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b, baseTime)
+		f.planUser("race-settle", billing.Plan{Name: "race-settle", TotalCallsLimit: billing.Ptr[int64](1000)})
+		for round := range 20 {
+			r, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "race-settle", Provider: "openai", Model: "gpt-4", Tokens: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var recorded, conflicts atomic.Int64
+			var wg sync.WaitGroup
+			for i := range 4 {
+				wg.Go(func() {
+					_, err := f.m.Settle(f.ctx, r.ID, billing.UsageEvent{EventID: fmt.Sprintf("race-%d-%d", round, i), StatusCode: 200,
+						Timestamp: f.clk.Now(), Quantities: billing.Quantities{Input: 5, Output: 5}})
+					switch billing.ErrorCode(err) {
+					case "":
+						recorded.Add(1)
+					case billing.CodeConflict:
+						conflicts.Add(1)
+					default:
+						t.Errorf("settle: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			if recorded.Load() != 1 || conflicts.Load() != 3 {
+				t.Fatalf("round %d: %d settles recorded, %d refused; want 1 and 3", round, recorded.Load(), conflicts.Load())
+			}
+		}
+		p := billing.CalendarMonths().At(f.clk.Now())
+		total, held, _, _, err := f.counters("race-settle", p, "openai")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total.Calls != 20 || held.Calls != 0 {
+			t.Fatalf("%d calls used, %d held; want 20 and 0", total.Calls, held.Calls)
+		}
+		f.consistent()
+	})
+}

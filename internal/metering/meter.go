@@ -526,7 +526,22 @@ func (m *Meter) Settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 		return billing.EventResult{}, err
 	}
 	if a == nil {
-		return m.db.Settle(ctx, id, b.items[0], b.alerts, m.now())
+		if r.Status != billing.ReservationHeld {
+			// Settled, released or expired already: the late-settle rules.
+			return m.db.Settle(ctx, id, b.items[0], b.alerts, m.now())
+		}
+		// Held: through the group committer, like recorded batches, so
+		// that concurrent settles share a commit. Should another event
+		// settle it first, this one is refused, as by the late-settle rules.
+		b.items[0].ReservationID, b.items[0].Exclusive = id, true
+		results, err := m.commit(ctx, b)
+		if err != nil {
+			return billing.EventResult{}, err
+		}
+		if results[0].Status == billing.EventConflict {
+			return billing.EventResult{}, billing.Errorf(billing.CodeConflict, "reservation %s was settled by another event", id)
+		}
+		return results[0], nil
 	}
 	h, journaled, err := a.claim(id, e.EventID)
 	if err != nil {

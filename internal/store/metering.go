@@ -21,6 +21,9 @@ type IngestItem struct {
 	// ReservationID, when set, is settled by this event in the same
 	// transaction (if it is still held).
 	ReservationID string
+	// Exclusive refuses the event (result status "conflict", nothing
+	// stored) when ReservationID was settled by another event already.
+	Exclusive bool
 }
 
 // AlertContext is what alert evaluation needs about the users of a batch:
@@ -55,14 +58,32 @@ func (db *DB) Ingest(ctx context.Context, items []IngestItem, ac AlertContext, n
 }
 
 func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestItem, ac AlertContext, now time.Time) ([]billing.EventResult, error) {
-	logs := make([]billing.UsageLog, len(items))
+	logs := make([]billing.UsageLog, 0, len(items))
+	var released []billing.Reservation
+	var conflicted map[int]bool
 	for i, it := range items {
-		logs[i] = it.Log
 		if it.ReservationID != "" {
-			if _, _, err := finish(ctx, tx, it.ReservationID, billing.ReservationSettled, it.Log.EventID, now); err != nil {
+			r, held, err := finishRow(ctx, tx, it.ReservationID, billing.ReservationSettled, it.Log.EventID, now)
+			if err != nil {
 				return nil, err
 			}
+			if held {
+				released = append(released, r)
+			} else if it.Exclusive {
+				ok, err := claimLate(ctx, tx, it.ReservationID, it.Log.EventID)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					if conflicted == nil {
+						conflicted = map[int]bool{}
+					}
+					conflicted[i] = true
+					continue
+				}
+			}
 		}
+		logs = append(logs, it.Log)
 	}
 	// Event ids are inserted in one global order, so that concurrent
 	// batches sharing ids (a client's retries) wait for each other on
@@ -79,6 +100,10 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 	periods := map[periodKey]billing.Period{}
 	for i, it := range items {
 		l := it.Log
+		if conflicted[i] {
+			results[i] = billing.EventResult{EventID: l.EventID, Status: billing.EventConflict}
+			continue
+		}
 		if !inserted[l.EventID] {
 			dups = append(dups, l.EventID)
 			continue
@@ -105,7 +130,7 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 			}
 		}
 	}
-	if err := addLogsToSummaries(ctx, tx, stmts, fresh, periods, now); err != nil {
+	if err := addLogsToSummaries(ctx, tx, stmts, fresh, periods, released, now); err != nil {
 		return nil, err
 	}
 	keys := make([]periodKey, 0, len(periods))
@@ -396,6 +421,16 @@ func (db *DB) GetReservation(ctx context.Context, id string) (billing.Reservatio
 // finish moves a held reservation to status and returns what it held; it
 // reports false when the reservation is not held (any more).
 func finish(ctx context.Context, tx *sql.Tx, id, status, eventID string, now time.Time) (billing.Reservation, bool, error) {
+	r, held, err := finishRow(ctx, tx, id, status, eventID, now)
+	if err != nil || !held {
+		return r, held, err
+	}
+	return r, true, unreserve(ctx, tx, r, now)
+}
+
+// finishRow is finish without giving the units back: the caller does, in
+// its ordered pass over the summaries.
+func finishRow(ctx context.Context, tx *sql.Tx, id, status, eventID string, now time.Time) (billing.Reservation, bool, error) {
 	var ev any
 	if eventID != "" {
 		ev = eventID
@@ -408,7 +443,21 @@ func finish(ctx context.Context, tx *sql.Tx, id, status, eventID string, now tim
 	if err != nil {
 		return r, false, fmt.Errorf("finish reservation %s: %w", id, err)
 	}
-	return r, true, unreserve(ctx, tx, r, now)
+	return r, true, nil
+}
+
+// claimLate lets eventID settle a reservation that is no longer held
+// (expired or released before its call ended; the call is still
+// recorded) unless another event settled it. It reports false on such a
+// conflict.
+func claimLate(ctx context.Context, tx *sql.Tx, id, eventID string) (bool, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE reservations SET event_id = $2
+		WHERE id = $1 AND (event_id IS NULL OR event_id = $2)`, id, eventID)
+	if err != nil {
+		return false, fmt.Errorf("settle reservation %s: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 // unreserve gives back what a reservation held.
