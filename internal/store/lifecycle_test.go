@@ -15,6 +15,7 @@ import (
 	"github.com/alwrity/alwrity-billing/internal/money"
 	"github.com/alwrity/alwrity-billing/internal/store"
 	"github.com/alwrity/alwrity-billing/internal/storetest"
+	"github.com/alwrity/alwrity-billing/internal/webhook"
 	"pgregory.net/rapid"
 )
 
@@ -419,5 +420,34 @@ func TestPlanEditsAreVersions(t *testing.T) {
 			{"2024-01", "2024-01-01 00:00", "2024-02-01 00:00", []line{{"base", "30"}}, "30"},
 			{"2024-02", "2024-02-01 00:00", "2024-03-01 00:00", []line{{"base", "40"}}, "40"},
 		})
+	})
+}
+
+// TestLifecycleEventsReachTheOutbox: every subscription change and every
+// issued invoice is queued for the endpoints that subscribed to it, in
+// the transaction of the change.
+func TestLifecycleEventsReachTheOutbox(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		l := newLifecycle(t, b, at("2024-01-01 00:00"))
+		ep, err := l.db.CreateWebhookEndpoint(l.ctx, webhook.Endpoint{URL: "https://billing.example.net/hooks", Active: true,
+			Events: []string{"subscription.changed", "invoice.issued"}, Secret: "whsec_test"}, l.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.subscribe("hooked", "KB Basic", billing.CycleMonthly, false) // created
+		l.now = at("2024-01-10 00:00")
+		l.subscribe("hooked", "KB Pro", billing.CycleMonthly, false) // upgraded
+		l.walk(at("2024-02-02 00:00"))                               // invoice issued, renewed
+		ds, n, err := l.db.ListWebhookDeliveries(l.ctx, webhook.DeliveryFilter{EndpointID: ep.ID, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := map[string]int{}
+		for _, d := range ds {
+			count[d.EventType]++
+		}
+		if n != 4 || count["subscription.changed"] != 3 || count["invoice.issued"] != 1 {
+			t.Fatalf("%d deliveries queued (%v); want 3 subscription.changed (created, upgraded, renewed) and 1 invoice.issued", n, count)
+		}
 	})
 }
