@@ -71,6 +71,7 @@ func (a *App) Open(ctx context.Context) error {
 		return err
 	}
 	a.DB = db
+	db.InvoiceReview = a.Config.InvoiceReview
 	// On SQLite the meter admits calls against counters in its memory,
 	// which is right only while one server process uses the file.
 	if a.unlock, err = db.LockServer(); err != nil {

@@ -70,6 +70,11 @@ type Config struct {
 	// defaults, 2 s and 10 s.
 	WebhookInterval time.Duration
 	WebhookTimeout  time.Duration
+
+	// InvoiceReview keeps the invoices a period close writes as drafts for
+	// this long before they are issued (ALWRITY_INVOICE_REVIEW); zero
+	// issues them at once.
+	InvoiceReview time.Duration
 }
 
 // gatewayBaseURLVars name the gateway's upstream base URL variables.
@@ -196,7 +201,8 @@ func (c *Config) webhooksFromEnv(getenv func(string) string) error {
 	for _, s := range []struct {
 		name string
 		dst  *time.Duration
-	}{{"ALWRITY_WEBHOOK_INTERVAL", &c.WebhookInterval}, {"ALWRITY_WEBHOOK_TIMEOUT", &c.WebhookTimeout}} {
+	}{{"ALWRITY_WEBHOOK_INTERVAL", &c.WebhookInterval}, {"ALWRITY_WEBHOOK_TIMEOUT", &c.WebhookTimeout},
+		{"ALWRITY_INVOICE_REVIEW", &c.InvoiceReview}} {
 		name, dst := s.name, s.dst
 		v := strings.TrimSpace(getenv(name))
 		if v == "" {
@@ -332,6 +338,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("shutdown timeout must be positive"))
 	}
 	errs = append(errs, c.validateGateway()...)
+	if c.InvoiceReview < 0 || c.InvoiceReview > 31*24*time.Hour {
+		errs = append(errs, errors.New("ALWRITY_INVOICE_REVIEW must be between 0 and 31 days (744h)"))
+	}
 	if c.WebhookInterval != 0 && (c.WebhookInterval < 100*time.Millisecond || c.WebhookInterval > time.Hour) {
 		errs = append(errs, errors.New("ALWRITY_WEBHOOK_INTERVAL must be between 100ms and 1h"))
 	}

@@ -324,3 +324,28 @@ func TestConfigGatewayInvalid(t *testing.T) {
 		t.Errorf("Validate echoes a base URL's credentials: %v", verr)
 	}
 }
+
+// TestConfigInvoiceReview: a duration or seconds; garbage and values
+// outside 0–31 days are named.
+func TestConfigInvoiceReview(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.FromEnv(envMap(map[string]string{"ALWRITY_INVOICE_REVIEW": "48h"})); err != nil || c.InvoiceReview != 48*time.Hour {
+		t.Fatalf("48h: %v, %v", c.InvoiceReview, err)
+	}
+	if err := c.Validate(); err != nil && strings.Contains(err.Error(), "ALWRITY_INVOICE_REVIEW") {
+		t.Fatalf("48h refused: %v", err)
+	}
+	c = DefaultConfig()
+	if err := c.FromEnv(envMap(map[string]string{"ALWRITY_INVOICE_REVIEW": "later"})); err == nil || !strings.Contains(err.Error(), "ALWRITY_INVOICE_REVIEW") {
+		t.Fatalf("garbage: %v; want an error naming ALWRITY_INVOICE_REVIEW", err)
+	}
+	for _, v := range []string{"-1h", "800h"} {
+		c = DefaultConfig()
+		if err := c.FromEnv(envMap(map[string]string{"ALWRITY_INVOICE_REVIEW": v})); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ALWRITY_INVOICE_REVIEW") {
+			t.Errorf("%s: Validate = %v; want an error naming ALWRITY_INVOICE_REVIEW", v, err)
+		}
+	}
+}

@@ -57,9 +57,10 @@ func (s *Server) registerAdminBilling() {
 	}}
 	huma.Register(s.api, export, a.exportInvoices)
 
-	huma.Register(s.api, op("set-invoice-status", http.MethodPost, "/invoices/{invoice_id}/status", "Mark an invoice paid or void (admin)",
-		"An issued invoice becomes paid (payment_date is set) or void (voided_at is set); both are final. Setting the "+
-			"status an invoice has already changes nothing.",
+	huma.Register(s.api, op("set-invoice-status", http.MethodPost, "/invoices/{invoice_id}/status", "Issue, pay or void an invoice (admin)",
+		"Invoices move draft → issued → paid | void: a draft (kept for ALWRITY_INVOICE_REVIEW after its period closes) may be "+
+			"issued or voided, an issued invoice paid (payment_date is set) or voided (voided_at is set); paid and void are "+
+			"final. Setting the status an invoice has already changes nothing.",
 		http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity), a.setInvoiceStatus)
 
 	huma.Register(s.api, op("close-billing-periods", http.MethodPost, "/billing/close", "Close the usage periods that have ended (admin)",
@@ -218,7 +219,7 @@ type AdminInvoiceJSON struct {
 type setInvoiceStatusInput struct {
 	InvoiceID int64 `path:"invoice_id" minimum:"1" doc:"The invoice's id (billing_history id)."`
 	Body      struct {
-		Status string `json:"status" enum:"paid,void" doc:"paid or void; both are final."`
+		Status string `json:"status" enum:"issued,paid,void" doc:"issued (a draft), paid (an issued invoice) or void (either); paid and void are final."`
 	}
 }
 

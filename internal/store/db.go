@@ -65,6 +65,11 @@ type DB struct {
 	readMu sync.Mutex
 	reads  map[string]*sql.Stmt
 	path   string // the SQLite file
+	// InvoiceReview, when positive, keeps invoices written by a period
+	// close as drafts for that long (IssueDrafts issues them); zero
+	// issues them at once.
+	InvoiceReview time.Duration
+
 	// accounts counts this process's writes to subscriptions and plans, so
 	// that caches of a user's plan know at once when to read it again.
 	accounts atomic.Int64

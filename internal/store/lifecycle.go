@@ -537,7 +537,7 @@ func (db *DB) invoice(ctx context.Context, tx *sql.Tx, s billing.Subscription, p
 		return fmt.Errorf("read invoice items: %w", err)
 	}
 	inv := billing.Invoice{UserID: s.UserID, SubscriptionID: s.ID, Period: p, PlanName: plan.Name,
-		Number: billing.InvoiceNumber(s.ID, p.Key), Status: billing.InvoiceIssued, IssuedAt: &now, CreatedAt: now}
+		Number: billing.InvoiceNumber(s.ID, p.Key), Status: billing.InvoiceDraft, CreatedAt: now}
 	for rows.Next() {
 		var l billing.InvoiceLine
 		var amount int64
@@ -572,21 +572,73 @@ func (db *DB) invoice(ctx context.Context, tx *sql.Tx, s billing.Subscription, p
 	if err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO billing_history (user_id, subscription_id, invoice_number, billing_period,
+	err = tx.QueryRowContext(ctx, `INSERT INTO billing_history (user_id, subscription_id, invoice_number, billing_period,
 		period_start, period_end, plan_name, base_cost, usage_cost, overage_cost, credits, total_amount, total_api_calls,
-		total_tokens, line_items, status, issued_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'issued', $16, $16, $16)
-		ON CONFLICT (subscription_id, billing_period) DO NOTHING`,
+		total_tokens, line_items, status, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'draft', $16, $16)
+		ON CONFLICT (subscription_id, billing_period) DO NOTHING RETURNING id`,
 		inv.UserID, inv.SubscriptionID, inv.Number, p.Key, ts(p.Start), ts(p.End), inv.PlanName, int64(inv.Base),
 		int64(inv.UsageCost), int64(inv.Overage), int64(inv.Credits), int64(inv.Total), inv.Calls, inv.Tokens,
-		string(lines), ts(now))
+		string(lines), ts(now)).Scan(&inv.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // written already
+	}
 	if err != nil {
 		return fmt.Errorf("write invoice %s: %w", inv.Number, err)
+	}
+	if db.InvoiceReview > 0 {
+		return nil // a draft until IssueDrafts (or an admin) issues it
+	}
+	return issue(ctx, tx, inv, now)
+}
+
+// issue moves a draft invoice to issued and announces it.
+func issue(ctx context.Context, tx *sql.Tx, inv billing.Invoice, now time.Time) error {
+	res, err := tx.ExecContext(ctx, `UPDATE billing_history SET status = 'issued', issued_at = $2, updated_at = $2
+		WHERE id = $1 AND status = 'draft'`, inv.ID, ts(now))
+	if err != nil {
+		return fmt.Errorf("issue invoice %s: %w", inv.Number, err)
 	}
 	if k, _ := res.RowsAffected(); k == 0 {
 		return nil
 	}
+	inv.Status, inv.IssuedAt = billing.InvoiceIssued, &now
 	return notify(ctx, tx, "invoice.issued", invoicePayload(inv), now)
+}
+
+// IssueDrafts issues the draft invoices written at or before before (the
+// end of their review window) and returns how many.
+func (db *DB) IssueDrafts(ctx context.Context, before, now time.Time) (int, error) {
+	n := 0
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		n = 0
+		rows, err := tx.QueryContext(ctx, `SELECT `+invoiceColumns+` FROM billing_history
+			WHERE status = 'draft' AND created_at <= $1 ORDER BY id LIMIT 1000`+db.lockClause(), ts(before))
+		if err != nil {
+			return fmt.Errorf("find drafts: %w", err)
+		}
+		var drafts []billing.Invoice
+		for rows.Next() {
+			inv, err := scanInvoice(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			drafts = append(drafts, inv)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, inv := range drafts {
+			if err := issue(ctx, tx, inv, now); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
 }
 
 func invoicePayload(inv billing.Invoice) map[string]any {
@@ -661,11 +713,12 @@ func (db *DB) Invoices(ctx context.Context, f InvoiceFilter) ([]billing.Invoice,
 	return out, total, rows.Err()
 }
 
-// SetInvoiceStatus marks an issued invoice paid or void; both are final.
-// Errors: not_found, invalid, conflict.
+// SetInvoiceStatus moves an invoice along draft → issued → paid | void: a
+// draft may be issued or voided, an issued invoice paid or voided; paid
+// and void are final. Errors: not_found, invalid, conflict.
 func (db *DB) SetInvoiceStatus(ctx context.Context, id int64, status string, now time.Time) (billing.Invoice, error) {
-	if status != billing.InvoicePaid && status != billing.InvoiceVoid {
-		return billing.Invoice{}, billing.InvalidField("body.status", "must be paid or void", status)
+	if status != billing.InvoicePaid && status != billing.InvoiceVoid && status != billing.InvoiceIssued {
+		return billing.Invoice{}, billing.InvalidField("body.status", "must be issued, paid or void", status)
 	}
 	var inv billing.Invoice
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -680,8 +733,18 @@ func (db *DB) SetInvoiceStatus(ctx context.Context, id int64, status string, now
 		if inv.Status == status {
 			return nil
 		}
-		if inv.Status != billing.InvoiceIssued && inv.Status != billing.InvoiceDraft {
+		switch {
+		case inv.Status == billing.InvoiceDraft && status == billing.InvoicePaid:
+			return billing.Errorf(billing.CodeConflict, "invoice %s is a draft: issue it before marking it paid", inv.Number)
+		case inv.Status != billing.InvoiceIssued && inv.Status != billing.InvoiceDraft,
+			inv.Status == billing.InvoiceIssued && status == billing.InvoiceIssued:
 			return billing.Errorf(billing.CodeConflict, "invoice %s is %s already", inv.Number, inv.Status)
+		case status == billing.InvoiceIssued:
+			if err := issue(ctx, tx, inv, now); err != nil {
+				return err
+			}
+			inv.Status, inv.IssuedAt = billing.InvoiceIssued, &now
+			return nil
 		}
 		col := "payment_date"
 		if status == billing.InvoiceVoid {

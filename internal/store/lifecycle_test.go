@@ -451,3 +451,60 @@ func TestLifecycleEventsReachTheOutbox(t *testing.T) {
 		}
 	})
 }
+
+// TestInvoiceReviewWindow: with a review window, a closed period's invoice
+// is a draft until the window ends (or an admin issues it); it is
+// announced when issued, and only then may it be paid.
+func TestInvoiceReviewWindow(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		l := newLifecycle(t, b, at("2024-01-01 00:00"))
+		l.db.InvoiceReview = 24 * time.Hour
+		ep, err := l.db.CreateWebhookEndpoint(l.ctx, webhook.Endpoint{URL: "https://billing.example.net/hooks", Active: true,
+			Events: []string{"invoice.issued"}, Secret: "whsec_test"}, l.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.subscribe("reviewed", "KB Pro", billing.CycleMonthly, false)
+		l.subscribe("early", "KB Basic", billing.CycleMonthly, false)
+		l.now = at("2024-02-01 06:00")
+		if _, err := l.db.CloseDue(l.ctx, l.now, 100); err != nil {
+			t.Fatal(err)
+		}
+		status := func(user string) billing.Invoice {
+			t.Helper()
+			invs, n, err := l.db.Invoices(l.ctx, store.InvoiceFilter{UserID: user})
+			if err != nil || n != 1 {
+				t.Fatalf("%s: %d invoices, %v", user, n, err)
+			}
+			return invs[0]
+		}
+		draft := status("reviewed")
+		if draft.Status != billing.InvoiceDraft || draft.IssuedAt != nil {
+			t.Fatalf("invoice during review: %s issued %v; want a draft", draft.Status, draft.IssuedAt)
+		}
+		if _, err := l.db.SetInvoiceStatus(l.ctx, draft.ID, billing.InvoicePaid, l.now); billing.ErrorCode(err) != billing.CodeConflict {
+			t.Fatalf("paying a draft: %v; want conflict", err)
+		}
+		early := status("early")
+		if inv, err := l.db.SetInvoiceStatus(l.ctx, early.ID, billing.InvoiceIssued, l.now); err != nil || inv.Status != billing.InvoiceIssued {
+			t.Fatalf("an admin issuing a draft: %+v, %v", inv, err)
+		}
+		if n, err := l.db.IssueDrafts(l.ctx, l.now.Add(-l.db.InvoiceReview), l.now); err != nil || n != 0 {
+			t.Fatalf("issuing drafts inside the window = %d, %v; want 0", n, err)
+		}
+		l.now = at("2024-02-02 06:00")
+		if n, err := l.db.IssueDrafts(l.ctx, l.now.Add(-l.db.InvoiceReview), l.now); err != nil || n != 1 {
+			t.Fatalf("issuing drafts after the window = %d, %v; want 1", n, err)
+		}
+		if inv := status("reviewed"); inv.Status != billing.InvoiceIssued || inv.IssuedAt == nil || !inv.IssuedAt.Equal(l.now) {
+			t.Fatalf("invoice after the window: %s at %v; want issued now", inv.Status, inv.IssuedAt)
+		}
+		if inv, err := l.db.SetInvoiceStatus(l.ctx, draft.ID, billing.InvoicePaid, l.now); err != nil || inv.Status != billing.InvoicePaid {
+			t.Fatalf("paying the issued invoice: %+v, %v", inv, err)
+		}
+		_, n, err := l.db.ListWebhookDeliveries(l.ctx, webhook.DeliveryFilter{EndpointID: ep.ID, Limit: 100})
+		if err != nil || n != 2 {
+			t.Fatalf("%d invoice.issued deliveries, %v; want 2 (one per invoice, when issued)", n, err)
+		}
+	})
+}
