@@ -36,12 +36,16 @@ func (p HealthPolicy) withDefaults() HealthPolicy {
 func (m *Meter) checkHealth(ctx context.Context, events []billing.UsageEvent) {
 	p := m.Health.withDefaults()
 	now := m.now()
+	hour := now.UTC().Format("2006-01-02T15")
 	checked := map[string]bool{}
 	for _, e := range events {
 		if e.StatusCode < 400 || checked[e.Provider] {
 			continue
 		}
 		checked[e.Provider] = true
+		if m.healthRaised(e.Provider, hour, false) {
+			continue // this hour's alert exists: no need to count again
+		}
 		calls, failed, err := m.db.ProviderErrors(ctx, e.Provider, now.Add(-p.Window))
 		if err != nil {
 			m.logger.Warn("health check failed", "provider", e.Provider, "error", err)
@@ -52,13 +56,31 @@ func (m *Meter) checkHealth(ctx context.Context, events []billing.UsageEvent) {
 		}
 		a := billing.Alert{
 			Type: billing.AlertSystemHealth, LimitKey: "provider:" + e.Provider, ThresholdPercentage: int(p.ErrorRate),
-			Provider: e.Provider, Severity: "error", BillingPeriod: now.UTC().Format("2006-01-02T15"),
+			Provider: e.Provider, Severity: "error", BillingPeriod: hour,
 			Title: "High error rate: " + e.Provider,
 			Message: fmt.Sprintf("%d of the last %d calls to %s failed (%.1f%%) in the past %s.",
 				failed, calls, e.Provider, float64(failed)*100/float64(calls), p.Window),
 		}
 		if _, _, err := m.db.CreateAlert(ctx, a, now); err != nil {
 			m.logger.Warn("raise health alert", "provider", e.Provider, "error", err)
+			continue
 		}
+		m.healthRaised(e.Provider, hour, true)
 	}
+}
+
+// healthRaised reports (or, with set, records) that a provider's
+// system_health alert of an hour exists, so that a provider failing for
+// the rest of that hour costs no further count of its recent calls.
+func (m *Meter) healthRaised(provider, hour string, set bool) bool {
+	m.healthMu.Lock()
+	defer m.healthMu.Unlock()
+	if set {
+		if m.raised == nil || m.raisedHour != hour {
+			m.raised, m.raisedHour = map[string]bool{}, hour
+		}
+		m.raised[provider] = true
+		return true
+	}
+	return m.raisedHour == hour && m.raised[provider]
 }

@@ -37,6 +37,11 @@ type Meter struct {
 	cache     lookups
 	committer committer
 
+	// raised records the system_health alerts of raisedHour that exist.
+	healthMu   sync.Mutex
+	raised     map[string]bool
+	raisedHour string
+
 	// mem is the in-memory admission state on SQLite (nil on PostgreSQL);
 	// commitMu orders its reads of the summaries against commits.
 	mem      *memAdmission
