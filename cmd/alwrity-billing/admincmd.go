@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/store"
 )
 
@@ -55,15 +54,11 @@ func runAdminGroup(ctx context.Context, group, usage string, args []string, stde
 	if err := configError(envErr, cfg.ValidateDatabase()); err != nil {
 		return err
 	}
-	db, err := openMigrated(ctx, cfg.DatabaseURL)
+	db, now, err := openSeeded(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	now := time.Now()
-	if _, err := db.Seed(ctx, billing.DefaultProviders(), billing.DefaultPlans(), billing.DefaultPrices(), now); err != nil {
-		return fmt.Errorf("seed defaults: %w", err)
-	}
 	return c.run(db, now)
 }
 

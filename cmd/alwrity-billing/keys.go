@@ -34,6 +34,22 @@ func openMigrated(ctx context.Context, url string) (*store.DB, error) {
 	return db, nil
 }
 
+// openSeeded is openMigrated plus the default providers, plans and prices
+// the server seeds at start, so that admin commands work before the first
+// start. It returns the time it seeded at.
+func openSeeded(ctx context.Context, url string) (*store.DB, time.Time, error) {
+	db, err := openMigrated(ctx, url)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	now := time.Now()
+	if _, err := db.Seed(ctx, billing.DefaultProviders(), billing.DefaultPlans(), billing.DefaultPrices(), now); err != nil {
+		db.Close()
+		return nil, now, fmt.Errorf("seed defaults: %w", err)
+	}
+	return db, now, nil
+}
+
 const keysUsage = `Usage: alwrity-billing keys create --user ID [--name N]   create a user key; prints only the key
        alwrity-billing keys create --admin [--name N]     create an admin key
        alwrity-billing keys list [--user ID]              list keys (prefixes only, never secrets)

@@ -112,17 +112,13 @@ func pricing(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err := configError(envErr, cfg.ValidateDatabase()); err != nil {
 		return err
 	}
-	db, err := openMigrated(ctx, cfg.DatabaseURL)
+	// The server seeds the default providers, plans and prices at start;
+	// so does this, so that a price can be added before the first start.
+	db, now, err := openSeeded(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	now := time.Now()
-	// The server seeds the default providers, plans and prices at start;
-	// so does this, so that a price can be added before the first start.
-	if _, err := db.Seed(ctx, billing.DefaultProviders(), billing.DefaultPlans(), billing.DefaultPrices(), now); err != nil {
-		return fmt.Errorf("seed defaults: %w", err)
-	}
 	return cmd(db, now)
 }
 
