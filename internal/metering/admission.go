@@ -521,3 +521,66 @@ func (a *memAdmission) usage(user string, p billing.Period) (billing.PeriodUsage
 	}
 	return u, true
 }
+
+// auditBatch is how many entries one sweep compares with the database.
+const auditBatch = 64
+
+// audit compares up to auditBatch entries' settled counters with the
+// summaries, under the commit lock (so both hold the same commits), and
+// puts right any that differ, with an error in the log: they never should,
+// but the database is the record and admission must follow it. Entries
+// are taken in map order, which differs between calls, so every entry is
+// compared now and then. It returns how many were put right.
+func (m *Meter) audit(ctx context.Context, a *memAdmission) (int, error) {
+	m.commitMu.Lock()
+	defer m.commitMu.Unlock()
+	a.mu.Lock()
+	keys := make([]entryKey, 0, auditBatch)
+	periods := make([]billing.Period, 0, auditBatch)
+	for k, e := range a.entries {
+		if len(keys) == auditBatch {
+			break
+		}
+		keys, periods = append(keys, k), append(periods, e.period)
+	}
+	a.mu.Unlock()
+	fixed := 0
+	for i, k := range keys {
+		u, err := m.db.PeriodCounters(ctx, k.user, periods[i])
+		if err != nil {
+			return fixed, err
+		}
+		used := units{calls: u.Total.Calls, cost: int64(u.Total.Cost)}
+		usedBy := map[string]units{}
+		for prov, c := range u.ByProvider {
+			usedBy[prov] = units{calls: c.Calls, tokens: c.Tokens(), cost: int64(c.Cost)}
+		}
+		a.mu.Lock()
+		e, ok := a.entries[k]
+		if ok && (e.used != used || !sameUnits(e.usedBy, usedBy)) {
+			m.logger.Error("admission counters differed from the usage summaries; corrected from the database",
+				"user_id", k.user, "period", k.period, "memory_calls", e.used.calls, "database_calls", used.calls,
+				"memory_cost", money.Amount(e.used.cost).String(), "database_cost", money.Amount(used.cost).String())
+			e.used, e.usedBy = used, usedBy
+			fixed++
+		}
+		a.mu.Unlock()
+	}
+	return fixed, nil
+}
+
+// sameUnits compares per-provider counters, a missing provider counting
+// as zero.
+func sameUnits(a, b map[string]units) bool {
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	for k, v := range b {
+		if a[k] != v {
+			return false
+		}
+	}
+	return true
+}

@@ -321,3 +321,33 @@ func TestRacingSettlesRecordOnce(t *testing.T) {
 		f.consistent()
 	})
 }
+
+// TestSweepPutsDriftedCountersRight: should the summaries ever change
+// behind the meter's back (here an operator's UPDATE), the next sweep
+// makes the in-memory admission counters follow the database again.
+func TestSweepPutsDriftedCountersRight(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		url := b.URL(t)
+		f := newFixtureURL(t, url, baseTime)
+		f.planUser("drift-admit", billing.Plan{Name: "drift-admit", TotalCallsLimit: billing.Ptr[int64](5)})
+		req := billing.ReserveRequest{UserID: "drift-admit", Provider: "openai", Model: "gpt-4", Tokens: 10}
+		r, err := f.m.Reserve(f.ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.m.Settle(f.ctx, r.ID, billing.UsageEvent{StatusCode: 200, Timestamp: f.clk.Now(),
+			Quantities: billing.Quantities{Input: 5, Output: 5}}); err != nil {
+			t.Fatal(err)
+		}
+		raw := rawSQL(t, url)
+		if _, err := raw.ExecContext(f.ctx, `UPDATE usage_summaries SET total_calls = 5 WHERE user_id = 'drift-admit'`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.m.Sweep(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.m.Reserve(f.ctx, req); billing.ErrorCode(err) != billing.CodeLimitExceeded {
+			t.Fatalf("reservation after the summaries say 5 of 5 calls are used: %v; want limit_exceeded", err)
+		}
+	})
+}

@@ -645,6 +645,9 @@ func (m *Meter) Sweep(ctx context.Context) (int, error) {
 		now := m.now()
 		done, journaled := a.finishHeld(billing.ReservationExpired, func(h *hold) bool { return !h.r.ExpiresAt.After(now) })
 		a.evict(time.Now().Add(-entryIdle))
+		if _, err := m.audit(ctx, a); err != nil {
+			return 0, err
+		}
 		if len(journaled) > 0 {
 			m.commitMu.Lock()
 			_, err := m.db.FinishReservations(ctx, journaled, billing.ReservationExpired, now)
