@@ -130,7 +130,8 @@ func createUser(b *testing.B, a *app.App, user string) {
 	}
 }
 
-// BenchmarkRawInsert is the ceiling: multi-row INSERTs of ledger rows,
+// BenchmarkRawInsert is the ceiling: multi-row INSERTs of the rows ingestion
+// writes (every ledger column, the values of an IngestHTTP event),
 // 1,000 rows a transaction, into the same table with the same indexes,
 // nothing else.
 func BenchmarkRawInsert(b *testing.B) {
@@ -150,24 +151,32 @@ func BenchmarkRawInsert(b *testing.B) {
 				}
 				for chunk := 0; chunk < rows; chunk += per {
 					var sb strings.Builder
-					args := make([]any, 0, per*6)
-					sb.WriteString(`INSERT INTO api_usage_logs (event_id, user_id, provider, model_used, tokens_input, tokens_output,
-						tokens_total, cost_total, "timestamp", billing_period, period_start, created_at) VALUES `)
+					args := make([]any, 0, per*ledgerColumns)
+					sb.WriteString(`INSERT INTO api_usage_logs (` + ledgerColumnList + `) VALUES `)
 					for i := range per {
 						if i > 0 {
 							sb.WriteByte(',')
 						}
-						k := len(args)
-						if be.Name == "sqlite" {
-							// modernc.org/sqlite resolves "$N" by name: "?" is its fast path.
-							sb.WriteString("(?, ?, 'openai', 'gpt-4o', ?, ?, ?, ?, ?, '2026-11', ?, ?)")
-						} else {
-							fmt.Fprintf(&sb, "($%d, $%d, 'openai', 'gpt-4o', $%d, $%d, $%d, $%d, $%d, '2026-11', $%d, $%d)",
-								k+1, k+2, k+3, k+4, k+5, k+6, k+7, k+8, k+9)
+						sb.WriteByte('(')
+						for c := range ledgerColumns {
+							if c > 0 {
+								sb.WriteByte(',')
+							}
+							if be.Name == "sqlite" {
+								// modernc.org/sqlite resolves "$N" by name: "?" is its fast path.
+								sb.WriteByte('?')
+							} else {
+								fmt.Fprintf(&sb, "$%d", len(args)+c+1)
+							}
 						}
+						sb.WriteByte(')')
+						// The row an ingested gpt-4o event of the IngestHTTP
+						// benchmark becomes: every column the ledger writes.
 						at := "2026-11-20T10:00:00.000000Z"
-						args = append(args, fmt.Sprintf("raw%d-%d-%d", run, n, chunk+i), "u1", 1200, 300, 1500, 6_000_000_000,
-							at, "2026-11-01T00:00:00.000000Z", at)
+						args = append(args, fmt.Sprintf("raw%d-%d-%d", run, n, chunk+i), "u1", "openai", "", "", "gpt-4o",
+							1200, 300, 1500, 200, 0, 0, 0, 0, 0, 0, 0,
+							int64(2_750_000_000), int64(3_000_000_000), int64(5_750_000_000),
+							0.8, 200, nil, 0, false, false, nil, at, "2026-11", "2026-11-01T00:00:00.000000Z", at)
 					}
 					if _, err := tx.Exec(sb.String(), args...); err != nil {
 						b.Fatal(err)
@@ -182,6 +191,17 @@ func BenchmarkRawInsert(b *testing.B) {
 		})
 	}
 }
+
+// ledgerColumnList is every column the ledger writes for an event
+// (internal/store's logColumnsInsert), so that the raw ceiling inserts the
+// same rows ingestion does.
+const ledgerColumnList = `event_id, user_id, provider, endpoint, method, model_used,
+	tokens_input, tokens_output, tokens_total, tokens_cached_input, tokens_cache_write_5m, tokens_cache_write_1h,
+	tokens_reasoning, request_count, search_count, image_count, page_count, cost_input, cost_output, cost_total,
+	response_time, status_code, error_message, retry_count, unpriced, partial, metadata, "timestamp",
+	billing_period, period_start, created_at`
+
+const ledgerColumns = 31
 
 func rawDB(b *testing.B, url string) *sql.DB {
 	b.Helper()
