@@ -65,6 +65,9 @@ type DB struct {
 	readMu sync.Mutex
 	reads  map[string]*sql.Stmt
 	path   string // the SQLite file
+	// allLogs caches the count of every user's ledger rows.
+	allLogs atomic.Pointer[allLogsCount]
+
 	// InvoiceReview, when positive, keeps invoices written by a period
 	// close as drafts for that long (IssueDrafts issues them); zero
 	// issues them at once.

@@ -258,12 +258,14 @@ func (db *DB) countLogs(ctx context.Context, f billing.LogFilter, where []string
 		return `SELECT COUNT(*) FROM api_usage_logs WHERE ` + strings.Join(append(slices.Clip(where), unusualStatus), " AND ")
 	}
 	var total, other int64
-	switch f.StatusCode {
-	case 0:
+	switch {
+	case f.StatusCode == 0 && len(where) == 0:
+		return db.countAllLogs(ctx, summarised)
+	case f.StatusCode == 0:
 		if err := db.read.QueryRowContext(ctx, summarised, args...).Scan(&total); err != nil {
 			return 0, fmt.Errorf("count usage logs: %w", err)
 		}
-	case commonStatus:
+	case f.StatusCode == commonStatus:
 		if err := db.read.QueryRowContext(ctx, summarised, args...).Scan(&total); err != nil {
 			return 0, fmt.Errorf("count usage logs: %w", err)
 		}
@@ -277,6 +279,34 @@ func (db *DB) countLogs(ctx context.Context, f billing.LogFilter, where []string
 			return 0, fmt.Errorf("count usage logs by status: %w", err)
 		}
 	}
+	return total, nil
+}
+
+// allLogsCount is the number of every user's ledger rows, as summed at a
+// ledger mark.
+type allLogsCount struct {
+	mark, total int64
+	at          time.Time // real clock
+}
+
+// countAllLogs counts every user's ledger rows (an admin's unfiltered log
+// list). The sum runs over every summary row, so it grows with users ×
+// periods: a result is reused while the ledger's newest row is the same
+// and for at most a second, so it is at most a second old (transactions
+// can commit out of id order on PostgreSQL).
+func (db *DB) countAllLogs(ctx context.Context, q string) (int64, error) {
+	mark, err := db.LedgerMark(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if c := db.allLogs.Load(); c != nil && c.mark == mark && time.Since(c.at) < time.Second {
+		return c.total, nil
+	}
+	var total int64
+	if err := db.read.QueryRowContext(ctx, q).Scan(&total); err != nil {
+		return 0, fmt.Errorf("count usage logs: %w", err)
+	}
+	db.allLogs.Store(&allLogsCount{mark: mark, total: total, at: time.Now()})
 	return total, nil
 }
 

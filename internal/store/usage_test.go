@@ -668,3 +668,33 @@ func TestRecordUsageConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// TestAllUsersLogCountFollowsTheLedger: the count of an admin's unfiltered
+// log list, reused while the ledger does not change, counts new rows at
+// once.
+func TestAllUsersLogCountFollowsTheLedger(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		db := storetest.Open(t, b)
+		at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+		count := func() int64 {
+			t.Helper()
+			_, total, err := db.ListLogs(ctx, billing.LogFilter{Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return total
+		}
+		storetest.Record(t, db, storetest.Log("all-a", "all-1", at), storetest.Log("all-b", "all-2", at))
+		if n := count(); n != 2 {
+			t.Fatalf("count = %d; want 2", n)
+		}
+		if n := count(); n != 2 {
+			t.Fatalf("count again = %d; want 2", n)
+		}
+		storetest.Record(t, db, storetest.Log("all-c", "all-3", at.Add(time.Minute)))
+		if n := count(); n != 3 {
+			t.Fatalf("count after a new row = %d; want 3 at once", n)
+		}
+	})
+}
