@@ -61,15 +61,6 @@ func (s Schedule) index(t time.Time) int {
 	return (t.Year()-a.Year())*12 + int(t.Month()) - int(a.Month())
 }
 
-// Cycle returns the billing cycle of months months (1 or 12) that holds
-// t: cycles start at the anchor and every months periods after it.
-func (s Schedule) Cycle(t time.Time, months int) Period {
-	n := s.indexAt(t)
-	k := floorDiv(n, months) * months
-	start, end := s.start(k), s.start(k+months)
-	return Period{Key: start.Format("2006-01"), Start: start.UTC(), End: end.UTC()}
-}
-
 // After returns the start of the period months periods after the one
 // that holds t: the end of a billing cycle of months starting at t.
 func (s Schedule) After(t time.Time, months int) time.Time {

@@ -341,13 +341,6 @@ func (a *memAdmission) unjournal(hs []*hold) {
 	}
 }
 
-// pendingCount is how many holds wait for the journal.
-func (a *memAdmission) pendingCount() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.pending)
-}
-
 // applyUsage adds committed, newly recorded usage to the counters of the
 // entries in memory (an entry read later finds it in the summaries).
 func (a *memAdmission) applyUsage(logs []billing.UsageLog) {
