@@ -72,12 +72,12 @@ func limitsScenario(t *testing.T, dbURL string, processes int) {
 	want := int(int64(costLimit) / int64(estimate))
 	reserveStorm(t, c, servers, fmt.Sprintf(`{"user_id": "cost-user", "provider": "gemini", "estimated_cost": %s}`, estimate), want, "monthly_cost")
 	eventually(t, func() error {
-		_, reserved, _, _, err := db.Counters(ctx, "cost-user", period, "gemini")
+		c, err := db.Counters(ctx, "cost-user", period, "gemini")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if wantCost := money.Amount(int64(estimate) * int64(want)); reserved.Cost != wantCost {
-			return fmt.Errorf("cost-user holds %s, want %s", reserved.Cost, wantCost)
+		if wantCost := money.Amount(int64(estimate) * int64(want)); c.HeldTotal.Cost != wantCost {
+			return fmt.Errorf("cost-user holds %s, want %s", c.HeldTotal.Cost, wantCost)
 		}
 		return nil
 	})
@@ -161,12 +161,12 @@ func reserveStorm(t *testing.T, c *http.Client, servers []*server, body string, 
 func checkCounters(t *testing.T, db *store.DB, user, period string, used, reserved int64) {
 	t.Helper()
 	eventually(t, func() error {
-		total, held, _, _, err := db.Counters(context.Background(), user, period, "openai")
+		c, err := db.Counters(context.Background(), user, period, "openai")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if total.Calls != used || held.Calls != reserved {
-			return fmt.Errorf("%s in %s: %d calls used and %d held, want %d and %d", user, period, total.Calls, held.Calls, used, reserved)
+		if c.Total.Calls != used || c.HeldTotal.Calls != reserved {
+			return fmt.Errorf("%s in %s: %d calls used and %d held, want %d and %d", user, period, c.Total.Calls, c.HeldTotal.Calls, used, reserved)
 		}
 		return nil
 	})

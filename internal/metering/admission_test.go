@@ -400,10 +400,9 @@ func TestReserveRefusesUnknownUser(t *testing.T) {
 	})
 }
 
-// TestHeldReservationsCheckSeesProviderDrift corrupts the reserved tokens
-// of one provider row, which admission compares with token limits, and
-// expects the consistency check to notice.
-func TestHeldReservationsCheckSeesProviderDrift(t *testing.T) {
+// TestHeldReservationsCheckSeesBrokenRows: a held reservation that names a
+// settling event contradicts the ledger, and the consistency check says so.
+func TestHeldReservationsCheckSeesBrokenRows(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		url := b.URL(t)
 		f := newFixtureURL(t, url, baseTime)
@@ -413,12 +412,12 @@ func TestHeldReservationsCheckSeesProviderDrift(t *testing.T) {
 		}
 		f.consistent()
 		raw := rawSQL(t, url)
-		if _, err := raw.ExecContext(f.ctx, `UPDATE usage_summary_providers SET reserved_tokens = reserved_tokens + 1
+		if _, err := raw.ExecContext(f.ctx, `UPDATE reservations SET event_id = 'evt-never-recorded'
 			WHERE user_id = 'drift-user'`); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := f.db.HeldReservationsMismatch(f.ctx); err != nil || n != 1 {
-			t.Fatalf("HeldReservationsMismatch after corrupting reserved tokens = %d, %v; want 1", n, err)
+			t.Fatalf("HeldReservationsMismatch after naming an unrecorded event = %d, %v; want 1", n, err)
 		}
 	})
 }

@@ -253,10 +253,11 @@ func (f *fixture) counters(user string, p billing.Period, provider string) (tota
 	if err := f.m.Flush(f.ctx); err != nil {
 		f.t.Fatalf("flush the reservation journal: %v", err)
 	}
-	total, held, prov, heldProv, err = f.db.Counters(f.ctx, user, p.Key, provider)
+	c, err := f.db.Counters(f.ctx, user, p.Key, provider)
 	if err != nil {
 		return
 	}
+	total, held, prov, heldProv = c.Total, c.HeldTotal, c.Provider, c.HeldProvider
 	pf, perr := f.m.Preflight(f.ctx, user, []metering.PreflightOp{{Provider: provider}})
 	if perr != nil {
 		f.t.Fatalf("preflight: %v", perr)

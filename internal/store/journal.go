@@ -12,13 +12,11 @@ import (
 // The reservation journal. On SQLite one server process owns the database,
 // and the meter admits calls against counters it holds in memory: the
 // database then records reservations after the fact — the ones still held
-// a moment after they were made — so that holds survive a restart and the
-// reserved counters stay consistent with the held rows. These functions
+// a moment after they were made — so that holds survive a restart. These functions
 // are that journal's writes and the reads a restart needs.
 
 // IngestJournal is Ingest preceded, in the same transaction, by writing
-// held reservations to the journal: each one's row and its units added to
-// the reserved counters. An item of the batch may settle a reservation
+// held reservations to the journal. An item of the batch may settle a reservation
 // journaled by the same call.
 func (db *DB) IngestJournal(ctx context.Context, held []billing.Reservation, items []IngestItem, ac AlertContext, now time.Time) ([]billing.EventResult, error) {
 	if len(items) > 0 {
@@ -29,7 +27,7 @@ func (db *DB) IngestJournal(ctx context.Context, held []billing.Reservation, ite
 	var results []billing.EventResult
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		for _, r := range held {
-			if err := journal(ctx, tx, r, now); err != nil {
+			if err := journal(ctx, tx, r); err != nil {
 				return err
 			}
 		}
@@ -44,23 +42,10 @@ func (db *DB) IngestJournal(ctx context.Context, held []billing.Reservation, ite
 	return results, err
 }
 
-// journal writes one held reservation and adds its units to the reserved
-// counters, unconditionally: it was admitted already.
-func journal(ctx context.Context, tx *sql.Tx, r billing.Reservation, now time.Time) error {
-	if err := ensureCounters(ctx, tx, r.UserID, r.Period, r.Provider, now); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE usage_summaries
-		SET reserved_calls = reserved_calls + $3, reserved_cost = reserved_cost + $4
-		WHERE user_id = $1 AND billing_period = $2`, r.UserID, r.Period.Key, r.Calls, int64(r.Cost)); err != nil {
-		return fmt.Errorf("journal reservation: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE usage_summary_providers
-		SET reserved_calls = reserved_calls + $4, reserved_tokens = reserved_tokens + $5, reserved_cost = reserved_cost + $6
-		WHERE user_id = $1 AND billing_period = $2 AND provider = $3`,
-		r.UserID, r.Period.Key, r.Provider, r.Calls, r.Tokens, int64(r.Cost)); err != nil {
-		return fmt.Errorf("journal reservation: %w", err)
-	}
+// journal writes one held reservation: it was admitted already, and from
+// its commit on it counts as held (admission and preflight sum the held
+// rows).
+func journal(ctx context.Context, tx *sql.Tx, r billing.Reservation) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (id, user_id, billing_period, provider, model, calls,
 		tokens, cost, status, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', $9, $10)`,
 		r.ID, r.UserID, r.Period.Key, r.Provider, r.Model, r.Calls, r.Tokens, int64(r.Cost), ts(r.ExpiresAt), ts(r.CreatedAt)); err != nil {
@@ -70,14 +55,14 @@ func journal(ctx context.Context, tx *sql.Tx, r billing.Reservation, now time.Ti
 }
 
 // FinishReservations moves the listed reservations that are still held to
-// status (released or expired) and gives back their units, in one
+// status (released or expired), which gives back their units, in one
 // transaction; it returns how many were held.
 func (db *DB) FinishReservations(ctx context.Context, ids []string, status string, now time.Time) (int, error) {
 	n := 0
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		n = 0
 		for _, id := range ids {
-			_, held, err := finish(ctx, tx, id, status, "", now)
+			_, held, err := finishRow(ctx, tx, id, status, "", now)
 			if err != nil {
 				return err
 			}

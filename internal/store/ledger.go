@@ -86,14 +86,6 @@ func insertLogs(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs []billin
 type counterDelta struct {
 	calls, errors, tokensIn, tokensOut, cost int64
 	responseTime                             float64
-	// What released reservations held, to give back.
-	heldCalls, heldTokens, heldCost int64
-}
-
-func (d *counterDelta) release(r billing.Reservation) {
-	d.heldCalls += r.Calls
-	d.heldTokens += r.Tokens
-	d.heldCost += int64(r.Cost)
 }
 
 func (d *counterDelta) add(l billing.UsageLog) {
@@ -114,14 +106,12 @@ type providerKey struct {
 	provider string
 }
 
-// addLogsToSummaries adds new logs to their period summaries, and gives
-// back what the released reservations held, with one statement per
-// (user, period) and per (user, period, provider), taken in a fixed order
-// (all totals, then all provider rows, each sorted) so that concurrent
-// transactions — reservations included — lock rows alike and cannot
-// deadlock each other.
+// addLogsToSummaries adds new logs to their period summaries with one
+// statement per (user, period) and per (user, period, provider), taken in
+// a fixed order (all totals, then all provider rows, each sorted) so that
+// concurrent transactions lock rows alike and cannot deadlock each other.
 func addLogsToSummaries(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs []billing.UsageLog, periods map[periodKey]billing.Period,
-	released []billing.Reservation, now time.Time) error {
+	now time.Time) error {
 	totals := map[periodKey]*counterDelta{}
 	byProvider := map[providerKey]*counterDelta{}
 	delta := func(pk periodKey, provider string) (*counterDelta, *counterDelta) {
@@ -139,11 +129,6 @@ func addLogsToSummaries(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs 
 		t.add(l)
 		p.add(l)
 	}
-	for _, r := range released {
-		t, p := delta(periodKey{r.UserID, r.Period.Key}, r.Provider)
-		t.release(r)
-		p.release(r)
-	}
 	tkeys := make([]periodKey, 0, len(totals))
 	for k := range totals {
 		tkeys = append(tkeys, k)
@@ -154,18 +139,9 @@ func addLogsToSummaries(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs 
 	nowText := ts(now)
 	for _, k := range tkeys {
 		d, p := totals[k], periods[k]
-		var err error
-		if d.calls == 0 {
-			// Only holds given back: the row exists (the reservation made it).
-			_, err = tx.ExecContext(ctx, `UPDATE usage_summaries SET reserved_calls = reserved_calls - $3,
-				reserved_cost = reserved_cost - $4, updated_at = $5 WHERE user_id = $1 AND billing_period = $2`,
-				k.user, k.period, d.heldCalls, d.heldCost, nowText)
-		} else {
-			_, err = stmts.exec(ctx, tx, upsertTotalSQL,
-				k.user, k.period, ts(p.Start), ts(p.End), d.calls, d.errors, d.tokensIn, d.tokensOut,
-				d.tokensIn+d.tokensOut, d.cost, d.responseTime, nowText, d.heldCalls, d.heldCost)
-		}
-		if err != nil {
+		if _, err := stmts.exec(ctx, tx, upsertTotalSQL,
+			k.user, k.period, ts(p.Start), ts(p.End), d.calls, d.errors, d.tokensIn, d.tokensOut,
+			d.tokensIn+d.tokensOut, d.cost, d.responseTime, nowText); err != nil {
 			return fmt.Errorf("update usage summary: %w", err)
 		}
 	}
@@ -185,18 +161,9 @@ func addLogsToSummaries(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs 
 	})
 	for _, k := range vkeys {
 		d := byProvider[k]
-		var err error
-		if d.calls == 0 {
-			_, err = tx.ExecContext(ctx, `UPDATE usage_summary_providers SET reserved_calls = reserved_calls - $4,
-				reserved_tokens = reserved_tokens - $5, reserved_cost = reserved_cost - $6, updated_at = $7
-				WHERE user_id = $1 AND billing_period = $2 AND provider = $3`,
-				k.user, k.period, k.provider, d.heldCalls, d.heldTokens, d.heldCost, nowText)
-		} else {
-			_, err = stmts.exec(ctx, tx, upsertProviderSQL,
-				k.user, k.period, k.provider, d.calls, d.errors, d.tokensIn, d.tokensOut, d.tokensIn+d.tokensOut,
-				d.cost, d.responseTime, nowText, d.heldCalls, d.heldTokens, d.heldCost)
-		}
-		if err != nil {
+		if _, err := stmts.exec(ctx, tx, upsertProviderSQL,
+			k.user, k.period, k.provider, d.calls, d.errors, d.tokensIn, d.tokensOut, d.tokensIn+d.tokensOut,
+			d.cost, d.responseTime, nowText); err != nil {
 			return fmt.Errorf("update provider usage summary: %w", err)
 		}
 	}
@@ -260,8 +227,6 @@ const upsertTotalSQL = `INSERT INTO usage_summaries (user_id, billing_period, pe
 				total_tokens = usage_summaries.total_tokens + excluded.total_tokens,
 				total_cost = usage_summaries.total_cost + excluded.total_cost,
 				response_time_sum = usage_summaries.response_time_sum + excluded.response_time_sum,
-				reserved_calls = usage_summaries.reserved_calls - $13,
-				reserved_cost = usage_summaries.reserved_cost - $14,
 				updated_at = excluded.updated_at`
 
 const upsertProviderSQL = `INSERT INTO usage_summary_providers (user_id, billing_period, provider, calls, errors,
@@ -275,9 +240,6 @@ const upsertProviderSQL = `INSERT INTO usage_summary_providers (user_id, billing
 				tokens = usage_summary_providers.tokens + excluded.tokens,
 				cost = usage_summary_providers.cost + excluded.cost,
 				response_time_sum = usage_summary_providers.response_time_sum + excluded.response_time_sum,
-				reserved_calls = usage_summary_providers.reserved_calls - $12,
-				reserved_tokens = usage_summary_providers.reserved_tokens - $13,
-				reserved_cost = usage_summary_providers.reserved_cost - $14,
 				updated_at = excluded.updated_at`
 
 // stmtCache keeps the ledger's hot statements prepared. SQLite (modernc)

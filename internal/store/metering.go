@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
-	"github.com/alwrity/alwrity-billing/internal/money"
 )
 
 // IngestItem is one rated event ready for the ledger.
@@ -59,28 +58,23 @@ func (db *DB) Ingest(ctx context.Context, items []IngestItem, ac AlertContext, n
 
 func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestItem, ac AlertContext, now time.Time) ([]billing.EventResult, error) {
 	logs := make([]billing.UsageLog, 0, len(items))
-	var released []billing.Reservation
+	settled, err := settleHeld(ctx, tx, stmts.dialect, items, now)
+	if err != nil {
+		return nil, err
+	}
 	var conflicted map[int]bool
 	for i, it := range items {
-		if it.ReservationID != "" {
-			r, held, err := finishRow(ctx, tx, it.ReservationID, billing.ReservationSettled, it.Log.EventID, now)
+		if it.ReservationID != "" && !settled[i] && it.Exclusive {
+			ok, err := claimLate(ctx, tx, it.ReservationID, it.Log.EventID)
 			if err != nil {
 				return nil, err
 			}
-			if held {
-				released = append(released, r)
-			} else if it.Exclusive {
-				ok, err := claimLate(ctx, tx, it.ReservationID, it.Log.EventID)
-				if err != nil {
-					return nil, err
+			if !ok {
+				if conflicted == nil {
+					conflicted = map[int]bool{}
 				}
-				if !ok {
-					if conflicted == nil {
-						conflicted = map[int]bool{}
-					}
-					conflicted[i] = true
-					continue
-				}
+				conflicted[i] = true
+				continue
 			}
 		}
 		logs = append(logs, it.Log)
@@ -130,7 +124,7 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 			}
 		}
 	}
-	if err := addLogsToSummaries(ctx, tx, stmts, fresh, periods, released, now); err != nil {
+	if err := addLogsToSummaries(ctx, tx, stmts, fresh, periods, now); err != nil {
 		return nil, err
 	}
 	keys := make([]periodKey, 0, len(periods))
@@ -269,59 +263,45 @@ func insertAlert(ctx context.Context, tx *sql.Tx, stmts *stmtCache, a billing.Al
 }
 
 // Reserve holds r's units if every limit still has room for them, counting
-// what other reservations hold: one conditional update per counter row, in
-// one transaction, so N concurrent reservations against K remaining units
-// admit exactly K on either database. Errors: limit_exceeded (with the
-// limit that refused), conflict for a reused id.
+// what held reservations hold (PostgreSQL; on SQLite the meter admits in
+// its own memory). One statement, alwrity_reserve (migration 00007): under
+// a per-(user, period) advisory lock it reads the settled usage and the
+// held units in one snapshot and inserts the reservation only if they
+// leave room, committing without waiting for the WAL flush. N concurrent
+// reservations against K remaining units, from any number of processes,
+// admit exactly K; a settle never waits for a reservation or the other way
+// round. Errors: limit_exceeded (with the limit that refused), conflict for
+// a reused id.
 func (db *DB) Reserve(ctx context.Context, r billing.Reservation, lim billing.Limits, now time.Time) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
-		if err := db.holdsOnly(ctx, tx); err != nil {
-			return err
-		}
-		if err := ensureCounters(ctx, tx, r.UserID, r.Period, r.Provider, now); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE usage_summaries
-			SET reserved_calls = reserved_calls + $3, reserved_cost = reserved_cost + $4
-			WHERE user_id = $1 AND billing_period = $2
-			  AND (CAST($5 AS BIGINT) IS NULL OR total_calls + reserved_calls + $3 <= $5)
-			  AND (CAST($6 AS BIGINT) IS NULL OR total_cost + reserved_cost + $4 <= $6)`,
-			r.UserID, r.Period.Key, r.Calls, int64(r.Cost), nullInt64(lim.TotalCalls), nullInt64(lim.Cost))
-		if err != nil {
-			return fmt.Errorf("reserve: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return refusal(ctx, tx, r, lim, false)
-		}
-		res, err = tx.ExecContext(ctx, `UPDATE usage_summary_providers
-			SET reserved_calls = reserved_calls + $4, reserved_tokens = reserved_tokens + $5, reserved_cost = reserved_cost + $6
-			WHERE user_id = $1 AND billing_period = $2 AND provider = $3
-			  AND (CAST($7 AS BIGINT) IS NULL OR calls + reserved_calls + $4 <= $7)
-			  AND (CAST($8 AS BIGINT) IS NULL OR tokens + reserved_tokens + $5 <= $8)`,
-			r.UserID, r.Period.Key, r.Provider, r.Calls, r.Tokens, int64(r.Cost), nullInt64(lim.ProviderCalls), nullInt64(lim.ProviderTokens))
-		if err != nil {
-			return fmt.Errorf("reserve: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return refusal(ctx, tx, r, lim, true)
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO reservations (id, user_id, billing_period, provider, model, calls,
-			tokens, cost, status, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', $9, $10)`,
-			r.ID, r.UserID, r.Period.Key, r.Provider, r.Model, r.Calls, r.Tokens, int64(r.Cost), ts(r.ExpiresAt), ts(now))
-		if err != nil {
-			return fmt.Errorf("insert reservation: %w", conflict(err, "reservation %s already exists", r.ID))
-		}
+	if db.dialect != Postgres {
+		return errors.New("store.Reserve is PostgreSQL admission; on SQLite the meter admits in memory")
+	}
+	var admitted bool
+	var c Counters
+	err := db.write.QueryRowContext(ctx, `SELECT admitted, used_calls, held_calls, used_cost, held_cost,
+		used_provider_calls, held_provider_calls, used_provider_tokens, held_provider_tokens
+		FROM alwrity_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		r.ID, r.UserID, r.Period.Key, r.Provider, r.Model, r.Calls, r.Tokens, int64(r.Cost), ts(r.ExpiresAt), ts(now),
+		nullInt64(lim.TotalCalls), nullInt64(lim.Cost), nullInt64(lim.ProviderCalls), nullInt64(lim.ProviderTokens)).
+		Scan(&admitted, &c.Total.Calls, &c.HeldTotal.Calls, &c.Total.Cost, &c.HeldTotal.Cost,
+			&c.Provider.Calls, &c.HeldProvider.Calls, &c.Provider.TokensInput, &c.HeldProvider.TokensInput)
+	if err != nil {
+		return fmt.Errorf("reserve: %w", conflict(err, "reservation %s already exists", r.ID))
+	}
+	if admitted {
 		return nil
-	})
+	}
+	if l := c.Exceeded(r, lim); l != nil {
+		return &billing.Error{Code: billing.CodeLimitExceeded, Message: l.RefusalMessage(), Limit: l}
+	}
+	return fmt.Errorf("reserve: alwrity_reserve refused %s but its counters leave room", r.ID)
 }
 
 // holdsOnly lets a PostgreSQL transaction that changes only holds (a
-// reservation, a release, an expiry; never usage) commit without waiting
-// for its WAL flush. The counters' row locks are then held for
-// microseconds, not a disk flush, so one user's concurrent admissions do
-// not queue on commit latency. A crash of the database server can lose
-// the last moment's holds, never usage: the same trade as SQLite's
-// reservation journal.
+// release, an expiry; never usage) commit without waiting for its WAL
+// flush. A crash of the database server can lose the last moment's
+// changes of holds, never usage: a lost release leaves a hold until it
+// expires, the same trade as SQLite's reservation journal.
 func (db *DB) holdsOnly(ctx context.Context, tx *sql.Tx) error {
 	if db.dialect != Postgres {
 		return nil
@@ -332,70 +312,66 @@ func (db *DB) holdsOnly(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// ensureCounters creates the zero counter rows a conditional update needs.
-func ensureCounters(ctx context.Context, tx *sql.Tx, userID string, p billing.Period, provider string, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO usage_summaries (user_id, billing_period, period_start, period_end,
-		created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (user_id, billing_period) DO NOTHING`,
-		userID, p.Key, ts(p.Start), ts(p.End), ts(now)); err != nil {
-		return fmt.Errorf("create usage summary: %w", err)
+// Counters are a user's settled usage and what held reservations hold in
+// one period, in total and for one provider: what admission compares with
+// the limits. A provider's tokens are in TokensInput + TokensOutput (held
+// tokens in TokensInput: a hold does not know the split).
+type Counters struct {
+	Total, HeldTotal, Provider, HeldProvider billing.Counters
+}
+
+// Exceeded returns the first limit that has no room left for r, in the
+// order total calls, the provider's calls, the provider's tokens, monthly
+// cost; nil when every limit has room.
+func (c Counters) Exceeded(r billing.Reservation, lim billing.Limits) *billing.LimitInfo {
+	checks := []struct {
+		limit *int64
+		info  billing.LimitInfo
+	}{
+		{lim.TotalCalls, billing.LimitInfo{Key: "total_calls", Used: c.Total.Calls, Reserved: c.HeldTotal.Calls, Requested: r.Calls}},
+		{lim.ProviderCalls, billing.LimitInfo{Key: r.Provider + "_calls", Provider: r.Provider, Used: c.Provider.Calls,
+			Reserved: c.HeldProvider.Calls, Requested: r.Calls}},
+		{lim.ProviderTokens, billing.LimitInfo{Key: r.Provider + "_tokens", Provider: r.Provider, Used: c.Provider.Tokens(),
+			Reserved: c.HeldProvider.Tokens(), Requested: r.Tokens}},
+		{lim.Cost, billing.LimitInfo{Key: "monthly_cost", Used: int64(c.Total.Cost), Reserved: int64(c.HeldTotal.Cost),
+			Requested: int64(r.Cost), Money: true}},
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO usage_summary_providers (user_id, billing_period, provider, updated_at)
-		VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, billing_period, provider) DO NOTHING`,
-		userID, p.Key, provider, ts(now)); err != nil {
-		return fmt.Errorf("create provider summary: %w", err)
+	for _, k := range checks {
+		if k.limit != nil && k.info.Used+k.info.Reserved+k.info.Requested > *k.limit {
+			info := k.info
+			info.Limit, info.Period = *k.limit, r.Period.Key
+			return &info
+		}
 	}
 	return nil
 }
 
-// refusal explains which limit refused r. totalsHeld says the period-total
-// update already applied r's units in this transaction and a provider limit
-// refused: r's own call and cost are then not counted twice, and the totals
-// are not blamed for the provider's refusal.
-func refusal(ctx context.Context, tx *sql.Tx, r billing.Reservation, lim billing.Limits, totalsHeld bool) error {
-	var calls, rcalls, cost, rcost, pcalls, prcalls, ptokens, prtokens int64
-	if err := tx.QueryRowContext(ctx, `SELECT total_calls, reserved_calls, total_cost, reserved_cost
-		FROM usage_summaries WHERE user_id = $1 AND billing_period = $2`, r.UserID, r.Period.Key).
-		Scan(&calls, &rcalls, &cost, &rcost); err != nil {
-		return fmt.Errorf("read counters: %w", err)
+// countersSQL reads Counters in one statement, so one snapshot: a settle
+// (usage added, its hold gone, in one transaction) is seen whole or not at
+// all. alwrity_reserve (migration 00007) reads the same.
+const countersSQL = `SELECT COALESCE(s.total_calls, 0), COALESCE(s.total_cost, 0),
+	COALESCE(p.calls, 0), COALESCE(p.tokens_input, 0), COALESCE(p.tokens_output, 0), COALESCE(p.cost, 0),
+	h.calls, h.cost, h.provider_calls, h.provider_tokens, h.provider_cost
+	FROM (SELECT COALESCE(SUM(calls), 0) AS calls, COALESCE(SUM(cost), 0) AS cost,
+			COALESCE(SUM(CASE WHEN provider = $3 THEN calls END), 0) AS provider_calls,
+			COALESCE(SUM(CASE WHEN provider = $3 THEN tokens END), 0) AS provider_tokens,
+			COALESCE(SUM(CASE WHEN provider = $3 THEN cost END), 0) AS provider_cost
+		FROM reservations WHERE user_id = $1 AND billing_period = $2 AND status = 'held') AS h
+	LEFT JOIN usage_summaries s ON s.user_id = $1 AND s.billing_period = $2
+	LEFT JOIN usage_summary_providers p ON p.user_id = $1 AND p.billing_period = $2 AND p.provider = $3`
+
+// Counters returns a user's settled and held units in a period, in total
+// and for one provider, for preflight checks.
+func (db *DB) Counters(ctx context.Context, userID, period, provider string) (Counters, error) {
+	var c Counters
+	err := db.read.QueryRowContext(ctx, countersSQL, userID, period, provider).Scan(
+		&c.Total.Calls, &c.Total.Cost,
+		&c.Provider.Calls, &c.Provider.TokensInput, &c.Provider.TokensOutput, &c.Provider.Cost,
+		&c.HeldTotal.Calls, &c.HeldTotal.Cost, &c.HeldProvider.Calls, &c.HeldProvider.TokensInput, &c.HeldProvider.Cost)
+	if err != nil {
+		return c, fmt.Errorf("read counters: %w", err)
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT calls, reserved_calls, tokens, reserved_tokens
-		FROM usage_summary_providers WHERE user_id = $1 AND billing_period = $2 AND provider = $3`,
-		r.UserID, r.Period.Key, r.Provider).Scan(&pcalls, &prcalls, &ptokens, &prtokens); err != nil {
-		return fmt.Errorf("read provider counters: %w", err)
-	}
-	if totalsHeld {
-		rcalls -= r.Calls
-		rcost -= int64(r.Cost)
-	}
-	checks := []billing.LimitInfo{
-		{Key: "total_calls", Used: calls, Reserved: rcalls, Requested: r.Calls},
-		{Key: r.Provider + "_calls", Provider: r.Provider, Used: pcalls, Reserved: prcalls, Requested: r.Calls},
-		{Key: r.Provider + "_tokens", Provider: r.Provider, Used: ptokens, Reserved: prtokens, Requested: r.Tokens},
-		{Key: "monthly_cost", Used: cost, Reserved: rcost, Requested: int64(r.Cost), Money: true},
-	}
-	// Only the limits of the update that refused can have refused.
-	checked := []bool{!totalsHeld, totalsHeld, totalsHeld, !totalsHeld}
-	var first *billing.LimitInfo
-	for i, l := range []*int64{lim.TotalCalls, lim.ProviderCalls, lim.ProviderTokens, lim.Cost} {
-		if l == nil || !checked[i] {
-			continue
-		}
-		c := checks[i]
-		c.Limit, c.Period = *l, r.Period.Key
-		if first == nil {
-			first = &c
-		}
-		if c.Used+c.Reserved+c.Requested > *l {
-			return &billing.Error{Code: billing.CodeLimitExceeded, Message: c.RefusalMessage(), Limit: &c}
-		}
-	}
-	// The counters moved between the update and this read (a concurrent
-	// settle or release); the refusal stands, described by the first limit
-	// the refusing update checked.
-	if first != nil {
-		return &billing.Error{Code: billing.CodeLimitExceeded, Message: first.RefusalMessage(), Limit: first}
-	}
-	return &billing.Error{Code: billing.CodeLimitExceeded, Message: "usage limit reached", Limit: &checks[0]}
+	return c, nil
 }
 
 const reservationColumns = `id, user_id, billing_period, provider, model, calls, tokens, cost, status, event_id, expires_at, created_at`
@@ -418,18 +394,9 @@ func (db *DB) GetReservation(ctx context.Context, id string) (billing.Reservatio
 	return r, nil
 }
 
-// finish moves a held reservation to status and returns what it held; it
-// reports false when the reservation is not held (any more).
-func finish(ctx context.Context, tx *sql.Tx, id, status, eventID string, now time.Time) (billing.Reservation, bool, error) {
-	r, held, err := finishRow(ctx, tx, id, status, eventID, now)
-	if err != nil || !held {
-		return r, held, err
-	}
-	return r, true, unreserve(ctx, tx, r, now)
-}
-
-// finishRow is finish without giving the units back: the caller does, in
-// its ordered pass over the summaries.
+// finishRow moves a held reservation to status and returns it; it reports
+// false when the reservation is not held (any more). Its units stop
+// counting against the limits in the same commit.
 func finishRow(ctx context.Context, tx *sql.Tx, id, status, eventID string, now time.Time) (billing.Reservation, bool, error) {
 	var ev any
 	if eventID != "" {
@@ -446,6 +413,66 @@ func finishRow(ctx context.Context, tx *sql.Tx, id, status, eventID string, now 
 	return r, true, nil
 }
 
+// settleHeld moves the held reservations that items settle to settled,
+// each with its item's event, and reports which items did so. An id that
+// several items name is settled by the first of them only; the others (and
+// the items of reservations no longer held) are for claimLate. On
+// PostgreSQL it is one statement for the whole batch, not a round trip per
+// settle.
+func settleHeld(ctx context.Context, tx *sql.Tx, d Dialect, items []IngestItem, now time.Time) (map[int]bool, error) {
+	first := map[string]int{}
+	var ids []string
+	for i, it := range items {
+		if it.ReservationID == "" {
+			continue
+		}
+		if _, seen := first[it.ReservationID]; !seen {
+			first[it.ReservationID] = i
+			ids = append(ids, it.ReservationID)
+		}
+	}
+	// One lock order for every batch, as for the ledger's event ids.
+	slices.Sort(ids)
+	events := make([]string, len(ids))
+	for k, id := range ids {
+		events[k] = items[first[id]].Log.EventID
+	}
+	settled := make(map[int]bool, len(ids))
+	if len(ids) == 0 {
+		return settled, nil
+	}
+	if d != Postgres {
+		for k, id := range ids {
+			_, held, err := finishRow(ctx, tx, id, billing.ReservationSettled, events[k], now)
+			if err != nil {
+				return nil, err
+			}
+			if held {
+				settled[first[id]] = true
+			}
+		}
+		return settled, nil
+	}
+	rows, err := tx.QueryContext(ctx, `UPDATE reservations AS r SET status = 'settled', event_id = v.event_id, finished_at = $3
+		FROM unnest($1::text[], $2::text[]) AS v(id, event_id)
+		WHERE r.id = v.id AND r.status = 'held' RETURNING r.id`, ids, events, ts(now))
+	if err != nil {
+		return nil, fmt.Errorf("settle reservations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("settle reservations: %w", err)
+		}
+		settled[first[id]] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("settle reservations: %w", err)
+	}
+	return settled, nil
+}
+
 // claimLate lets eventID settle a reservation that is no longer held
 // (expired or released before its call ended; the call is still
 // recorded) unless another event settled it. It reports false on such a
@@ -460,22 +487,6 @@ func claimLate(ctx context.Context, tx *sql.Tx, id, eventID string) (bool, error
 	return n > 0, nil
 }
 
-// unreserve gives back what a reservation held.
-func unreserve(ctx context.Context, tx *sql.Tx, r billing.Reservation, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE usage_summaries SET reserved_calls = reserved_calls - $3,
-		reserved_cost = reserved_cost - $4, updated_at = $5 WHERE user_id = $1 AND billing_period = $2`,
-		r.UserID, r.Period.Key, r.Calls, int64(r.Cost), ts(now)); err != nil {
-		return fmt.Errorf("release reserved totals: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE usage_summary_providers SET reserved_calls = reserved_calls - $4,
-		reserved_tokens = reserved_tokens - $5, reserved_cost = reserved_cost - $6, updated_at = $7
-		WHERE user_id = $1 AND billing_period = $2 AND provider = $3`,
-		r.UserID, r.Period.Key, r.Provider, r.Calls, r.Tokens, int64(r.Cost), ts(now)); err != nil {
-		return fmt.Errorf("release reserved provider units: %w", err)
-	}
-	return nil
-}
-
 // Settle records the real usage of a reservation and releases what it
 // held, in one transaction. Settling again with the same event returns the
 // first result. A reservation that expired or was released before its call
@@ -487,7 +498,7 @@ func (db *DB) Settle(ctx context.Context, id string, item IngestItem, ac AlertCo
 	}
 	var result billing.EventResult
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		_, held, err := finish(ctx, tx, id, billing.ReservationSettled, item.Log.EventID, now)
+		_, held, err := finishRow(ctx, tx, id, billing.ReservationSettled, item.Log.EventID, now)
 		if err != nil {
 			return err
 		}
@@ -532,7 +543,7 @@ func (db *DB) Release(ctx context.Context, id string, now time.Time) (billing.Re
 		}
 		var held bool
 		var err error
-		if r, held, err = finish(ctx, tx, id, billing.ReservationReleased, "", now); err != nil || held {
+		if r, held, err = finishRow(ctx, tx, id, billing.ReservationReleased, "", now); err != nil || held {
 			return err
 		}
 		r, err = scanReservation(tx.QueryRowContext(ctx, `SELECT `+reservationColumns+` FROM reservations WHERE id = $1`, id))
@@ -566,7 +577,7 @@ func (db *DB) ExpireReservations(ctx context.Context, now time.Time, limit int) 
 			return err
 		}
 		for _, id := range ids {
-			_, held, err := finish(ctx, tx, id, billing.ReservationExpired, "", now)
+			_, held, err := finishRow(ctx, tx, id, billing.ReservationExpired, "", now)
 			if err != nil {
 				return err
 			}
@@ -577,26 +588,6 @@ func (db *DB) ExpireReservations(ctx context.Context, now time.Time, limit int) 
 		return nil
 	})
 	return n, err
-}
-
-// Counters returns a user's settled and reserved totals for a period and
-// provider, for preflight checks.
-func (db *DB) Counters(ctx context.Context, userID, period, provider string) (total, reservedTotal, prov, reservedProv billing.Counters, err error) {
-	var rcalls, rcost, prcalls, prtokens, prcost int64
-	err = db.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(total_calls), 0), COALESCE(SUM(reserved_calls), 0),
-		COALESCE(SUM(total_cost), 0), COALESCE(SUM(reserved_cost), 0) FROM usage_summaries
-		WHERE user_id = $1 AND billing_period = $2`, userID, period).Scan(&total.Calls, &rcalls, &total.Cost, &rcost)
-	if err != nil {
-		return
-	}
-	err = db.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(reserved_calls), 0),
-		COALESCE(SUM(tokens_input), 0), COALESCE(SUM(tokens_output), 0), COALESCE(SUM(reserved_tokens), 0),
-		COALESCE(SUM(cost), 0), COALESCE(SUM(reserved_cost), 0) FROM usage_summary_providers
-		WHERE user_id = $1 AND billing_period = $2 AND provider = $3`, userID, period, provider).
-		Scan(&prov.Calls, &prcalls, &prov.TokensInput, &prov.TokensOutput, &prtokens, &prov.Cost, &prcost)
-	reservedTotal = billing.Counters{Calls: rcalls, Cost: money.Amount(rcost)}
-	reservedProv = billing.Counters{Calls: prcalls, TokensInput: prtokens, Cost: money.Amount(prcost)}
-	return
 }
 
 // UserKnown reports whether a user has a key or a subscription.

@@ -35,7 +35,7 @@ func (db *DB) RecordUsage(ctx context.Context, logs []billing.UsageLog, periodEn
 			delete(inserted, l.EventID)
 			periods[periodKey{l.UserID, l.BillingPeriod}] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: periodEnd[l.BillingPeriod]}
 		}
-		return addLogsToSummaries(ctx, tx, &db.stmts, logs, periods, nil, now)
+		return addLogsToSummaries(ctx, tx, &db.stmts, logs, periods, now)
 	})
 }
 
