@@ -2,6 +2,7 @@ package metering
 
 import (
 	"context"
+	"hash/fnv"
 	"maps"
 	"sync"
 	"time"
@@ -36,10 +37,29 @@ type commitResult struct {
 	err     error
 }
 
+// committer runs group commits in lanes: a batch goes to the lane of its
+// (first) user, and each lane commits one group at a time. Groups of
+// different lanes touch different users' summary rows and commit in
+// parallel (PostgreSQL); groups of one user never wait for each other's
+// row locks — the next group simply takes everything that queued meanwhile.
 type committer struct {
-	mu      sync.Mutex
+	mu    sync.Mutex
+	lanes []commitLane
+}
+
+type commitLane struct {
 	queue   []*commitJob
-	running int
+	running bool
+}
+
+// lane returns the index of j's lane among n.
+func (j *commitJob) lane(n int) int {
+	if n == 1 || len(j.items) == 0 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(j.items[0].Log.UserID))
+	return int(h.Sum32() % uint32(n))
 }
 
 // commit writes b's items through the group committer.
@@ -51,14 +71,17 @@ func (m *Meter) commit(ctx context.Context, b batch) ([]billing.EventResult, err
 func (m *Meter) submit(ctx context.Context, j *commitJob) ([]billing.EventResult, error) {
 	c := &m.committer
 	c.mu.Lock()
-	c.queue = append(c.queue, j)
-	start := c.running < m.commitParallelism()
-	if start {
-		c.running++
+	if c.lanes == nil {
+		c.lanes = make([]commitLane, m.commitParallelism())
 	}
+	i := j.lane(len(c.lanes))
+	l := &c.lanes[i]
+	l.queue = append(l.queue, j)
+	start := !l.running
+	l.running = true
 	c.mu.Unlock()
 	if start {
-		go m.commitLoop(context.WithoutCancel(ctx))
+		go m.commitLoop(context.WithoutCancel(ctx), i)
 	}
 	select {
 	case r := <-j.done:
@@ -69,10 +92,10 @@ func (m *Meter) submit(ctx context.Context, j *commitJob) ([]billing.EventResult
 	}
 }
 
-// commitParallelism is how many group transactions may run at once: one on
-// SQLite, whose single writer serialises them anyway, and CommitParallelism
-// (default 4) on PostgreSQL, which writes concurrent transactions in
-// parallel.
+// commitParallelism is how many group transactions may run at once (the
+// number of lanes): one on SQLite, whose single writer serialises them
+// anyway, and CommitParallelism (default 4) on PostgreSQL, which writes
+// concurrent transactions in parallel.
 func (m *Meter) commitParallelism() int {
 	if m.db.Dialect() == store.SQLite {
 		return 1
@@ -83,21 +106,22 @@ func (m *Meter) commitParallelism() int {
 	return 4
 }
 
-// commitLoop runs while batches are waiting, then exits, so an idle meter
-// holds no goroutine.
-func (m *Meter) commitLoop(ctx context.Context) {
+// commitLoop runs lane i while batches are waiting in it, then exits, so
+// an idle meter holds no goroutine.
+func (m *Meter) commitLoop(ctx context.Context, i int) {
 	c := &m.committer
 	for {
 		c.mu.Lock()
+		l := &c.lanes[i]
 		var group []*commitJob
 		n := 0
-		for len(c.queue) > 0 && (len(group) == 0 || n+len(c.queue[0].items) <= maxGroupItems) {
-			n += len(c.queue[0].items)
-			group = append(group, c.queue[0])
-			c.queue = c.queue[1:]
+		for len(l.queue) > 0 && (len(group) == 0 || n+len(l.queue[0].items) <= maxGroupItems) {
+			n += len(l.queue[0].items)
+			group = append(group, l.queue[0])
+			l.queue = l.queue[1:]
 		}
 		if len(group) == 0 {
-			c.running--
+			l.running = false
 			c.mu.Unlock()
 			return
 		}

@@ -137,6 +137,9 @@ func addLogsToSummaries(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs 
 		return tkeys[i].user < tkeys[j].user || (tkeys[i].user == tkeys[j].user && tkeys[i].period < tkeys[j].period)
 	})
 	nowText := ts(now)
+	if stmts.dialect == Postgres {
+		return upsertSummariesBatch(ctx, tx, totals, tkeys, byProvider, sortedProviderKeys(byProvider), periods, now)
+	}
 	for _, k := range tkeys {
 		d, p := totals[k], periods[k]
 		if _, err := stmts.exec(ctx, tx, upsertTotalSQL,
@@ -145,20 +148,7 @@ func addLogsToSummaries(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs 
 			return fmt.Errorf("update usage summary: %w", err)
 		}
 	}
-	vkeys := make([]providerKey, 0, len(byProvider))
-	for k := range byProvider {
-		vkeys = append(vkeys, k)
-	}
-	sort.Slice(vkeys, func(i, j int) bool {
-		a, b := vkeys[i], vkeys[j]
-		if a.user != b.user {
-			return a.user < b.user
-		}
-		if a.period != b.period {
-			return a.period < b.period
-		}
-		return a.provider < b.provider
-	})
+	vkeys := sortedProviderKeys(byProvider)
 	for _, k := range vkeys {
 		d := byProvider[k]
 		if _, err := stmts.exec(ctx, tx, upsertProviderSQL,
@@ -168,6 +158,25 @@ func addLogsToSummaries(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs 
 		}
 	}
 	return nil
+}
+
+// sortedProviderKeys returns m's keys in user, period, provider order.
+func sortedProviderKeys(m map[providerKey]*counterDelta) []providerKey {
+	keys := make([]providerKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.user != b.user {
+			return a.user < b.user
+		}
+		if a.period != b.period {
+			return a.period < b.period
+		}
+		return a.provider < b.provider
+	})
+	return keys
 }
 
 // eventResults reads the first results of events already in the ledger.

@@ -134,13 +134,22 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 	sort.Slice(keys, func(i, j int) bool {
 		return keys[i].user < keys[j].user || (keys[i].user == keys[j].user && keys[i].period < keys[j].period)
 	})
+	var after map[periodKey]*billing.PeriodUsage
+	if ac.Before == nil && stmts.dialect == Postgres {
+		planned := slices.DeleteFunc(slices.Clone(keys), func(k periodKey) bool { _, ok := ac.Plans[k.user]; return !ok })
+		if after, err = periodUsages(ctx, tx, planned, periods); err != nil {
+			return nil, err
+		}
+	}
 	for _, k := range keys {
 		plan, ok := ac.Plans[k.user]
 		if !ok {
 			continue
 		}
-		u, err := usageAfter(ctx, tx, stmts, ac, k, periods[k], fresh)
-		if err != nil {
+		var u billing.PeriodUsage
+		if a := after[k]; a != nil {
+			u = *a
+		} else if u, err = usageAfter(ctx, tx, stmts, ac, k, periods[k], fresh); err != nil {
 			return nil, err
 		}
 		for _, a := range billing.LimitAlerts(plan, ac.Providers, u) {
