@@ -293,7 +293,7 @@ func subscribe(t *testing.T, db *store.DB, user string, plan billing.Plan) {
 }
 
 // consistent asserts that every summary equals its ledger rows and that
-// the reserved counters equal what held reservations hold.
+// the reservations agree with the ledger.
 func consistent(t *testing.T, db *store.DB) {
 	t.Helper()
 	ctx := context.Background()

@@ -161,7 +161,7 @@ func mtSubscribe(e *env, user string, plan billing.Plan) {
 }
 
 // mtConsistent asserts invariant 2 (every summary equals its ledger rows)
-// and that the reserved counters equal what held reservations hold.
+// and that the reservations agree with the ledger.
 func mtConsistent(e *env) {
 	e.t.Helper()
 	mismatches, err := e.app.DB.Reconcile(e.ctx)

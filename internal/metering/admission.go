@@ -13,8 +13,11 @@ import (
 
 // Admission in memory.
 //
-// On PostgreSQL several server processes share the counters, so a
-// reservation is one conditional UPDATE per counter row (store.Reserve).
+// On PostgreSQL several server processes share the database, so a
+// reservation is one statement there (store.Reserve: under a per-user
+// advisory lock, the settled usage plus the held reservations' units are
+// compared with the limits and the reservation inserted if they leave
+// room).
 // On SQLite one server process owns the database file (app.Open takes a
 // lock on it), so that process's memory can hold the authoritative
 // counters: a reservation is then a check-and-add under a mutex, with no
@@ -24,8 +27,8 @@ import (
 //     counters in memory only after the commit, under the same lock that
 //     releases the settled hold — so used + held never drops below the truth;
 //   - a reservation still held JournalDelay after it was made is written to
-//     the reservations table (the journal) with its units added to the
-//     reserved counters, in the committer's next transaction; most calls
+//     the reservations table (the journal), in the committer's next
+//     transaction; most calls
 //     settle before that and never touch the disk for their hold;
 //   - at start the held rows of the journal are read back into memory, and
 //     a user's settled counters are read from the summaries the first time

@@ -157,7 +157,7 @@ func (f *fixture) usage(userID string, p billing.Period) billing.PeriodUsage {
 }
 
 // consistent fails the test unless the ledger equals the summaries and the
-// reserved counters equal what held reservations hold.
+// reservations agree with the ledger.
 func (f *fixture) consistent() {
 	f.t.Helper()
 	// On SQLite holds reach the database after a delay: journal them now.

@@ -113,9 +113,9 @@ func Database(ctx context.Context, databaseURL string) []Result {
 
 	held, err := db.HeldReservationsMismatch(ctx)
 	if err == nil && held > 0 {
-		err = fmt.Errorf("%d user periods hold reserved units that no held reservation explains", held)
+		err = fmt.Errorf("%d reservations contradict the ledger (held with an event, or settled by an event it lacks)", held)
 	}
-	out = append(out, check("reserved counters equal held reservations", err, ""))
+	out = append(out, check("reservations agree with the ledger", err, ""))
 	return out
 }
 

@@ -254,7 +254,7 @@ func TestVerifyDatabase(t *testing.T) {
 		results := Database(t.Context(), url)
 		want := []string{"database reachable", "migrations at the latest version", "every table present",
 			"default plans present", "default prices present", "usage summaries equal the ledger",
-			"reserved counters equal held reservations"}
+			"reservations agree with the ledger"}
 		if len(results) != len(want) {
 			t.Fatalf("results = %v, want %d checks", results, len(want))
 		}
