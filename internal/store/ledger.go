@@ -227,29 +227,34 @@ func bindVar(d Dialect, n int) string {
 const upsertTotalSQL = `INSERT INTO usage_summaries (user_id, billing_period, period_start, period_end,
 			total_calls, total_errors, tokens_input, tokens_output, total_tokens, total_cost, response_time_sum,
 			created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
-			ON CONFLICT (user_id, billing_period) DO UPDATE SET
-				total_calls = usage_summaries.total_calls + excluded.total_calls,
-				total_errors = usage_summaries.total_errors + excluded.total_errors,
-				tokens_input = usage_summaries.tokens_input + excluded.tokens_input,
-				tokens_output = usage_summaries.tokens_output + excluded.tokens_output,
-				total_tokens = usage_summaries.total_tokens + excluded.total_tokens,
-				total_cost = usage_summaries.total_cost + excluded.total_cost,
-				response_time_sum = usage_summaries.response_time_sum + excluded.response_time_sum,
-				updated_at = excluded.updated_at`
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ` + addToTotals
+
+// addToTotals is how an insert into usage_summaries adds to an existing row.
+const addToTotals = `ON CONFLICT (user_id, billing_period) DO UPDATE SET
+	total_calls = usage_summaries.total_calls + excluded.total_calls,
+	total_errors = usage_summaries.total_errors + excluded.total_errors,
+	tokens_input = usage_summaries.tokens_input + excluded.tokens_input,
+	tokens_output = usage_summaries.tokens_output + excluded.tokens_output,
+	total_tokens = usage_summaries.total_tokens + excluded.total_tokens,
+	total_cost = usage_summaries.total_cost + excluded.total_cost,
+	response_time_sum = usage_summaries.response_time_sum + excluded.response_time_sum,
+	updated_at = excluded.updated_at`
 
 const upsertProviderSQL = `INSERT INTO usage_summary_providers (user_id, billing_period, provider, calls, errors,
 			tokens_input, tokens_output, tokens, cost, response_time_sum, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-			ON CONFLICT (user_id, billing_period, provider) DO UPDATE SET
-				calls = usage_summary_providers.calls + excluded.calls,
-				errors = usage_summary_providers.errors + excluded.errors,
-				tokens_input = usage_summary_providers.tokens_input + excluded.tokens_input,
-				tokens_output = usage_summary_providers.tokens_output + excluded.tokens_output,
-				tokens = usage_summary_providers.tokens + excluded.tokens,
-				cost = usage_summary_providers.cost + excluded.cost,
-				response_time_sum = usage_summary_providers.response_time_sum + excluded.response_time_sum,
-				updated_at = excluded.updated_at`
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ` + addToProviders
+
+// addToProviders is how an insert into usage_summary_providers adds to an
+// existing row.
+const addToProviders = `ON CONFLICT (user_id, billing_period, provider) DO UPDATE SET
+	calls = usage_summary_providers.calls + excluded.calls,
+	errors = usage_summary_providers.errors + excluded.errors,
+	tokens_input = usage_summary_providers.tokens_input + excluded.tokens_input,
+	tokens_output = usage_summary_providers.tokens_output + excluded.tokens_output,
+	tokens = usage_summary_providers.tokens + excluded.tokens,
+	cost = usage_summary_providers.cost + excluded.cost,
+	response_time_sum = usage_summary_providers.response_time_sum + excluded.response_time_sum,
+	updated_at = excluded.updated_at`
 
 // stmtCache keeps the ledger's hot statements prepared. SQLite (modernc)
 // parses every statement it is given, and parsing a 100-row INSERT cost

@@ -24,16 +24,7 @@ const upsertTotalsBatchSQL = `INSERT INTO usage_summaries (user_id, billing_peri
 	FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[], $6::bigint[],
 		$7::bigint[], $8::bigint[], $9::bigint[], $10::float8[], $11::int[])
 		AS u(user_id, billing_period, period_start, period_end, calls, errors, tokens_in, tokens_out, cost, response_time, ord)
-	ORDER BY u.ord
-	ON CONFLICT (user_id, billing_period) DO UPDATE SET
-		total_calls = usage_summaries.total_calls + excluded.total_calls,
-		total_errors = usage_summaries.total_errors + excluded.total_errors,
-		tokens_input = usage_summaries.tokens_input + excluded.tokens_input,
-		tokens_output = usage_summaries.tokens_output + excluded.tokens_output,
-		total_tokens = usage_summaries.total_tokens + excluded.total_tokens,
-		total_cost = usage_summaries.total_cost + excluded.total_cost,
-		response_time_sum = usage_summaries.response_time_sum + excluded.response_time_sum,
-		updated_at = excluded.updated_at`
+	ORDER BY u.ord ` + addToTotals
 
 const upsertProvidersBatchSQL = `INSERT INTO usage_summary_providers (user_id, billing_period, provider, calls, errors,
 	tokens_input, tokens_output, tokens, cost, response_time_sum, updated_at)
@@ -42,16 +33,7 @@ const upsertProvidersBatchSQL = `INSERT INTO usage_summary_providers (user_id, b
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
 		$8::bigint[], $9::float8[], $10::int[])
 		AS u(user_id, billing_period, provider, calls, errors, tokens_in, tokens_out, cost, response_time, ord)
-	ORDER BY u.ord
-	ON CONFLICT (user_id, billing_period, provider) DO UPDATE SET
-		calls = usage_summary_providers.calls + excluded.calls,
-		errors = usage_summary_providers.errors + excluded.errors,
-		tokens_input = usage_summary_providers.tokens_input + excluded.tokens_input,
-		tokens_output = usage_summary_providers.tokens_output + excluded.tokens_output,
-		tokens = usage_summary_providers.tokens + excluded.tokens,
-		cost = usage_summary_providers.cost + excluded.cost,
-		response_time_sum = usage_summary_providers.response_time_sum + excluded.response_time_sum,
-		updated_at = excluded.updated_at`
+	ORDER BY u.ord ` + addToProviders
 
 // upsertSummariesBatch is addLogsToSummaries' write on PostgreSQL; tkeys
 // and vkeys are sorted.
