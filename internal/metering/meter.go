@@ -46,6 +46,8 @@ type Meter struct {
 	// commitMu orders its reads of the summaries against commits.
 	mem      *memAdmission
 	commitMu sync.Mutex
+	// made are the reservations this process holds on PostgreSQL.
+	made madeHere
 
 	// pricing is the current catalog snapshot (byModel: provider+"/"+model
 	// → versions, oldest first), pricedAt when its version was last
@@ -448,7 +450,9 @@ func (m *Meter) Reserve(ctx context.Context, req billing.ReserveRequest) (billin
 	if a != nil {
 		err = m.reserveMem(ctx, a, r, lim)
 	} else {
-		err = m.db.Reserve(ctx, r, lim, now)
+		if err = m.db.Reserve(ctx, r, lim, now); err == nil {
+			m.made.add(r)
+		}
 	}
 	if err != nil {
 		return billing.Reservation{}, err
@@ -500,11 +504,13 @@ func (m *Meter) Settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 		return billing.EventResult{}, err
 	}
 	var r billing.Reservation
-	inMemory := false
+	known := false
 	if a != nil {
-		r, inMemory = a.lookup(id)
+		r, known = a.lookup(id)
+	} else {
+		r, known = m.made.take(id)
 	}
-	if !inMemory {
+	if !known {
 		if r, err = m.db.GetReservation(ctx, id); err != nil {
 			return billing.EventResult{}, err
 		}
@@ -632,6 +638,7 @@ func (m *Meter) Release(ctx context.Context, id string) (billing.Reservation, er
 			return r, nil // finished already
 		}
 	}
+	m.made.take(id)
 	return m.db.Release(ctx, id, m.now())
 }
 
@@ -658,6 +665,7 @@ func (m *Meter) Sweep(ctx context.Context) (int, error) {
 		}
 		return len(done), nil
 	}
+	m.made.prune(m.now())
 	total := 0
 	for {
 		n, err := m.db.ExpireReservations(ctx, m.now(), 500)
