@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/app"
@@ -66,6 +67,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		})
 		logger.Info("reload mode: watching the source tree", "dir", ".")
 		return runReload(ctx, reload.Config{Dir: ".", Package: "./cmd/alwrity-billing", Args: child, Logger: logger, Stdout: stdout, Stderr: stderr})
+	}
+	if limit, ok := cfg.SoftMemoryLimit(getenv); ok {
+		prev := debug.SetMemoryLimit(limit)
+		defer debug.SetMemoryLimit(prev) // tests run serve inside their own process
+		logger.Info("soft memory limit set (ALWRITY_MEMORY_LIMIT; GOMEMLIMIT overrides it)", "bytes", limit)
 	}
 	if cfg.Dev {
 		logger.Warn("!!! DEVELOPMENT MODE: requests from loopback WITHOUT a key act as ADMIN. Never use --dev in production. !!!")

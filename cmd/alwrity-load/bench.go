@@ -23,9 +23,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for the benchmark's own schema
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/store"
 )
 
 // target is one server the load is sent to.
@@ -36,6 +40,7 @@ type target struct {
 	cmd     *exec.Cmd
 	client  *http.Client
 	gateway bool
+	dbURL   string // a gateway's database
 	base    string
 	admin   string
 	ok      atomic.Int64 // 200 answers, each of which must be in the ledger
@@ -62,6 +67,8 @@ func bench(args []string) error {
 	modes := fs.String("modes", "plain,stream", "plain and/or stream")
 	noMeter := fs.Bool("nometer", true, "also run the gateway with a meter that does nothing (its own cost)")
 	users := fs.Int("users", 1, "bench users the gateway calls are spread over (connection i uses user i mod N)")
+	keep := fs.Bool("keep", false, "keep the working directory: the targets' logs (run with GODEBUG=gctrace=1 to see each collection) and databases")
+	baselineBin := fs.String("baseline-bin", "", "a second alwrity-billing binary run as more targets (\"baseline gateway, …\") in the same rounds, to compare two builds")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -69,7 +76,11 @@ func bench(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	if *keep {
+		defer fmt.Printf("\nThe targets' logs and databases are in %s\n", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
 	if *gatewayBin == "" {
 		*gatewayBin = filepath.Join(tmp, "alwrity-billing")
 		build := exec.Command("go", "build", "-o", *gatewayBin, "./cmd/alwrity-billing")
@@ -112,21 +123,27 @@ func bench(args []string) error {
 		nm.url = nm.base + "/gateway/openai/v1/chat/completions"
 		targets = append(targets, nm)
 	}
-	dbs := []struct{ name, url string }{{"gateway, SQLite", "sqlite:///" + filepath.Join(tmp, "bench.db")}}
-	if *pgURL != "" {
-		u, drop, err := pgSchema(*pgURL)
-		if err != nil {
-			return err
-		}
-		defer drop()
-		dbs = append(dbs, struct{ name, url string }{"gateway, PostgreSQL", u})
+	bins := []struct{ prefix, path string }{{"", *gatewayBin}}
+	if *baselineBin != "" {
+		bins = append(bins, struct{ prefix, path string }{"baseline ", *baselineBin})
 	}
-	for _, db := range dbs {
-		gw, err := startGateway(db.name, tmp, *gatewayBin, db.url, fakeBase, max(*users, 1))
-		if err != nil {
-			return err
+	for i, bin := range bins {
+		dbs := []struct{ name, url string }{{"gateway, SQLite", "sqlite:///" + filepath.Join(tmp, fmt.Sprintf("bench-%d.db", i))}}
+		if *pgURL != "" {
+			u, drop, err := pgSchema(*pgURL)
+			if err != nil {
+				return err
+			}
+			defer drop()
+			dbs = append(dbs, struct{ name, url string }{"gateway, PostgreSQL", u})
 		}
-		targets = append(targets, gw)
+		for _, db := range dbs {
+			gw, err := startGateway(bin.prefix+db.name, tmp, bin.path, db.url, fakeBase, max(*users, 1))
+			if err != nil {
+				return err
+			}
+			targets = append(targets, gw)
+		}
 	}
 	for _, t := range targets {
 		tr := &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 512, DisableCompression: true, IdleConnTimeout: time.Minute}
@@ -176,12 +193,16 @@ func bench(args []string) error {
 	fmt.Println()
 	fmt.Println("| target | peak RSS (MB) | RSS at end (MB) | 200 answers | ledger rows | missing |")
 	fmt.Println("|---|---|---|---|---|---|")
-	time.Sleep(time.Second) // streams are billed just after their last byte
+	var details []string
 	for _, t := range targets {
 		hwm, rss := memory(t.cmd.Process.Pid)
 		ledger, missing := "", ""
 		if t.gateway {
-			n, err := ledgerRows(t)
+			details = append(details, memoryDetail(t))
+			// Calls are recorded after they are answered: the gateway is
+			// stopped gracefully, which records every call it answered,
+			// and its ledger is then read from the database.
+			n, err := stopAndCount(t)
 			if err != nil {
 				return err
 			}
@@ -189,7 +210,44 @@ func bench(args []string) error {
 		}
 		fmt.Printf("| %s | %.1f | %.1f | %d | %s | %s |\n", t.name, hwm, rss, t.ok.Load(), ledger, missing)
 	}
+	fmt.Println()
+	fmt.Println("At the end of the load (MB): the resident set, anonymous and file-backed, and the Go runtime's view of it.")
+	fmt.Println()
+	fmt.Println("| target | RSS anon | RSS file | Go heap in use | Go stacks | Go runtime, not released | memory limit |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, d := range details {
+		fmt.Println(d)
+	}
 	return nil
+}
+
+// memoryDetail reads where a gateway's memory is: its resident set from
+// /proc and the Go runtime's statistics from its /metrics.
+func memoryDetail(t *target) string {
+	status := procStatus(t.cmd.Process.Pid)
+	m := map[string]float64{}
+	if resp, err := http.Get(t.base + "/metrics"); err == nil {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			name, value, ok := strings.Cut(sc.Text(), " ")
+			if !ok || strings.HasPrefix(name, "#") {
+				continue
+			}
+			if v, err := strconv.ParseFloat(value, 64); err == nil {
+				m[name] = v
+			}
+		}
+		resp.Body.Close()
+	}
+	mb := func(b float64) string { return fmt.Sprintf("%.1f", b/(1<<20)) }
+	limit := "none"
+	if l := m["go_gc_gomemlimit_bytes"]; l > 0 && l < 1<<60 {
+		limit = mb(l)
+	}
+	return fmt.Sprintf("| %s | %.1f | %.1f | %s | %s | %s | %s |", t.name, status["RssAnon:"], status["RssFile:"],
+		mb(m["go_memstats_heap_inuse_bytes"]), mb(m["go_memstats_stack_inuse_bytes"]),
+		mb(m["go_memstats_sys_bytes"]-m["go_memstats_heap_released_bytes"]), limit)
 }
 
 var (
@@ -291,24 +349,26 @@ func cpuTime(pid int) time.Duration {
 
 // memory returns a process's peak and current resident set, in MB.
 func memory(pid int) (peak, now float64) {
+	s := procStatus(pid)
+	return s["VmHWM:"], s["VmRSS:"]
+}
+
+// procStatus returns the sizes /proc/PID/status reports, in MB, keyed by
+// their field name ("VmRSS:" …).
+func procStatus(pid int) map[string]float64 {
+	out := map[string]float64{}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0
+		return out
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmHWM:":
-			peak = kb / 1024
-		case "VmRSS:":
-			now = kb / 1024
+		if len(f) == 3 && f[2] == "kB" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			out[f[0]] = kb / 1024
 		}
 	}
-	return peak, now
+	return out
 }
 
 // startChild starts a server process that prints "listening URL".
@@ -357,7 +417,7 @@ func startGateway(name, dir, bin, dbURL, upstream string, users int) (*target, e
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	t := &target{name: name, cmd: cmd, gateway: true, admin: admin, base: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	t := &target{name: name, cmd: cmd, gateway: true, dbURL: dbURL, admin: admin, base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	t.url = t.base + "/gateway/openai/v1/chat/completions"
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -434,17 +494,29 @@ func (t *target) subscribeEnterprise(user string) error {
 	return errors.New("no Enterprise plan")
 }
 
-// ledgerRows counts the bench users' ledger rows.
-func ledgerRows(t *target) (int64, error) {
+// stopAndCount stops a gateway with SIGTERM, waits for it to exit, and
+// counts the bench users' ledger rows in its database.
+func stopAndCount(t *target) (int64, error) {
+	if err := t.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return 0, fmt.Errorf("stop %s: %w", t.name, err)
+	}
+	if err := t.cmd.Wait(); err != nil {
+		return 0, fmt.Errorf("%s did not stop cleanly: %w", t.name, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := store.Open(ctx, t.dbURL, nil)
+	if err != nil {
+		return 0, fmt.Errorf("open the database of %s: %w", t.name, err)
+	}
+	defer db.Close()
 	var total int64
 	for i := range t.keys {
-		var logs struct {
-			Total int64 `json:"total_count"`
+		_, n, err := db.ListLogs(ctx, billing.LogFilter{UserID: "bench-" + strconv.Itoa(i), Limit: 1})
+		if err != nil {
+			return 0, fmt.Errorf("count the ledger of %s: %w", t.name, err)
 		}
-		if err := t.api(http.MethodGet, "/api/subscription/usage-logs?limit=1&user_id=bench-"+strconv.Itoa(i), nil, &logs); err != nil {
-			return 0, err
-		}
-		total += logs.Total
+		total += n
 	}
 	return total, nil
 }

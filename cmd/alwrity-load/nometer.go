@@ -7,6 +7,7 @@ import (
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/gateway"
+	"github.com/alwrity/alwrity-billing/internal/money"
 )
 
 // serveNoMeter runs the gateway's own code (auth lookup, body inspection,
@@ -35,6 +36,10 @@ type noMeter struct{}
 
 func (noMeter) Reserve(context.Context, billing.ReserveRequest) (billing.Reservation, error) {
 	return billing.Reservation{ID: "rsv_bench"}, nil
+}
+
+func (noMeter) Quote(context.Context, billing.UsageEvent) (money.Amount, error) {
+	return 0, nil
 }
 
 func (noMeter) Settle(context.Context, string, billing.UsageEvent) (billing.EventResult, error) {

@@ -389,15 +389,22 @@ func (a *App) Run(ctx context.Context) error {
 	return err
 }
 
-// Close releases the database.
+// Close releases the database. The gateway goes first: calls it answered
+// are recorded in the background, and it waits for them (up to
+// ShutdownTimeout) before its pending records' last attempt and before the
+// meter journals its holds.
 func (a *App) Close() error {
+	var errs []error
 	if a.Gateway != nil {
-		a.Gateway.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+		if err := a.Gateway.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("record the gateway's last calls: %w", err))
+		}
+		cancel()
 	}
 	if a.DB == nil {
-		return nil
+		return errors.Join(errs...)
 	}
-	var errs []error
 	if a.Meter != nil {
 		// Holds still only in memory go to the journal, so they outlive
 		// the process.

@@ -75,7 +75,23 @@ type Config struct {
 	// this long before they are issued (ALWRITY_INVOICE_REVIEW); zero
 	// issues them at once.
 	InvoiceReview time.Duration
+
+	// MemoryLimit is the soft limit, in bytes, on the memory of the Go
+	// runtime that serve sets when GOMEMLIMIT is not set
+	// (ALWRITY_MEMORY_LIMIT, --memory-limit); zero sets none. The garbage
+	// collector works harder as the heap nears it, instead of letting the
+	// heap double between collections.
+	MemoryLimit int64
 }
+
+// DefaultMemoryLimit is MemoryLimit's default: room for the gateway's
+// working set at thousands of calls a second, with the process's peak
+// resident memory (SQLite's page caches included) under 64 MB.
+const DefaultMemoryLimit = 40 << 20
+
+// minMemoryLimit is the smallest soft memory limit accepted: below it the
+// collector would run nearly all the time.
+const minMemoryLimit = 16 << 20
 
 // gatewayBaseURLVars name the gateway's upstream base URL variables.
 var gatewayBaseURLVars = map[string]string{
@@ -107,6 +123,8 @@ func DefaultConfig() Config {
 		GatewayReadTimeout:      10 * time.Minute,
 		GatewayMaxBodyBytes:     32 << 20,
 		GatewayDefaultMaxTokens: 4096,
+
+		MemoryLimit: DefaultMemoryLimit,
 	}
 }
 
@@ -192,7 +210,83 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	}
 	errs = append(errs, c.gatewayFromEnv(getenv))
 	errs = append(errs, c.webhooksFromEnv(getenv))
+	if v := strings.TrimSpace(getenv("ALWRITY_MEMORY_LIMIT")); v != "" {
+		if n, err := parseByteSize(v); err != nil {
+			errs = append(errs, fmt.Errorf("ALWRITY_MEMORY_LIMIT %w", err))
+		} else {
+			c.MemoryLimit = n
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// SoftMemoryLimit returns the soft memory limit serve should set: the
+// configured one, unless it is zero or GOMEMLIMIT (which the Go runtime
+// reads itself) is set.
+func (c Config) SoftMemoryLimit(getenv func(string) string) (int64, bool) {
+	if c.MemoryLimit <= 0 || strings.TrimSpace(getenv("GOMEMLIMIT")) != "" {
+		return 0, false
+	}
+	return c.MemoryLimit, true
+}
+
+// byteUnits are the size suffixes parseByteSize accepts: GOMEMLIMIT's
+// binary units and their decimal cousins.
+var byteUnits = []struct {
+	suffix string
+	size   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+}
+
+// parseByteSize reads a size such as 48MiB, 64MB, 1GiB or 50000000 (bytes),
+// the unit in any case; "0" and "off" are zero.
+func parseByteSize(s string) (int64, error) {
+	if strings.EqualFold(s, "off") {
+		return 0, nil
+	}
+	num, size := s, int64(1)
+	for _, u := range byteUnits {
+		if len(s) > len(u.suffix) && strings.EqualFold(s[len(s)-len(u.suffix):], u.suffix) {
+			num, size = strings.TrimSpace(s[:len(s)-len(u.suffix)]), u.size
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/size {
+		return 0, fmt.Errorf("must be a size such as 48MiB, 64MB or a number of bytes (0 or off for none), got %q", s)
+	}
+	return n * size, nil
+}
+
+// formatByteSize writes n the way parseByteSize reads it back.
+func formatByteSize(n int64) string {
+	for _, u := range byteUnits[:4] {
+		if n >= u.size && n%u.size == 0 && (u.suffix == "TiB" || n%(u.size<<10) != 0) {
+			return strconv.FormatInt(n/u.size, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// byteSizeFlag is a flag holding a byte size.
+type byteSizeFlag struct{ n *int64 }
+
+func (f byteSizeFlag) String() string {
+	if f.n == nil {
+		return "0"
+	}
+	return formatByteSize(*f.n)
+}
+
+func (f byteSizeFlag) Set(s string) error {
+	n, err := parseByteSize(strings.TrimSpace(s))
+	if err != nil {
+		return err
+	}
+	*f.n = n
+	return nil
 }
 
 // webhooksFromEnv reads the webhook worker's settings.
@@ -310,6 +404,8 @@ func (c *Config) ServerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Host, "host", c.Host, "address to listen on (HOST)")
 	fs.IntVar(&c.Port, "port", c.Port, "port to listen on; 0 picks a free one (PORT)")
 	fs.BoolVar(&c.Debug, "debug", c.Debug, "debug logging (DEBUG)")
+	fs.Var(byteSizeFlag{&c.MemoryLimit}, "memory-limit",
+		"soft limit on the Go runtime's memory, e.g. 40MiB; 0 or off for none; GOMEMLIMIT, when set, wins (ALWRITY_MEMORY_LIMIT)")
 }
 
 // DatabaseFlag registers --database-url.
@@ -346,6 +442,10 @@ func (c Config) Validate() error {
 	}
 	if c.WebhookTimeout < 0 || c.WebhookTimeout > 5*time.Minute {
 		errs = append(errs, errors.New("ALWRITY_WEBHOOK_TIMEOUT must be at most 5m (0 takes the default, 10s)"))
+	}
+	if c.MemoryLimit < 0 || (c.MemoryLimit > 0 && c.MemoryLimit < minMemoryLimit) {
+		errs = append(errs, fmt.Errorf("ALWRITY_MEMORY_LIMIT must be 0 (none) or at least %s, got %s",
+			formatByteSize(minMemoryLimit), formatByteSize(c.MemoryLimit)))
 	}
 	return errors.Join(errs...)
 }

@@ -34,6 +34,8 @@ func TestConfigDefaults(t *testing.T) {
 		GatewayReadTimeout:      10 * time.Minute,
 		GatewayMaxBodyBytes:     32 << 20,
 		GatewayDefaultMaxTokens: 4096,
+
+		MemoryLimit: 40 << 20,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults = %+v, want %+v", c, want)
@@ -347,5 +349,70 @@ func TestConfigInvoiceReview(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ALWRITY_INVOICE_REVIEW") {
 			t.Errorf("%s: Validate = %v; want an error naming ALWRITY_INVOICE_REVIEW", v, err)
 		}
+	}
+}
+
+// TestConfigMemoryLimit: sizes in binary or decimal units or bytes, off, the
+// flag over the environment, and GOMEMLIMIT winning over both.
+func TestConfigMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		want int64
+	}{
+		{"48MiB", 48 << 20}, {"64MB", 64_000_000}, {"1GiB", 1 << 30}, {"50000000", 50_000_000},
+		{"32 mib", 32 << 20}, {"0", 0}, {"off", 0},
+	} {
+		c := DefaultConfig()
+		if err := c.FromEnv(envMap(map[string]string{"ALWRITY_MEMORY_LIMIT": tc.env})); err != nil || c.MemoryLimit != tc.want {
+			t.Errorf("ALWRITY_MEMORY_LIMIT=%s: %d, %v; want %d", tc.env, c.MemoryLimit, err, tc.want)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("ALWRITY_MEMORY_LIMIT=%s does not validate: %v", tc.env, err)
+		}
+	}
+	for _, bad := range []string{"lots", "-1", "12XB", "1.5GiB"} {
+		c := DefaultConfig()
+		if err := c.FromEnv(envMap(map[string]string{"ALWRITY_MEMORY_LIMIT": bad})); err == nil || !strings.Contains(err.Error(), "ALWRITY_MEMORY_LIMIT") {
+			t.Errorf("ALWRITY_MEMORY_LIMIT=%s: %v; want an error naming it", bad, err)
+		}
+	}
+	c := DefaultConfig()
+	if err := c.FromEnv(envMap(map[string]string{"ALWRITY_MEMORY_LIMIT": "1MiB"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ALWRITY_MEMORY_LIMIT") || !strings.Contains(err.Error(), "1MiB") {
+		t.Errorf("a 1MiB limit validates: %v", err)
+	}
+
+	// The flag overrides the environment, and shows its value as a size.
+	c = DefaultConfig()
+	if err := c.FromEnv(envMap(map[string]string{"ALWRITY_MEMORY_LIMIT": "48MiB"})); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.ServerFlags(fs)
+	if got := fs.Lookup("memory-limit").DefValue; got != "48MiB" {
+		t.Errorf("--memory-limit default = %q, want the environment's 48MiB", got)
+	}
+	if err := fs.Parse([]string{"--memory-limit", "100MB"}); err != nil || c.MemoryLimit != 100_000_000 {
+		t.Errorf("--memory-limit 100MB: %d, %v", c.MemoryLimit, err)
+	}
+	if err := fs.Parse([]string{"--memory-limit", "plenty"}); err == nil {
+		t.Error("--memory-limit plenty was accepted")
+	}
+
+	// serve sets the limit only when GOMEMLIMIT, which the runtime reads
+	// itself, is not set, and never a zero one.
+	c = DefaultConfig()
+	if n, ok := c.SoftMemoryLimit(envMap(nil)); !ok || n != DefaultMemoryLimit {
+		t.Errorf("SoftMemoryLimit without GOMEMLIMIT = %d, %v; want the default", n, ok)
+	}
+	if _, ok := c.SoftMemoryLimit(envMap(map[string]string{"GOMEMLIMIT": "200MiB"})); ok {
+		t.Error("SoftMemoryLimit overrides GOMEMLIMIT")
+	}
+	c.MemoryLimit = 0
+	if _, ok := c.SoftMemoryLimit(envMap(nil)); ok {
+		t.Error("SoftMemoryLimit sets a zero limit")
 	}
 }

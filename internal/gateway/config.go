@@ -55,6 +55,11 @@ type Config struct {
 	// database lookup (default 2 s; negative turns the cache off): a
 	// revoked key stops working on the gateway within it.
 	KeyCacheTTL time.Duration
+	// MaxBackgroundSettles bounds the calls being recorded after their
+	// client was answered (default 1024). Past it a call is recorded
+	// before its response completes: back-pressure, never an unbounded
+	// number of goroutines.
+	MaxBackgroundSettles int
 	// RetryEvery is how often pending records are retried (default 2 s).
 	RetryEvery time.Duration
 	Logger     *slog.Logger
@@ -97,6 +102,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = 100_000
+	}
+	if c.MaxBackgroundSettles <= 0 {
+		c.MaxBackgroundSettles = 1024
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -30,6 +30,9 @@ type exchange struct {
 	user  string
 	call  call
 	rsvID string // "" when the call went through fail-open
+	// owes: the call was admitted and its record is not yet on its way
+	// to the ledger.
+	owes bool
 }
 
 // serve authenticates, admits, forwards, relays and bills one call.
@@ -72,6 +75,9 @@ func (x *exchange) serve() {
 	if !x.admit() {
 		return
 	}
+	g.inflight.add()
+	x.owes = true
+	defer x.abandon()
 	x.forward(up)
 }
 

@@ -16,10 +16,11 @@ import (
 
 const chatStreamBody = `{"model":"gpt-4o","stream":true,"max_tokens":300,"messages":[{"role":"user","content":"Hello"}]}`
 
-// consistent fails the test unless the ledger equals the summaries and no
-// reservation is left held.
+// consistent fails the test unless, once every call is recorded, the
+// ledger equals the summaries and no reservation is left held.
 func (h *harness) consistent() {
 	h.t.Helper()
+	h.settled()
 	mm, err := h.db.Reconcile(h.ctx)
 	if err != nil {
 		h.t.Fatalf("reconcile: %v", err)

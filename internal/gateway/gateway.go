@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/money"
 )
 
 // Headers the gateway reads or writes.
@@ -24,15 +25,18 @@ const (
 	// response carries the time before its first byte as a header and the
 	// whole call's as a trailer.
 	OverheadHeader = "X-Alwrity-Overhead-Ms"
-	// CostHeader is the call's exact cost in USD: a header when the
-	// response is held until it is billed (non-streaming), a trailer
-	// otherwise.
+	// CostHeader is the call's exact cost in USD, rated as the ledger
+	// records it (the record itself is written after the client is
+	// answered): a header on a non-streaming response, a trailer on a
+	// stream.
 	CostHeader = "X-Alwrity-Cost"
 )
 
 // Meter is what the gateway needs of the metering core.
 type Meter interface {
 	Reserve(ctx context.Context, req billing.ReserveRequest) (billing.Reservation, error)
+	// Quote rates an event as Settle and Record would, recording nothing.
+	Quote(ctx context.Context, e billing.UsageEvent) (money.Amount, error)
 	Settle(ctx context.Context, id string, e billing.UsageEvent) (billing.EventResult, error)
 	Release(ctx context.Context, id string) (billing.Reservation, error)
 	Record(ctx context.Context, events []billing.UsageEvent) ([]billing.EventResult, error)
@@ -51,13 +55,15 @@ type Gateway struct {
 	auth      Authenticator
 	transport *http.Transport
 	pending   *pendingQueue
+	inflight  *inflight
 	keys      keyCache
 	bufs      sync.Pool
 	secrets   [][]byte // provider keys, redacted from anything relayed
 }
 
 // New returns a gateway metering with meter and authenticating with auth.
-// Close it to stop its background retries and idle connections.
+// Close it (or Shutdown) to write the records still owed and stop its
+// background retries and idle connections.
 func New(cfg Config, meter Meter, auth Authenticator) *Gateway {
 	cfg = cfg.withDefaults()
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
@@ -73,12 +79,15 @@ func New(cfg Config, meter Meter, auth Authenticator) *Gateway {
 		TLSHandshakeTimeout:   cfg.ConnectTimeout,
 		ResponseHeaderTimeout: cfg.ReadTimeout,
 		ExpectContinueTimeout: time.Second,
-		WriteBufferSize:       32 << 10,
-		ReadBufferSize:        32 << 10,
+		// Each upstream connection keeps these buffers while it lives;
+		// the relay reads through its own larger buffer.
+		WriteBufferSize: 8 << 10,
+		ReadBufferSize:  8 << 10,
 	}
 	g := &Gateway{cfg: cfg, meter: meter, auth: auth, transport: tr, keys: keyCache{ttl: cfg.KeyCacheTTL}}
 	g.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	g.pending = &pendingQueue{g: g, stop: make(chan struct{})}
+	g.inflight = newInflight(cfg.MaxBackgroundSettles)
 	for _, u := range cfg.Upstreams {
 		if u.Key != "" {
 			g.secrets = append(g.secrets, []byte(u.Key))
@@ -102,12 +111,32 @@ func (g *Gateway) Register(mux *http.ServeMux) {
 	})
 }
 
-// Close stops retrying pending records (after one last attempt) and closes
-// idle upstream connections.
-func (g *Gateway) Close() {
+// Wait returns once no admitted call is still to be recorded (written to
+// the ledger, or queued as pending while the database refuses it), or with
+// an error when ctx ends first. Calls are recorded after their client is
+// answered: a reader of the ledger waits here first.
+func (g *Gateway) Wait(ctx context.Context) error { return g.inflight.wait(ctx) }
+
+// Shutdown waits, until ctx ends, for the calls in flight to be recorded
+// (relays still running and records being written in the background), then
+// makes the pending queue's last attempt and closes idle upstream
+// connections. Stop the HTTP server first: a call that ends after Shutdown
+// began is recorded before its handler returns, and one that ends after
+// ctx did may find the pending queue closed (it is logged). It returns an
+// error counting the calls not recorded in time.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.inflight.close()
+	err := g.inflight.wait(ctx)
+	if err != nil {
+		g.cfg.Logger.Error("gateway stopping before every call was recorded", "error", err)
+	}
 	g.pending.close()
 	g.transport.CloseIdleConnections()
+	return err
 }
+
+// Close is Shutdown without a deadline.
+func (g *Gateway) Close() { _ = g.Shutdown(context.Background()) }
 
 // Pending returns how many usage records wait for the database.
 func (g *Gateway) Pending() int { return g.pending.len() }

@@ -15,6 +15,7 @@ import (
 	"github.com/alwrity/alwrity-billing/internal/auth"
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/gateway"
+	"github.com/alwrity/alwrity-billing/internal/money"
 	"github.com/alwrity/alwrity-billing/internal/storetest"
 )
 
@@ -95,6 +96,15 @@ func (f *flakyMeter) Reserve(ctx context.Context, r billing.ReserveRequest) (bil
 	return f.Meter.Reserve(ctx, r)
 }
 
+// Quote needs the price catalog from the database, so it fails while the
+// database is down; a settle that fails alone leaves it working.
+func (f *flakyMeter) Quote(ctx context.Context, e billing.UsageEvent) (money.Amount, error) {
+	if f.down.Load() {
+		return 0, errDown
+	}
+	return f.Meter.Quote(ctx, e)
+}
+
 func (f *flakyMeter) Settle(ctx context.Context, id string, e billing.UsageEvent) (billing.EventResult, error) {
 	if f.down.Load() || f.settleDown.Load() {
 		return billing.EventResult{}, errDown
@@ -110,12 +120,14 @@ func (f *flakyMeter) Record(ctx context.Context, es []billing.UsageEvent) ([]bil
 }
 
 // flakyGateway returns a harness whose gateway meters through a flakyMeter.
+// Its pending records are retried only when a test says so
+// (gateway.RetryPending).
 func flakyGateway(t *testing.T, failOpen bool) (*harness, *flakyMeter) {
 	h := newHarness(t, storetest.Backends()[0], nil)
 	fm := &flakyMeter{Meter: h.meter}
 	gw := gateway.New(gateway.Config{
 		Upstreams: map[string]gateway.Upstream{"openai": {BaseURL: h.fakes["openai"].srv.URL + "/v1", Key: serverKeys["openai"]}},
-		FailOpen:  failOpen, RetryEvery: 10 * time.Millisecond,
+		FailOpen:  failOpen, RetryEvery: time.Hour,
 	}, fm, &auth.Authenticator{Keys: h.db, AdminKey: adminKey})
 	t.Cleanup(gw.Close)
 	mux := http.NewServeMux()
@@ -126,14 +138,13 @@ func flakyGateway(t *testing.T, failOpen bool) (*harness, *flakyMeter) {
 	return h, fm
 }
 
-func waitPending(t *testing.T, gw *gateway.Gateway, n int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for gw.Pending() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("pending = %d, want %d", gw.Pending(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
+// checkPending waits for every call to be recorded or queued and checks
+// how many wait for the database.
+func (h *harness) checkPending(n int) {
+	h.t.Helper()
+	h.settled()
+	if got := h.gw.Pending(); got != n {
+		h.t.Fatalf("pending = %d, want %d", got, n)
 	}
 }
 
@@ -157,27 +168,33 @@ func TestFailOpenRecordsWhenTheDatabaseReturns(t *testing.T) {
 	if body := readAll(t, resp); resp.StatusCode != http.StatusOK {
 		t.Fatalf("fail-open call: %d %s", resp.StatusCode, body)
 	}
-	waitPending(t, h.gw, 1)
+	if cost := resp.Header.Get(gateway.CostHeader); cost != "" {
+		t.Errorf("a call rated without the price catalog: cost %q", cost)
+	}
+	h.checkPending(1)
 	if rows := h.ledger(); len(rows) != 0 {
 		t.Fatalf("recorded while the database was down: %d rows", len(rows))
 	}
 	fm.down.Store(false)
-	waitPending(t, h.gw, 0)
+	gateway.RetryPending(h.gw)
+	h.checkPending(0)
 	l := h.waitLedger(1)[0]
 	h.checkRow(l, openaiWant)
 	if !strings.Contains(l.Metadata, `"fail_open":true`) {
 		t.Errorf("a fail-open call is not marked so: %s", l.Metadata)
 	}
 
-	// A reservation whose settle fails waits and is settled later.
+	// A reservation whose settle fails waits and is settled later, with
+	// the cost the client was told.
 	fm.settleDown.Store(true)
 	resp = h.post("/gateway/openai/v1/chat/completions", chatBody, nil)
-	if body := readAll(t, resp); resp.StatusCode != http.StatusOK || resp.Header.Get(gateway.CostHeader) != "" {
+	if body := readAll(t, resp); resp.StatusCode != http.StatusOK || resp.Header.Get(gateway.CostHeader) != openaiWant.cost {
 		t.Fatalf("call with settle down: %d cost %q %s", resp.StatusCode, resp.Header.Get(gateway.CostHeader), body)
 	}
-	waitPending(t, h.gw, 1)
+	h.checkPending(1)
 	fm.settleDown.Store(false)
-	waitPending(t, h.gw, 0)
+	gateway.RetryPending(h.gw)
+	h.checkPending(0)
 	h.checkRow(h.waitLedger(2)[1], openaiWant)
 	h.consistent()
 }

@@ -226,21 +226,26 @@ func (h *harness) ledger() []billing.UsageLog {
 	return logs
 }
 
-// waitLedger waits until the user has n ledger rows (a relay may still be
-// settling after its client left) and returns them.
+// settled waits until every call the gateway admitted is recorded: calls
+// are recorded after their client is answered (and a relay whose client
+// left may still be draining).
+func (h *harness) settled() {
+	h.t.Helper()
+	if err := h.gw.Wait(h.ctx); err != nil {
+		h.t.Fatalf("wait for the gateway's records: %v", err)
+	}
+}
+
+// waitLedger waits until every call is recorded and returns the user's
+// ledger rows, failing unless there are n.
 func (h *harness) waitLedger(n int) []billing.UsageLog {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		logs := h.ledger()
-		if len(logs) >= n || time.Now().After(deadline) {
-			if len(logs) != n {
-				h.t.Fatalf("ledger has %d rows, want %d", len(logs), n)
-			}
-			return logs
-		}
-		time.Sleep(20 * time.Millisecond)
+	h.settled()
+	logs := h.ledger()
+	if len(logs) != n {
+		h.t.Fatalf("ledger has %d rows, want %d", len(logs), n)
 	}
+	return logs
 }
 
 // post sends a raw request to the gateway with the user's key as Bearer.

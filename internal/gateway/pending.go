@@ -26,6 +26,9 @@ type pendingQueue struct {
 	closed  bool
 	stop    chan struct{}
 	done    chan struct{}
+	// writing serialises passes over the queue, so that a record is
+	// never written by two passes at once.
+	writing sync.Mutex
 }
 
 func (p *pendingQueue) len() int {
@@ -36,12 +39,17 @@ func (p *pendingQueue) len() int {
 
 func (p *pendingQueue) full() bool { return p.len() >= p.g.cfg.MaxPending }
 
-// add queues an item and starts the retry loop if it is not running.
+// add queues an item and starts the retry loop if it is not running. After
+// close nothing retries it: the gateway is stopping, and says so.
 func (p *pendingQueue) add(it pendingItem) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.items = append(p.items, it)
-	if !p.running && !p.closed {
+	if p.closed {
+		p.g.cfg.Logger.Error("gateway stopped; a usage record the database did not take is lost", "event_id", it.ev.EventID)
+		return
+	}
+	if !p.running {
 		p.running = true
 		p.done = make(chan struct{})
 		go p.loop(p.done)
@@ -59,16 +67,23 @@ func (p *pendingQueue) loop(done chan struct{}) {
 			return
 		case <-t.C:
 		}
-		if p.retry(context.Background()) {
+		p.flush(context.Background())
+		p.mu.Lock()
+		if len(p.items) == 0 {
+			p.running = false
+			p.mu.Unlock()
 			return
 		}
+		p.mu.Unlock()
 		t.Reset(p.g.cfg.RetryEvery)
 	}
 }
 
-// retry tries every queued item once and reports whether the queue is now
-// empty (and the loop stopped).
-func (p *pendingQueue) retry(ctx context.Context) bool {
+// flush tries every queued item once, in order; the items the database
+// still cannot take stay queued, ahead of those added meanwhile.
+func (p *pendingQueue) flush(ctx context.Context) {
+	p.writing.Lock()
+	defer p.writing.Unlock()
 	p.mu.Lock()
 	items := p.items
 	p.items = nil
@@ -88,11 +103,6 @@ func (p *pendingQueue) retry(ctx context.Context) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.items = append(failed, p.items...)
-	if len(p.items) == 0 {
-		p.running = false
-		return true
-	}
-	return false
 }
 
 // write records one item. A reservation that can no longer be settled (it
@@ -130,7 +140,7 @@ func (p *pendingQueue) close() {
 	if running {
 		<-done
 	}
-	p.retry(context.Background())
+	p.flush(context.Background())
 	if n := p.len(); n > 0 {
 		p.g.cfg.Logger.Error("gateway stopped with usage records the database never took", "count", n)
 	}

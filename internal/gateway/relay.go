@@ -15,9 +15,10 @@ import (
 // drain bounds are reached.
 var errDrainLimit = errors.New("drain limit reached after the client disconnected")
 
-// relayWhole holds a non-streaming response until it is read and billed,
-// so the client receives its cost in a header. A response larger than
-// MaxBufferedResponse is relayed as it arrives instead.
+// relayWhole holds a non-streaming response until it is read, so that the
+// client receives its cost in a header, and records the call once the
+// client is answered. A response larger than MaxBufferedResponse is
+// relayed as it arrives instead.
 func (x *exchange) relayWhole(resp *http.Response, body *upstreamBody, cancel func()) {
 	limit := x.g.cfg.MaxBufferedResponse
 	buf, err := io.ReadAll(io.LimitReader(body, limit+1))
@@ -38,16 +39,17 @@ func (x *exchange) relayWhole(resp *http.Response, body *upstreamBody, cancel fu
 	} else if !u.reported {
 		o.partial, o.reason = true, "the provider reported no usage"
 	}
-	cost, billed := x.settle(o)
+	ev := x.event(o)
 	h := x.w.Header()
 	x.g.copyResponseHeader(h, resp.Header)
 	h.Set("Content-Length", strconv.Itoa(len(buf)))
-	if billed {
+	if cost, ok := x.quote(ev); ok {
 		h.Set(CostHeader, cost)
 	}
 	h.Set(OverheadHeader, x.overhead())
 	x.w.WriteHeader(resp.StatusCode)
 	_, _ = x.w.Write(buf)
+	x.record(ev)
 }
 
 // cutBeforeHeaders answers a call whose upstream failed while its
@@ -253,10 +255,11 @@ func (c *clientLink) stop() {
 	}
 }
 
-// finishStream bills a relayed stream. A stream that ended without usage,
-// or was cut before its end, is billed from what is known (the provider's
-// partial usage, else input estimated from the request and output from the
-// text relayed), flagged partial.
+// finishStream bills a relayed stream: its cost goes in a trailer, and its
+// record is written without holding up the end of the response. A stream
+// that ended without usage, or was cut before its end, is billed from what
+// is known (the provider's partial usage, else input estimated from the
+// request and output from the text relayed), flagged partial.
 func (x *exchange) finishStream(status int, u usage, cut error, body *upstreamBody, cl *clientLink) {
 	o := outcome{status: status, u: u, clientGone: cl.gone || x.r.Context().Err() != nil}
 	switch {
@@ -279,9 +282,10 @@ func (x *exchange) finishStream(status int, u usage, cut error, body *upstreamBo
 		o.errMsg = o.reason
 		x.g.cfg.Logger.Warn("gateway upstream stream cut", "provider", x.rt.provider, "error", x.g.redactString(cut.Error()))
 	}
-	cost, billed := x.settle(o)
-	if billed {
+	ev := x.event(o)
+	if cost, ok := x.quote(ev); ok {
 		x.w.Header().Set(http.TrailerPrefix+CostHeader, cost)
 	}
 	x.w.Header().Set(http.TrailerPrefix+OverheadHeader, x.overhead())
+	x.record(ev)
 }

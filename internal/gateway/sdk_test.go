@@ -39,8 +39,6 @@ func (h *harness) checkRow(l billing.UsageLog, w want) {
 // of the same response) against w and each other.
 func (h *harness) checkPair(provider string, total int, w want) {
 	h.t.Helper()
-	// A stream is billed after its last byte is relayed, so its row may
-	// land a moment after the client finished reading.
 	rows := h.waitLedger(total)
 	plain, streamed := rows[len(rows)-2], rows[len(rows)-1]
 	for _, l := range []billing.UsageLog{plain, streamed} {

@@ -38,17 +38,13 @@ func (x *exchange) fail(status int, msg string, u *usage) {
 	if u != nil {
 		o.u, o.partial, o.reason = *u, true, msg
 	}
-	x.settle(o)
+	ev := x.event(o)
 	x.problem(status, msg)
+	x.record(ev)
 }
 
-// settle records the call: it settles the reservation with the usage the
-// provider reported (or, fail-open, records the event), and returns the
-// cost as exact decimal USD. A record the database cannot take now waits in
-// the pending queue and is written when the database returns; it is never
-// dropped.
-func (x *exchange) settle(o outcome) (cost string, billed bool) {
-	g := x.g
+// event is the ledger's record of a call that ended with o.
+func (x *exchange) event(o outcome) billing.UsageEvent {
 	q := o.u.q
 	if o.partial {
 		if !o.u.reported {
@@ -71,42 +67,87 @@ func (x *exchange) settle(o outcome) (cost string, billed bool) {
 	}{Source: "gateway", Stream: x.call.stream, Partial: o.reason, ClientGone: o.clientGone,
 		Estimated: o.partial && !o.u.reported, FailedOpen: x.rsvID == ""}
 	metaJSON, _ := json.Marshal(meta)
-	ev := billing.UsageEvent{
+	return billing.UsageEvent{
 		EventID: newEventID(), UserID: x.user, Provider: x.rt.provider, Model: model,
 		Endpoint: truncate(x.call.endpoint, 512), Method: http.MethodPost, Quantities: q,
 		StatusCode: o.status, ResponseTime: time.Since(x.start).Seconds(), Timestamp: x.ts,
-		ErrorMessage: truncate(g.redactString(o.errMsg), 4096), Partial: o.partial, Metadata: string(metaJSON),
+		ErrorMessage: truncate(x.g.redactString(o.errMsg), 4096), Partial: o.partial, Metadata: string(metaJSON),
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), settleTimeout)
+}
+
+// quote returns the cost the ledger will record for ev, as exact decimal
+// USD, for the client's cost header; false when it cannot be rated now
+// (the database is away: the record still follows).
+func (x *exchange) quote(ev billing.UsageEvent) (string, bool) {
+	ctx, cancel := context.WithTimeout(x.r.Context(), x.g.cfg.AdmissionTimeout)
 	defer cancel()
-	var res billing.EventResult
-	var err error
-	if x.rsvID == "" {
-		var rs []billing.EventResult
-		if rs, err = g.meter.Record(ctx, []billing.UsageEvent{ev}); err == nil && len(rs) == 1 {
-			res = rs[0]
-		}
-	} else {
-		res, err = g.meter.Settle(ctx, x.rsvID, ev)
+	cost, err := x.g.meter.Quote(ctx, ev)
+	if err != nil {
+		x.g.cfg.Logger.Debug("gateway could not quote a call; it is answered without its cost", "event_id", ev.EventID, "error", err)
+		return "", false
 	}
-	if err == nil {
-		return res.Cost.String(), true
+	return cost.String(), true
+}
+
+// record writes the call's event to the ledger once its client has been
+// answered: in the background, or, when MaxBackgroundSettles records are
+// already being written, before the handler returns (back-pressure). It
+// is called once per admitted call.
+func (x *exchange) record(ev billing.UsageEvent) {
+	g := x.g
+	it := pendingItem{rsvID: x.rsvID, ev: ev}
+	x.owes = false // from here on the record below owns the count
+	if !g.inflight.background() {
+		g.write(it)
+		g.inflight.done()
+		return
+	}
+	go func() {
+		defer g.inflight.backgroundDone()
+		g.write(it)
+	}()
+}
+
+// abandon gives up the record an admitted call still owes when its
+// handler ends without one (a panic), so that Wait and Shutdown do not
+// wait for it forever.
+func (x *exchange) abandon() {
+	if x.owes {
+		x.owes = false
+		x.g.inflight.done()
+		x.g.cfg.Logger.Error("gateway call ended without a usage record", "provider", x.rt.provider, "user", x.user)
+	}
+}
+
+// write records one call: it settles the reservation with the usage the
+// provider reported (or, fail-open, records the event). A record the
+// database cannot take now waits in the pending queue and is written when
+// the database returns; it is never dropped. An event the meter refuses
+// gives its hold back.
+func (g *Gateway) write(it pendingItem) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	var err error
+	if it.rsvID == "" {
+		_, err = g.meter.Record(ctx, []billing.UsageEvent{it.ev})
+	} else {
+		_, err = g.meter.Settle(ctx, it.rsvID, it.ev)
 	}
 	switch billing.ErrorCode(err) {
+	case "":
 	case billing.CodeInternal, billing.CodeUnavailable:
-		g.cfg.Logger.Warn("gateway could not record a call now; it waits for the database", "event_id", ev.EventID, "error", err)
-		g.pending.add(pendingItem{rsvID: x.rsvID, ev: ev})
+		g.cfg.Logger.Warn("gateway could not record a call now; it waits for the database", "event_id", it.ev.EventID, "error", err)
+		g.pending.add(it)
 	default:
 		// The event itself was refused: a bug, not an outage. Give the
 		// hold back rather than keep the user's units until it expires.
-		g.cfg.Logger.Error("gateway call could not be recorded", "event_id", ev.EventID, "error", err)
-		if x.rsvID != "" {
-			if _, rerr := g.meter.Release(ctx, x.rsvID); rerr != nil {
-				g.cfg.Logger.Warn("gateway could not release a reservation", "reservation_id", x.rsvID, "error", rerr)
+		g.cfg.Logger.Error("gateway call could not be recorded", "event_id", it.ev.EventID, "error", err)
+		if it.rsvID != "" {
+			if _, rerr := g.meter.Release(ctx, it.rsvID); rerr != nil {
+				g.cfg.Logger.Warn("gateway could not release a reservation", "reservation_id", it.rsvID, "error", rerr)
 			}
 		}
 	}
-	return "", false
 }
 
 // overhead is the time spent in the gateway so far, in milliseconds.
