@@ -11,7 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
-	"io/fs"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -70,26 +70,40 @@ var assetContentTypes = map[string]string{
 const assetCacheControl = "public, max-age=31536000, immutable"
 
 type asset struct {
+	name        string
 	contentType string
 	etag        string // quoted
 	version     string // short content hash used as ?v= cache buster
-	data        []byte
 }
 
-// loadAssets reads the allowlisted files once per process.
+// loadAssets hashes the allowlisted files once per process. The files stay
+// where the binary embeds them: they are hashed and served as streams, not
+// copied onto the heap (several megabytes with the source maps).
 var loadAssets = sync.OnceValues(func() (map[string]*asset, error) {
 	out := make(map[string]*asset, len(assetContentTypes))
 	for name, ct := range assetContentTypes {
-		data, err := fs.ReadFile(swaggerFiles.FS, name)
+		sum, err := hashAsset(name)
 		if err != nil {
 			return nil, fmt.Errorf("docsui: reading embedded swagger-ui asset %q: %w", name, err)
 		}
-		sum := sha256.Sum256(data)
-		h := hex.EncodeToString(sum[:])
-		out[name] = &asset{contentType: ct, etag: `"` + h[:32] + `"`, version: h[:12], data: data}
+		h := hex.EncodeToString(sum)
+		out[name] = &asset{name: name, contentType: ct, etag: `"` + h[:32] + `"`, version: h[:12]}
 	}
 	return out, nil
 })
+
+func hashAsset(name string) ([]byte, error) {
+	f, err := swaggerFiles.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
 
 var swaggerTmpl = template.Must(template.New("swagger").Parse(`<!DOCTYPE html>
 <html lang="en">
@@ -219,7 +233,18 @@ func Handler(specURL, title string) http.Handler {
 		h.Set("Content-Type", a.contentType)
 		h.Set("Cache-Control", assetCacheControl)
 		h.Set("ETag", a.etag)
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.data))
+		f, err := swaggerFiles.FS.Open(a.name)
+		if err != nil {
+			http.Error(w, "asset unavailable", http.StatusInternalServerError)
+			return
+		}
+		defer f.Close()
+		rs, ok := f.(io.ReadSeeker)
+		if !ok {
+			http.Error(w, "asset unavailable", http.StatusInternalServerError)
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, rs)
 	})
 	mux.HandleFunc("GET "+RedocPath, servePage(redocPage))
 	return mux

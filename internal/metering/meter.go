@@ -49,8 +49,7 @@ type Meter struct {
 	// made are the reservations this process holds on PostgreSQL.
 	made madeHere
 
-	// pricing is the current catalog snapshot (byModel: provider+"/"+model
-	// → versions, oldest first), pricedAt when its version was last
+	// pricing is the current catalog snapshot, pricedAt when its version was last
 	// checked (real clock); mu serialises reloads.
 	mu       sync.Mutex
 	pricing  atomic.Pointer[pricer]
@@ -103,11 +102,7 @@ func (m *Meter) prices(ctx context.Context) (*pricer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pricer{catalog: c, byModel: map[string][]billing.Price{}}
-	for _, pr := range c.Prices {
-		k := pr.Provider + "/" + pr.ModelName
-		p.byModel[k] = append(p.byModel[k], pr)
-	}
+	p := newPricer(c)
 	m.pricing.Store(p)
 	m.pricedAt.Store(time.Now().UnixNano())
 	return p, nil
@@ -125,31 +120,57 @@ func (m *Meter) estimatePrices(ctx context.Context) (*pricer, error) {
 // pricer resolves prices from one catalog snapshot.
 type pricer struct {
 	catalog store.Catalog
-	byModel map[string][]billing.Price
+	// versions of each model, oldest first; models of each provider.
+	versions map[modelKey][]billing.Price
+	models   map[string][]modelKey
 }
 
-// at returns the prices of provider in effect at t.
-func (p *pricer) at(provider string, t time.Time) []billing.Price {
-	var out []billing.Price
-	for k, versions := range p.byModel {
-		if !strings.HasPrefix(k, provider+"/") {
-			continue
+type modelKey struct{ provider, model string }
+
+func newPricer(c store.Catalog) *pricer {
+	p := &pricer{catalog: c, versions: map[modelKey][]billing.Price{}, models: map[string][]modelKey{}}
+	for _, pr := range c.Prices {
+		k := modelKey{pr.Provider, pr.ModelName}
+		if p.versions[k] == nil {
+			p.models[pr.Provider] = append(p.models[pr.Provider], k)
 		}
-		// Versions are oldest first: the last one in effect at t wins.
-		for i := len(versions) - 1; i >= 0; i-- {
-			v := versions[i]
-			if !v.EffectiveFrom.After(t) && (v.EffectiveTo == nil || v.EffectiveTo.After(t)) {
-				out = append(out, v)
-				break
-			}
+		p.versions[k] = append(p.versions[k], pr)
+	}
+	return p
+}
+
+// versionAt returns the version of model k in effect at t: the last one
+// (they are oldest first) whose validity holds t.
+func (p *pricer) versionAt(k modelKey, t time.Time) (billing.Price, bool) {
+	versions := p.versions[k]
+	for i := len(versions) - 1; i >= 0; i-- {
+		v := versions[i]
+		if !v.EffectiveFrom.After(t) && (v.EffectiveTo == nil || v.EffectiveTo.After(t)) {
+			return v, true
 		}
 	}
-	return out
+	return billing.Price{}, false
+}
+
+// resolve returns the price of a provider's model in effect at t, by
+// billing.ResolvePrice's rules. A model priced under its own name, the
+// first rule and the common case, is found without listing the others.
+func (p *pricer) resolve(provider, model string, t time.Time) (billing.Price, bool) {
+	if v, ok := p.versionAt(modelKey{provider, model}, t); ok {
+		return v, true
+	}
+	var in []billing.Price
+	for _, k := range p.models[provider] {
+		if v, ok := p.versionAt(k, t); ok {
+			in = append(in, v)
+		}
+	}
+	return billing.ResolvePrice(in, p.catalog.Aliases[provider], provider, model)
 }
 
 // rate prices one event with the version in effect at its timestamp.
 func (p *pricer) rate(e billing.UsageEvent) (billing.Charge, bool, error) {
-	price, ok := billing.ResolvePrice(p.at(e.Provider, e.Timestamp), p.catalog.Aliases[e.Provider], e.Provider, e.Model)
+	price, ok := p.resolve(e.Provider, e.Model, e.Timestamp)
 	if !ok {
 		// Unpriced: recorded and flagged, never silently priced at zero.
 		return billing.Charge{}, false, e.Quantities.Validate()
@@ -467,7 +488,7 @@ func (m *Meter) estimate(ctx context.Context, provider, model string, tokens int
 	if err != nil {
 		return 0, err
 	}
-	p, ok := billing.ResolvePrice(pr.at(provider, now), pr.catalog.Aliases[provider], provider, model)
+	p, ok := pr.resolve(provider, model, now)
 	if !ok {
 		return 0, nil
 	}
