@@ -191,40 +191,62 @@ func (d pageData) Asset(name string) (string, error) {
 //
 // specURL is the URL of the OpenAPI document (e.g. "/api/openapi.json") and
 // title the page title. Any other path answers 404; HEAD is supported and
-// other methods answer 405. Pages are rendered once, here; Handler panics if
-// the embedded assets cannot be read (a build problem, not a runtime one).
+// other methods answer 405. Pages are rendered at the first request for
+// one, not before: reading and hashing the embedded assets would otherwise
+// make several megabytes of the binary resident in every server, also those
+// whose docs nobody opens.
 func Handler(specURL, title string) http.Handler {
-	assets, err := loadAssets()
-	if err != nil {
-		panic(err)
-	}
 	// encoding/json escapes <, >, & and U+2028/9, so the literal is safe
 	// inside an inline <script>.
 	specJS, err := json.Marshal(specURL)
 	if err != nil {
 		panic(fmt.Errorf("docsui: encoding spec URL: %w", err))
 	}
-	data := pageData{
-		Title:          title,
-		SpecURL:        specURL,
-		SpecURLJS:      template.JS(specJS),
-		DocsPath:       DocsPath,
-		RedocScriptURL: RedocScriptURL,
-		RedocIntegrity: RedocIntegrity,
-		assets:         assets,
+	type rendered struct {
+		swagger, redoc []byte
+		assets         map[string]*asset
 	}
-	swaggerPage := render(swaggerTmpl, data)
-	redocPage := render(redocTmpl, data)
+	pages := sync.OnceValues(func() (rendered, error) {
+		assets, err := loadAssets()
+		if err != nil {
+			return rendered{}, err
+		}
+		data := pageData{
+			Title:          title,
+			SpecURL:        specURL,
+			SpecURLJS:      template.JS(specJS),
+			DocsPath:       DocsPath,
+			RedocScriptURL: RedocScriptURL,
+			RedocIntegrity: RedocIntegrity,
+			assets:         assets,
+		}
+		return rendered{swagger: render(swaggerTmpl, data), redoc: render(redocTmpl, data), assets: assets}, nil
+	})
+	page := func(pick func(rendered) []byte) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			p, err := pages()
+			if err != nil {
+				http.Error(w, "the API documentation is unavailable", http.StatusInternalServerError)
+				return
+			}
+			servePage(pick(p))(w, r)
+		}
+	}
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+DocsPath, servePage(swaggerPage))
+	mux.HandleFunc("GET "+DocsPath, page(func(p rendered) []byte { return p.swagger }))
 	mux.HandleFunc("GET "+DocsPath+"/{$}", func(w http.ResponseWriter, r *http.Request) {
 		setCommonHeaders(w)
 		http.Redirect(w, r, DocsPath, http.StatusMovedPermanently)
 	})
 	mux.HandleFunc("GET "+AssetsPath+"{name}", func(w http.ResponseWriter, r *http.Request) {
 		setCommonHeaders(w)
-		a, ok := assets[r.PathValue("name")]
+		p, err := pages()
+		if err != nil {
+			http.Error(w, "the API documentation is unavailable", http.StatusInternalServerError)
+			return
+		}
+		a, ok := p.assets[r.PathValue("name")]
 		if !ok {
 			http.NotFound(w, r)
 			return
@@ -246,7 +268,7 @@ func Handler(specURL, title string) http.Handler {
 		}
 		http.ServeContent(w, r, "", time.Time{}, rs)
 	})
-	mux.HandleFunc("GET "+RedocPath, servePage(redocPage))
+	mux.HandleFunc("GET "+RedocPath, page(func(p rendered) []byte { return p.redoc }))
 	return mux
 }
 
