@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -42,6 +43,9 @@ func BenchmarkAdmission(b *testing.B) {
 				}
 			}
 			m := metering.New(db, time.Now, nil)
+			if d, err := time.ParseDuration(os.Getenv("ALWRITY_BENCH_COMMIT_LINGER")); err == nil {
+				m.CommitLinger = d
+			}
 			lat := make([][]time.Duration, callers)
 			resLat := make([][]time.Duration, callers)
 			setLat := make([][]time.Duration, callers)

@@ -110,9 +110,17 @@ func (m *Meter) commitParallelism() int {
 // an idle meter holds no goroutine.
 func (m *Meter) commitLoop(ctx context.Context, i int) {
 	c := &m.committer
+	last := 0 // jobs in the previous group
 	for {
 		c.mu.Lock()
 		l := &c.lanes[i]
+		if linger := m.CommitLinger; linger > 0 && len(l.queue) > 0 && len(l.queue) < last/2 {
+			// Under load most of the last group's callers come back within
+			// moments; a short wait lets them share this commit.
+			c.mu.Unlock()
+			time.Sleep(linger)
+			c.mu.Lock()
+		}
 		var group []*commitJob
 		n := 0
 		for len(l.queue) > 0 && (len(group) == 0 || n+len(l.queue[0].items) <= maxGroupItems) {
@@ -126,6 +134,7 @@ func (m *Meter) commitLoop(ctx context.Context, i int) {
 			return
 		}
 		c.mu.Unlock()
+		last = len(group)
 		m.commitGroup(ctx, group)
 	}
 }

@@ -33,6 +33,12 @@ type Meter struct {
 
 	// CommitParallelism bounds concurrent group commits on PostgreSQL.
 	CommitParallelism int
+	// CommitLinger is how long a group commit waits for more batches when
+	// fewer than half as many wait as the previous group took (default
+	// DefaultCommitLinger; 0 never waits). Under load it makes groups
+	// larger, so each event costs fewer page writes; a lone batch never
+	// waits.
+	CommitLinger time.Duration
 
 	cache     lookups
 	committer committer
@@ -56,6 +62,9 @@ type Meter struct {
 	pricedAt atomic.Int64
 }
 
+// DefaultCommitLinger is Meter.CommitLinger's default.
+const DefaultCommitLinger = 100 * time.Microsecond
+
 // New returns a Meter over db with clock now.
 func New(db *store.DB, now func() time.Time, logger *slog.Logger) *Meter {
 	if now == nil {
@@ -64,7 +73,7 @@ func New(db *store.DB, now func() time.Time, logger *slog.Logger) *Meter {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Meter{db: db, now: now, logger: logger, ReservationTTL: 10 * time.Minute}
+	m := &Meter{db: db, now: now, logger: logger, ReservationTTL: 10 * time.Minute, CommitLinger: DefaultCommitLinger}
 	if db.Dialect() == store.SQLite {
 		m.mem = newMemAdmission(DefaultJournalDelay)
 	}
