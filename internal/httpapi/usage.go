@@ -120,6 +120,9 @@ func (s *Server) getUsage(ctx context.Context, in *usageInput) (*struct{ Body En
 	return ok(st), nil
 }
 
+// periodAlerts is how many of a period's unread alerts its usage lists.
+const periodAlerts = 10
+
 func (s *Server) usageStats(ctx context.Context, userID, key string) (UsageStats, error) {
 	v, err := s.userView(ctx, userID)
 	if err != nil {
@@ -138,11 +141,11 @@ func (s *Server) usageStats(ctx context.Context, userID, key string) (UsageStats
 	if err != nil {
 		return UsageStats{}, err
 	}
-	alerts, _, _, err := s.store.ListAlerts(ctx, billing.AlertFilter{UserID: userID, UnreadOnly: true, BillingPeriod: period.Key, Limit: 10})
+	alerts, err := s.unreadAlerts(ctx, userID, period.Key, 0, periodAlerts)
 	if err != nil {
 		return UsageStats{}, err
 	}
-	return s.stats(v, usage[0], usage[0], alerts), nil
+	return s.stats(v, usage[0], usage[0], alerts.Period), nil
 }
 
 // checkPeriodKey validates a "YYYY-MM" parameter and names it by its
@@ -178,15 +181,27 @@ func (s *Server) getTrends(ctx context.Context, in *trendsInput) (*struct{ Body 
 // trends returns the series of the last n periods (the current one last)
 // and the current period's usage.
 func (s *Server) trends(ctx context.Context, v userView, n int) (Trends, billing.PeriodUsage, error) {
-	current := v.schedule.At(s.now())
+	usage, err := s.store.UsageForPeriods(ctx, v.userID, v.lastPeriods(s.now(), n))
+	if err != nil {
+		return Trends{}, billing.PeriodUsage{}, err
+	}
+	return v.trendsOf(usage), usage[n-1], nil
+}
+
+// lastPeriods returns the user's n periods ending with the one at now,
+// oldest first.
+func (v userView) lastPeriods(now time.Time, n int) []billing.Period {
+	current := v.schedule.At(now)
 	periods := make([]billing.Period, n)
 	for i := range n {
 		periods[i] = v.schedule.Back(current, n-1-i)
 	}
-	usage, err := s.store.UsageForPeriods(ctx, v.userID, periods)
-	if err != nil {
-		return Trends{}, billing.PeriodUsage{}, err
-	}
+	return periods
+}
+
+// trendsOf builds the series of consecutive periods' usage, oldest first.
+func (v userView) trendsOf(usage []billing.PeriodUsage) Trends {
+	n := len(usage)
 	t := Trends{
 		Periods: make([]string, n), TotalCalls: make([]int64, n), TotalCost: make([]money.Amount, n),
 		TotalTokens: make([]int64, n), ProviderTrends: map[string]ProviderTrendJSON{},
@@ -202,76 +217,5 @@ func (s *Server) trends(ctx context.Context, v userView, n int) (Trends, billing
 			pt.Calls[i], pt.Cost[i], pt.Tokens[i] = c.Calls, c.Cost, c.Tokens()
 		}
 	}
-	return t, usage[n-1], nil
-}
-
-func (s *Server) getDashboard(ctx context.Context, in *UserPath) (*struct{ Body Envelope[Dashboard] }, error) {
-	if _, err := s.auth.Authorize(ctx, in.UserID); err != nil {
-		return nil, s.problem(ctx, err)
-	}
-	d, err := s.dashboard(ctx, in.UserID)
-	if err != nil {
-		return nil, s.problem(ctx, err)
-	}
-	return ok(d), nil
-}
-
-func (s *Server) dashboard(ctx context.Context, userID string) (Dashboard, error) {
-	v, err := s.userView(ctx, userID)
-	if err != nil {
-		return Dashboard{}, err
-	}
-	trends, current, err := s.trends(ctx, v, 6)
-	if err != nil {
-		return Dashboard{}, err
-	}
-	all, err := s.store.UsageForPeriods(ctx, userID, []billing.Period{{Key: billing.AllTime}})
-	if err != nil {
-		return Dashboard{}, err
-	}
-	periodAlerts, _, _, err := s.store.ListAlerts(ctx, billing.AlertFilter{UserID: userID, UnreadOnly: true, BillingPeriod: current.Period.Key, Limit: 10})
-	if err != nil {
-		return Dashboard{}, err
-	}
-	recent, _, unread, err := s.store.ListAlerts(ctx, billing.AlertFilter{UserID: userID, UnreadOnly: true, Limit: 5})
-	if err != nil {
-		return Dashboard{}, err
-	}
-	cur := s.stats(v, current, current, periodAlerts)
-	proj, err := projection(v.plan, current, s.now())
-	if err != nil {
-		return Dashboard{}, err
-	}
-	return Dashboard{
-		CurrentUsage: cur, CurrentPeriodUsage: cur,
-		TotalUsage:  s.stats(v, all[0], current, recent),
-		Trends:      trends,
-		Limits:      cur.Limits,
-		Alerts:      briefs(recent),
-		Projections: proj,
-		Summary: DashboardSummary{
-			TotalAPICallsThisMonth: current.Total.Calls, TotalCostThisMonth: current.Total.Cost,
-			UsageStatus: cur.UsageStatus, UnreadAlerts: unread,
-		},
-	}, nil
-}
-
-// projection extrapolates the period's cost to its end: cost so far divided
-// by the elapsed fraction of the period, in exact money.
-func projection(plan billing.Plan, u billing.PeriodUsage, now time.Time) (Projections, error) {
-	var p Projections
-	num, den := u.Period.Elapsed(now)
-	p.ProjectedMonthlyCost = u.Total.Cost
-	if num > 0 {
-		var err error
-		if p.ProjectedMonthlyCost, err = u.Total.Cost.MulRatio(den, num); err != nil {
-			return p, err
-		}
-	}
-	if plan.MonthlyCostLimit != nil {
-		p.CostLimit = *plan.MonthlyCostLimit
-		l := billing.LimitUsage{Limit: billing.Ptr(int64(p.CostLimit)), Used: int64(p.ProjectedMonthlyCost)}
-		p.ProjectedUsagePercentage = l.Percentage()
-	}
-	return p, nil
+	return t
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,63 +43,113 @@ func (db *DB) RecordUsage(ctx context.Context, logs []billing.UsageLog, periodEn
 // UsageForPeriods returns the user's usage in each named period, in the
 // order given, with zeros for periods without usage. The key billing.AllTime
 // sums every period.
+//
+// It is one statement whatever is asked (usageSQL): the named periods'
+// summary rows and per-provider rows, and all time summed by the database.
+// It returns a row per period asked and per provider used in it, and sums
+// at most one row per period and provider of the user: it grows with the
+// user's months, not with their calls.
 func (db *DB) UsageForPeriods(ctx context.Context, userID string, periods []billing.Period) ([]billing.PeriodUsage, error) {
 	out := make([]billing.PeriodUsage, len(periods))
-	index := map[string]int{}
-	var keys []any
-	all := -1
+	slots := map[string][]int{} // period key → its places in out
+	args := []any{userID}
 	for i, p := range periods {
 		out[i] = billing.PeriodUsage{UserID: userID, Period: p, ByProvider: map[string]billing.Counters{}}
-		if p.Key == billing.AllTime {
-			all = i
-			continue
+		if p.Key != billing.AllTime && slots[p.Key] == nil {
+			args = append(args, p.Key)
 		}
-		index[p.Key] = i
-		keys = append(keys, p.Key)
+		slots[p.Key] = append(slots[p.Key], i)
 	}
-	if len(keys) > 0 {
-		in := placeholders(2, len(keys))
-		args := append([]any{userID}, keys...)
-		rows, err := db.read.QueryContext(ctx, `SELECT billing_period, total_calls, total_errors, tokens_input,
-			tokens_output, total_cost, response_time_sum, updated_at FROM usage_summaries
-			WHERE user_id = $1 AND billing_period IN (`+in+`)`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("read usage summaries: %w", err)
+	if len(periods) == 0 {
+		return out, nil
+	}
+	_, allTime := slots[billing.AllTime]
+	rows, err := db.readRows(ctx, usageSQL(len(args)-1, allTime), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read usage summaries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var provider sql.NullString
+		var c billing.Counters
+		var updated *time.Time
+		if err := rows.Scan(&key, &provider, &c.Calls, &c.Errors, &c.TokensInput, &c.TokensOutput, &c.Cost,
+			&c.ResponseTimeSum, scanNullTime{&updated}); err != nil {
+			return nil, fmt.Errorf("scan usage summary: %w", err)
 		}
-		if err := scanTotals(rows, func(key string) *billing.PeriodUsage { return &out[index[key]] }); err != nil {
-			return nil, err
-		}
-		prow, err := db.read.QueryContext(ctx, `SELECT billing_period, provider, calls, errors, tokens_input,
-			tokens_output, cost, response_time_sum FROM usage_summary_providers
-			WHERE user_id = $1 AND billing_period IN (`+in+`)`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("read provider summaries: %w", err)
-		}
-		if err := scanProviders(prow, func(key string) *billing.PeriodUsage { return &out[index[key]] }); err != nil {
-			return nil, err
+		for _, i := range slots[key] {
+			if provider.Valid {
+				out[i].ByProvider[provider.String] = c
+				continue
+			}
+			out[i].Total = c
+			if updated != nil {
+				out[i].LastUpdated = *updated
+			}
 		}
 	}
-	if all >= 0 {
-		rows, err := db.read.QueryContext(ctx, `SELECT 'all', COALESCE(SUM(total_calls), 0), COALESCE(SUM(total_errors), 0),
-			COALESCE(SUM(tokens_input), 0), COALESCE(SUM(tokens_output), 0), COALESCE(SUM(total_cost), 0),
-			COALESCE(SUM(response_time_sum), 0), MAX(updated_at) FROM usage_summaries WHERE user_id = $1`, userID)
-		if err != nil {
-			return nil, fmt.Errorf("read all-time usage: %w", err)
-		}
-		if err := scanTotals(rows, func(string) *billing.PeriodUsage { return &out[all] }); err != nil {
-			return nil, err
-		}
-		prow, err := db.read.QueryContext(ctx, `SELECT 'all', provider, SUM(calls), SUM(errors), SUM(tokens_input),
-			SUM(tokens_output), SUM(cost), SUM(response_time_sum) FROM usage_summary_providers
-			WHERE user_id = $1 GROUP BY provider`, userID)
-		if err != nil {
-			return nil, fmt.Errorf("read all-time provider usage: %w", err)
-		}
-		if err := scanProviders(prow, func(string) *billing.PeriodUsage { return &out[all] }); err != nil {
-			return nil, err
-		}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read usage summaries: %w", err)
 	}
 	return out, nil
+}
+
+// usageSQL reads a user's ($1) usage as rows of (period key, provider,
+// counters…, last update): a total row has no provider, a provider row no
+// last update. First the rows of the periods whose keys are $2…, one per
+// key with usage and one per provider of it; then, with allTime, the same
+// summed over every period under the key billing.AllTime: one total row
+// (zeros without usage) and one per provider. Every part reads its table
+// by its (user_id, billing_period…) key. The sums are cast back to the
+// columns' type, which SUM widens on PostgreSQL, so the parts unite; a sum
+// out of range is an error, as it always was.
+func usageSQL(keys int, allTime bool) string {
+	var parts []string
+	if keys > 0 {
+		in := "user_id = $1 AND billing_period IN (" + placeholders(2, keys) + ")"
+		parts = append(parts,
+			`SELECT billing_period, NULL, total_calls, total_errors, tokens_input, tokens_output, total_cost,
+				response_time_sum, updated_at FROM usage_summaries WHERE `+in,
+			`SELECT billing_period, provider, calls, errors, tokens_input, tokens_output, cost,
+				response_time_sum, NULL FROM usage_summary_providers WHERE `+in)
+	}
+	if allTime {
+		parts = append(parts,
+			`SELECT '`+billing.AllTime+`', NULL, CAST(COALESCE(SUM(total_calls), 0) AS BIGINT),
+				CAST(COALESCE(SUM(total_errors), 0) AS BIGINT), CAST(COALESCE(SUM(tokens_input), 0) AS BIGINT),
+				CAST(COALESCE(SUM(tokens_output), 0) AS BIGINT), CAST(COALESCE(SUM(total_cost), 0) AS BIGINT),
+				COALESCE(SUM(response_time_sum), 0), MAX(updated_at)
+			FROM usage_summaries WHERE user_id = $1`,
+			`SELECT '`+billing.AllTime+`', provider, CAST(SUM(calls) AS BIGINT), CAST(SUM(errors) AS BIGINT),
+				CAST(SUM(tokens_input) AS BIGINT), CAST(SUM(tokens_output) AS BIGINT), CAST(SUM(cost) AS BIGINT),
+				SUM(response_time_sum), NULL
+			FROM usage_summary_providers WHERE user_id = $1 GROUP BY provider`)
+	}
+	return strings.Join(parts, "\nUNION ALL\n")
+}
+
+// readRows runs a hot read of several rows; on SQLite through a statement
+// prepared once on the read pool, as readRow does for a single row.
+func (db *DB) readRows(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if db.dialect != SQLite {
+		return db.read.QueryContext(ctx, q, args...)
+	}
+	db.readMu.Lock()
+	st := db.reads[q]
+	if st == nil {
+		var err error
+		if st, err = db.read.PrepareContext(ctx, q); err != nil {
+			db.readMu.Unlock()
+			return db.read.QueryContext(ctx, q, args...)
+		}
+		if db.reads == nil {
+			db.reads = map[string]*sql.Stmt{}
+		}
+		db.reads[q] = st
+	}
+	db.readMu.Unlock()
+	return st.QueryContext(ctx, args...)
 }
 
 func scanTotals(rows *sql.Rows, target func(key string) *billing.PeriodUsage) error {
@@ -136,14 +187,14 @@ func scanProviders(rows *sql.Rows, target func(key string) *billing.PeriodUsage)
 
 // placeholders returns "$from, $from+1, …" for n parameters.
 func placeholders(from, n int) string {
-	var b strings.Builder
+	b := make([]byte, 0, 5*n)
 	for i := range n {
 		if i > 0 {
-			b.WriteString(", ")
+			b = append(b, ", "...)
 		}
-		fmt.Fprintf(&b, "$%d", from+i)
+		b = strconv.AppendInt(append(b, '$'), int64(from+i), 10)
 	}
-	return b.String()
+	return string(b)
 }
 
 const logColumns = `id, event_id, user_id, provider, endpoint, method, model_used, tokens_input, tokens_output,
