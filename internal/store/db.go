@@ -397,22 +397,39 @@ func conflict(err error, format string, args ...any) error {
 // prepared once on the read pool (modernc parses every statement text it
 // is given; pgx caches prepared statements itself).
 func (db *DB) readRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := db.readStmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return db.read.QueryRowContext(ctx, q, args...)
+}
+
+// readRows runs a hot read of several rows, prepared as readRow's are.
+func (db *DB) readRows(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := db.readStmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return db.read.QueryContext(ctx, q, args...)
+}
+
+// readStmt returns q prepared on the SQLite read pool, preparing it the
+// first time; nil on PostgreSQL or when it cannot be prepared (the caller
+// then runs the text).
+func (db *DB) readStmt(ctx context.Context, q string) *sql.Stmt {
 	if db.dialect != SQLite {
-		return db.read.QueryRowContext(ctx, q, args...)
+		return nil
 	}
 	db.readMu.Lock()
-	st := db.reads[q]
-	if st == nil {
-		var err error
-		if st, err = db.read.PrepareContext(ctx, q); err != nil {
-			db.readMu.Unlock()
-			return db.read.QueryRowContext(ctx, q, args...)
-		}
-		if db.reads == nil {
-			db.reads = map[string]*sql.Stmt{}
-		}
-		db.reads[q] = st
+	defer db.readMu.Unlock()
+	if st := db.reads[q]; st != nil {
+		return st
 	}
-	db.readMu.Unlock()
-	return st.QueryRowContext(ctx, args...)
+	st, err := db.read.PrepareContext(ctx, q)
+	if err != nil {
+		return nil
+	}
+	if db.reads == nil {
+		db.reads = map[string]*sql.Stmt{}
+	}
+	db.reads[q] = st
+	return st
 }

@@ -129,29 +129,6 @@ func usageSQL(keys int, allTime bool) string {
 	return strings.Join(parts, "\nUNION ALL\n")
 }
 
-// readRows runs a hot read of several rows; on SQLite through a statement
-// prepared once on the read pool, as readRow does for a single row.
-func (db *DB) readRows(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	if db.dialect != SQLite {
-		return db.read.QueryContext(ctx, q, args...)
-	}
-	db.readMu.Lock()
-	st := db.reads[q]
-	if st == nil {
-		var err error
-		if st, err = db.read.PrepareContext(ctx, q); err != nil {
-			db.readMu.Unlock()
-			return db.read.QueryContext(ctx, q, args...)
-		}
-		if db.reads == nil {
-			db.reads = map[string]*sql.Stmt{}
-		}
-		db.reads[q] = st
-	}
-	db.readMu.Unlock()
-	return st.QueryContext(ctx, args...)
-}
-
 func scanTotals(rows *sql.Rows, target func(key string) *billing.PeriodUsage) error {
 	defer rows.Close()
 	for rows.Next() {
