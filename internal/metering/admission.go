@@ -110,10 +110,28 @@ type memAdmission struct {
 	pending []*hold // not journaled yet, oldest first
 }
 
-// finished is a reservation that ended in memory, and when (real clock).
+// finished is a reservation that ended in memory, and when (real clock,
+// Unix nanoseconds). It keeps what a lookup answers, compactly: tens of
+// thousands of them are kept.
 type finished struct {
-	r  billing.Reservation
-	at time.Time
+	user, provider, model, period, status, eventID string
+	calls, tokens                                  int64
+	cost                                           money.Amount
+	expiresAt, createdAt, at                       int64
+}
+
+func finishedOf(r billing.Reservation, at time.Time) finished {
+	return finished{user: r.UserID, provider: r.Provider, model: r.Model, period: r.Period.Key,
+		status: r.Status, eventID: r.EventID, calls: r.Calls, tokens: r.Tokens, cost: r.Cost,
+		expiresAt: r.ExpiresAt.UnixNano(), createdAt: r.CreatedAt.UnixNano(), at: at.UnixNano()}
+}
+
+// reservation is f, finished reservation id, as a lookup answers it (the
+// period by its key only).
+func (f finished) reservation(id string) billing.Reservation {
+	return billing.Reservation{ID: id, UserID: f.user, Provider: f.provider, Model: f.model,
+		Period: billing.Period{Key: f.period}, Calls: f.calls, Tokens: f.tokens, Cost: f.cost, Status: f.status,
+		EventID: f.eventID, ExpiresAt: time.Unix(0, f.expiresAt).UTC(), CreatedAt: time.Unix(0, f.createdAt).UTC()}
 }
 
 // Finished reservations that never reached the journal are kept for
@@ -384,7 +402,7 @@ func (a *memAdmission) drop(hs []*hold, status string) {
 			if status == billing.ReservationSettled {
 				r.EventID = h.eventID
 			}
-			a.recent[r.ID] = finished{r: r, at: now}
+			a.recent[r.ID] = finishedOf(r, now)
 		}
 	}
 }
@@ -393,7 +411,7 @@ func (a *memAdmission) drop(hs []*hold, status string) {
 // oldest half when that is not enough.
 func (a *memAdmission) pruneRecent(before time.Time) {
 	for id, f := range a.recent {
-		if f.at.Before(before) {
+		if f.at < before.UnixNano() {
 			delete(a.recent, id)
 		}
 	}
@@ -457,7 +475,10 @@ func (a *memAdmission) lookup(id string) (billing.Reservation, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	f, ok := a.recent[id]
-	return f.r, ok
+	if !ok {
+		return billing.Reservation{}, false
+	}
+	return f.reservation(id), true
 }
 
 // counters returns the settled and held units of a user's period and
@@ -492,10 +513,10 @@ func (a *memAdmission) claimRecent(id, eventID string) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	if f.r.EventID != "" && f.r.EventID != eventID {
-		return true, billing.Errorf(billing.CodeConflict, "reservation %s was settled by event %s", id, f.r.EventID)
+	if f.eventID != "" && f.eventID != eventID {
+		return true, billing.Errorf(billing.CodeConflict, "reservation %s was settled by event %s", id, f.eventID)
 	}
-	f.r.EventID = eventID
+	f.eventID = eventID
 	a.recent[id] = f
 	return true, nil
 }
