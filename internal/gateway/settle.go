@@ -3,8 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -68,7 +66,7 @@ func (x *exchange) event(o outcome) billing.UsageEvent {
 		Estimated: o.partial && !o.u.reported, FailedOpen: x.rsvID == ""}
 	metaJSON, _ := json.Marshal(meta)
 	return billing.UsageEvent{
-		EventID: newEventID(), UserID: x.user, Provider: x.rt.provider, Model: model,
+		EventID: billing.NewID("gw_"), UserID: x.user, Provider: x.rt.provider, Model: model,
 		Endpoint: truncate(x.call.endpoint, 512), Method: http.MethodPost, Quantities: q,
 		StatusCode: o.status, ResponseTime: time.Since(x.start).Seconds(), Timestamp: x.ts,
 		ErrorMessage: truncate(x.g.redactString(o.errMsg), 4096), Partial: o.partial, Metadata: string(metaJSON),
@@ -197,12 +195,6 @@ func (g *Gateway) redactString(s string) string {
 		}
 	}
 	return s
-}
-
-func newEventID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return "gw_" + hex.EncodeToString(b[:])
 }
 
 // printable returns s when the ledger can hold it as a model name, else "".

@@ -6,8 +6,6 @@ package metering
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -469,7 +467,7 @@ func (m *Meter) Reserve(ctx context.Context, req billing.ReserveRequest) (billin
 		ttl = m.ReservationTTL
 	}
 	r := billing.Reservation{
-		ID: newID("rsv_"), UserID: req.UserID, Period: acct.schedule.At(now), Provider: req.Provider, Model: req.Model,
+		ID: billing.NewID("rsv_"), UserID: req.UserID, Period: acct.schedule.At(now), Provider: req.Provider, Model: req.Model,
 		Calls: 1, Tokens: req.Tokens, Cost: req.Cost, Status: billing.ReservationHeld, ExpiresAt: now.Add(ttl), CreatedAt: now,
 	}
 	lim := billing.LimitsFor(acct.plan, req.Provider)
@@ -724,10 +722,4 @@ func (m *Meter) RunSweeper(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
-}
-
-func newID(prefix string) string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
 }
