@@ -148,6 +148,9 @@ func (m *Meter) commitGroup(ctx context.Context, group []*commitJob) {
 	}
 	if len(group) == 1 {
 		r, err := m.db.Ingest(ctx, group[0].items, group[0].alerts, m.now())
+		if err == nil {
+			m.pricesConfirmed(group[0].alerts.RatedWith)
+		}
 		group[0].done <- commitResult{r, err}
 		return
 	}
@@ -158,9 +161,14 @@ func (m *Meter) commitGroup(ctx context.Context, group []*commitJob) {
 		maps.Copy(ac.Plans, j.alerts.Plans)
 		ac.Providers = j.alerts.Providers
 		ac.Extra = append(ac.Extra, j.alerts.Extra...)
+		ac.RatedWith = max(ac.RatedWith, j.alerts.RatedWith)
 	}
 	results, err := m.db.Ingest(ctx, items, ac, m.now())
-	if err != nil {
+	if err == nil {
+		m.pricesConfirmed(ac.RatedWith)
+	} else {
+		// Each batch on its own; after a price change those rated with the
+		// old prices fail alone (ErrStaleCatalog) and are rated again.
 		for _, j := range group {
 			r, err := m.db.Ingest(ctx, j.items, j.alerts, m.now())
 			j.done <- commitResult{r, err}
@@ -193,12 +201,15 @@ func (m *Meter) commitGroupMem(ctx context.Context, group []*commitJob) {
 			ac.Providers = j.alerts.Providers
 		}
 		ac.Extra = append(ac.Extra, j.alerts.Extra...)
+		ac.RatedWith = max(ac.RatedWith, j.alerts.RatedWith)
 	}
 	ac.Before = a.usage
 	hs, rs := a.due(time.Now(), force)
 
 	results, err := m.db.IngestJournal(ctx, rs, items, ac, m.now())
-	if err != nil {
+	if err == nil {
+		m.pricesConfirmed(ac.RatedWith)
+	} else {
 		a.unjournal(hs)
 		if len(hs) > 0 {
 			m.logger.Warn("journaling reservations failed", "count", len(hs), "error", err)

@@ -93,3 +93,45 @@ func TestPriceChangeMidPeriod(t *testing.T) {
 		f.consistent()
 	})
 }
+
+// TestSettleRatesWithPricesChangedSinceTheCache: the meter rates from a
+// cached catalog; a price version added behind its back (another replica,
+// the CLI, the admin API) after the cache loaded still prices the next settle and batch,
+// because the commit finds the catalog changed and the events are rated
+// again. A held reservation stays settleable through that retry.
+func TestSettleRatesWithPricesChangedSinceTheCache(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b, baseTime)
+		const user = "stale-cache-user"
+		f.keyUser(user)
+		// Loads the cache at the old price.
+		if r := f.record(gpt4Event("warm", user, baseTime.Add(-time.Hour), 1000, 500)); r[0].Cost != usd("0.06") {
+			t.Fatalf("warm-up: %s; want 0.06", r[0].Cost.Dollars())
+		}
+		rsv, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: user, Provider: "openai", Model: "gpt-4", Tokens: 2000})
+		if err != nil {
+			t.Fatalf("reserve: %v", err)
+		}
+		// The store, not the meter: the meter hears of it only from the
+		// catalog's version.
+		if _, err := f.db.CreatePrice(f.ctx, billing.Price{Provider: "openai", ModelName: "gpt-4", IsActive: true,
+			Tier: billing.PriceTier{Input: usd("0.00001"), Output: usd("0.00003")}, EffectiveFrom: baseTime.Add(-30 * time.Minute)}, f.clk.Now()); err != nil {
+			t.Fatalf("create price: %v", err)
+		}
+		e := gpt4Event("settled-after-change", user, baseTime, 1000, 500)
+		res, err := f.m.Settle(f.ctx, rsv.ID, e)
+		if err != nil {
+			t.Fatalf("settle: %v", err)
+		}
+		if res.Cost != usd("0.025") || res.Status != billing.EventRecorded {
+			t.Fatalf("settled %+v; want recorded at the new price, 0.025", res)
+		}
+		if _, held, _, _, err := f.counters(user, billing.CalendarMonths().At(baseTime), "openai"); err != nil || held != (billing.Counters{}) {
+			t.Fatalf("held after the settle: %+v, %v; want nothing", held, err)
+		}
+		if r := f.record(gpt4Event("batch-after-change", user, baseTime, 1000, 500)); r[0].Cost != usd("0.025") {
+			t.Fatalf("batch after the change: %s; want 0.025", r[0].Cost.Dollars())
+		}
+		f.consistent()
+	})
+}

@@ -6,6 +6,7 @@ package metering
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -89,8 +90,7 @@ func (m *Meter) SetJournalDelay(d time.Duration) {
 // Now returns the meter's clock reading.
 func (m *Meter) Now() time.Time { return m.now() }
 
-// prices returns the catalog, reloading it when its version changed. One
-// small query per batch keeps every replica's prices exact.
+// prices returns the catalog, reloading it when its version changed.
 func (m *Meter) prices(ctx context.Context) (*pricer, error) {
 	v, err := m.db.CatalogVersion(ctx)
 	if err != nil {
@@ -113,6 +113,41 @@ func (m *Meter) prices(ctx context.Context) (*pricer, error) {
 	m.pricing.Store(p)
 	m.pricedAt.Store(time.Now().UnixNano())
 	return p, nil
+}
+
+// ratingPrices returns the catalog to rate events with: the cached one,
+// which each commit checks is still current (store.AlertContext.RatedWith:
+// one read per group transaction, not one per batch), so every replica's
+// prices stay exact.
+func (m *Meter) ratingPrices(ctx context.Context) (*pricer, error) {
+	if p := m.pricing.Load(); p != nil {
+		return p, nil
+	}
+	return m.prices(ctx)
+}
+
+// pricesConfirmed notes that the commit of items rated with catalog
+// version v succeeded: v was current then.
+func (m *Meter) pricesConfirmed(v int64) {
+	if p := m.pricing.Load(); p != nil && p.catalog.Version == v {
+		m.pricedAt.Store(time.Now().UnixNano())
+	}
+}
+
+// maxRatings bounds how often a batch is rated again because prices
+// changed before it committed.
+const maxRatings = 5
+
+// retryRating reports whether err asks for the batch to be rated again
+// (after attempt ratings) and, if so, reloads the prices.
+func (m *Meter) retryRating(ctx context.Context, err error, attempt int) (bool, error) {
+	if !errors.Is(err, store.ErrStaleCatalog) || attempt >= maxRatings {
+		return false, err
+	}
+	if _, err := m.prices(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // estimatePrices returns the catalog for estimates, which need not be
@@ -221,13 +256,20 @@ func (m *Meter) Record(ctx context.Context, events []billing.UsageEvent) ([]bill
 			Message: fmt.Sprintf("a batch holds at most %d events, got %d", billing.MaxBatchEvents, len(events)),
 			Fields:  []billing.FieldError{{Location: "body.events", Message: "too many events", Value: len(events)}}}
 	}
-	b, err := m.prepare(ctx, events, now)
-	if err != nil {
-		return nil, err
-	}
-	results, err := m.commit(ctx, b)
-	if err != nil {
-		return nil, fmt.Errorf("record %d events: %w", len(b.items), err)
+	var b batch
+	var results []billing.EventResult
+	for attempt := 1; ; attempt++ {
+		var err error
+		if b, err = m.prepare(ctx, events, now); err != nil {
+			return nil, err
+		}
+		results, err = m.commit(ctx, b)
+		if retry, err := m.retryRating(ctx, err, attempt); retry {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("record %d events: %w", len(b.items), err)
+		}
+		break
 	}
 	m.checkHealth(ctx, events)
 	out := make([]billing.EventResult, len(events))
@@ -315,11 +357,11 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 	if len(fields) > 0 {
 		return batch{}, refuseBatch(fields)
 	}
-	pr, err := m.prices(ctx)
+	pr, err := m.ratingPrices(ctx)
 	if err != nil {
 		return batch{}, err
 	}
-	b.alerts = store.AlertContext{Plans: map[string]billing.Plan{}, Providers: providers}
+	b.alerts = store.AlertContext{Plans: map[string]billing.Plan{}, Providers: providers, RatedWith: pr.catalog.Version}
 	unpriced := map[string]bool{}
 	for i, e := range events {
 		if b.repeat[i] {
@@ -527,6 +569,15 @@ func (m *Meter) checkProvider(ctx context.Context, name string) error {
 // held. The event's user and provider must be the reservation's. Errors:
 // invalid, not_found, conflict.
 func (m *Meter) Settle(ctx context.Context, id string, e billing.UsageEvent) (billing.EventResult, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := m.settle(ctx, id, e)
+		if retry, err := m.retryRating(ctx, err, attempt); !retry {
+			return res, err
+		}
+	}
+}
+
+func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (billing.EventResult, error) {
 	a, err := m.memory(ctx)
 	if err != nil {
 		return billing.EventResult{}, err

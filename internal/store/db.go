@@ -76,6 +76,9 @@ type DB struct {
 	// accounts counts this process's writes to subscriptions and plans, so
 	// that caches of a user's plan know at once when to read it again.
 	accounts atomic.Int64
+
+	// checkpoints copies SQLite's log back in the background.
+	checkpoints *checkpointer
 }
 
 // AccountsVersion changes whenever this process writes a subscription or a
@@ -110,8 +113,10 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) 
 		}
 		// WAL lets readers run beside the writer; NORMAL sync in WAL mode
 		// loses nothing on a process crash (kill -9), only on power loss.
-		params := "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
-		if db.write, err = sql.Open("sqlite", "file:"+dsn+params+"&_txlock=immediate"); err != nil {
+		params := "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)"
+		// The writer never checkpoints itself: see checkpoint.go.
+		writer := fmt.Sprintf("&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(%d)", walSizeLimit)
+		if db.write, err = sql.Open("sqlite", "file:"+dsn+params+writer); err != nil {
 			return nil, err
 		}
 		db.write.SetMaxOpenConns(1)
@@ -137,6 +142,9 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) 
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if dialect == SQLite {
+		db.startCheckpointer()
 	}
 	return db, nil
 }
@@ -226,6 +234,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes every connection.
 func (db *DB) Close() error {
+	db.stopCheckpointer()
 	db.stmts.close()
 	db.readMu.Lock()
 	for _, st := range db.reads {
@@ -367,6 +376,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	db.committed()
 	return nil
 }
 

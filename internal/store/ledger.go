@@ -319,6 +319,13 @@ func (c *stmtCache) query(ctx context.Context, tx *sql.Tx, q string, args ...any
 	return tx.QueryContext(ctx, q, args...)
 }
 
+func (c *stmtCache) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if st := c.get(ctx, tx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, q, args...)
+}
+
 func (c *stmtCache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -382,7 +389,7 @@ func (c *stmtCache) init(d Dialect) {
 
 // ledgerStatements are the statements every ingest runs.
 func (c *stmtCache) ledgerStatements() []string {
-	qs := []string{upsertTotalSQL, upsertProviderSQL, periodTotalsSQL, periodProvidersSQL, insertAlertSQL}
+	qs := []string{catalogVersionSQL, upsertTotalSQL, upsertProviderSQL, periodTotalsSQL, periodProvidersSQL, insertAlertSQL}
 	for _, n := range chunkSizes() {
 		qs = append(qs, c.inserts[n])
 	}

@@ -37,7 +37,16 @@ type AlertContext struct {
 	// counters in memory on SQLite); the period's summaries are read
 	// otherwise. Only calls, tokens and cost are needed.
 	Before func(userID string, p billing.Period) (billing.PeriodUsage, bool)
+	// RatedWith is the pricing catalog version the items were rated with;
+	// the transaction fails with ErrStaleCatalog, writing nothing, when
+	// the prices changed since (0 skips the check). One read per
+	// transaction lets the caller rate from a cached catalog.
+	RatedWith int64
 }
+
+// ErrStaleCatalog means prices changed after the items were rated: rate
+// them again from the current catalog and retry.
+var ErrStaleCatalog = errors.New("the prices changed while the events were rated")
 
 // Ingest appends events to the ledger in one transaction: each new event's
 // log row and its summary updates, and the alerts its period's totals now
@@ -57,6 +66,15 @@ func (db *DB) Ingest(ctx context.Context, items []IngestItem, ac AlertContext, n
 }
 
 func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestItem, ac AlertContext, now time.Time) ([]billing.EventResult, error) {
+	if ac.RatedWith != 0 {
+		var v int64
+		if err := stmts.queryRow(ctx, tx, catalogVersionSQL).Scan(&v); err != nil {
+			return nil, fmt.Errorf("read catalog version: %w", err)
+		}
+		if v != ac.RatedWith {
+			return nil, ErrStaleCatalog
+		}
+	}
 	logs := make([]billing.UsageLog, 0, len(items))
 	settled, err := settleHeld(ctx, tx, stmts.dialect, items, now)
 	if err != nil {
