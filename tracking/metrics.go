@@ -86,6 +86,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// Registerer returns the registry the metrics are on, for more collectors
+// to join them on the same Handler.
+func (m *Metrics) Registerer() prometheus.Registerer { return m.registerer }
+
 // Handler serves the metrics (and whatever else the registry holds) in the
 // Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {

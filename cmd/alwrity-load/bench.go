@@ -211,10 +211,10 @@ func bench(args []string) error {
 		fmt.Printf("| %s | %.1f | %.1f | %d | %s | %s |\n", t.name, hwm, rss, t.ok.Load(), ledger, missing)
 	}
 	fmt.Println()
-	fmt.Println("At the end of the load (MB): the resident set, anonymous and file-backed, and the Go runtime's view of it.")
+	fmt.Println("At the end of the load (MB): the resident set, anonymous and file-backed, and the Go runtime's view of it; and the mean number of usage events per ledger transaction over the whole run.")
 	fmt.Println()
-	fmt.Println("| target | RSS anon | RSS file | Go heap in use | Go stacks | Go runtime, not released | memory limit |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Println("| target | RSS anon | RSS file | Go heap in use | Go stacks | Go runtime, not released | memory limit | events per ledger commit |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, d := range details {
 		fmt.Println(d)
 	}
@@ -245,9 +245,13 @@ func memoryDetail(t *target) string {
 	if l := m["go_gc_gomemlimit_bytes"]; l > 0 && l < 1<<60 {
 		limit = mb(l)
 	}
-	return fmt.Sprintf("| %s | %.1f | %.1f | %s | %s | %s | %s |", t.name, status["RssAnon:"], status["RssFile:"],
+	perCommit := "" // a build without the meter's metrics
+	if n := m["alwrity_ledger_commit_events_count"]; n > 0 {
+		perCommit = fmt.Sprintf("%.1f", m["alwrity_ledger_commit_events_sum"]/n)
+	}
+	return fmt.Sprintf("| %s | %.1f | %.1f | %s | %s | %s | %s | %s |", t.name, status["RssAnon:"], status["RssFile:"],
 		mb(m["go_memstats_heap_inuse_bytes"]), mb(m["go_memstats_stack_inuse_bytes"]),
-		mb(m["go_memstats_sys_bytes"]-m["go_memstats_heap_released_bytes"]), limit)
+		mb(m["go_memstats_sys_bytes"]-m["go_memstats_heap_released_bytes"]), limit, perCommit)
 }
 
 var (

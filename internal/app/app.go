@@ -92,6 +92,9 @@ func (a *App) Open(ctx context.Context) error {
 	}
 	a.Metrics = httpmetrics.New()
 	a.Meter = metering.New(db, a.Now, a.Logger)
+	if err := a.Meter.RegisterMetrics(a.Metrics.Registerer()); err != nil {
+		return fmt.Errorf("meter metrics: %w", err)
+	}
 	a.handler = a.routes()
 	a.Logger.Info("usage tracking middleware active", "metrics", "/metrics")
 	if err := a.SelfCheck(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/metering"
 )
 
 // settleTimeout bounds recording one call; a record that cannot be written
@@ -123,7 +124,9 @@ func (x *exchange) abandon() {
 // the database returns; it is never dropped. An event the meter refuses
 // gives its hold back.
 func (g *Gateway) write(it pendingItem) {
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	// The client has its answer: the record may wait a moment to share a
+	// ledger transaction with other calls' records.
+	ctx, cancel := context.WithTimeout(metering.Unhurried(context.Background()), settleTimeout)
 	defer cancel()
 	var err error
 	if it.rsvID == "" {

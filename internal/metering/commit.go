@@ -21,6 +21,30 @@ import (
 // maxGroupItems bounds one group transaction.
 const maxGroupItems = 5000
 
+// unhurriedItems is how many unhurried items make a group worth committing
+// at once, before the first of them has waited UnhurriedDelay.
+const unhurriedItems = 256
+
+// DefaultUnhurriedDelay is Meter.UnhurriedDelay's default.
+const DefaultUnhurriedDelay = 10 * time.Millisecond
+
+type unhurriedKey struct{}
+
+// Unhurried marks ctx as a caller whose answer does not wait on the
+// record (the gateway records a call after answering its client): its
+// batch may wait up to Meter.UnhurriedDelay for others to share a
+// transaction with. Larger groups cost fewer page writes and commits per
+// event; a recorded event is as durable as ever once Record or Settle
+// returns.
+func Unhurried(ctx context.Context) context.Context {
+	return context.WithValue(ctx, unhurriedKey{}, true)
+}
+
+func isUnhurried(ctx context.Context) bool {
+	v, _ := ctx.Value(unhurriedKey{}).(bool)
+	return v
+}
+
 type commitJob struct {
 	items  []store.IngestItem
 	alerts store.AlertContext
@@ -29,7 +53,11 @@ type commitJob struct {
 	settles []*hold
 	// journal asks for every pending hold to be journaled now.
 	journal bool
-	done    chan commitResult
+	// unhurried jobs may wait for more to share their group; queued is
+	// when the job was queued.
+	unhurried bool
+	queued    time.Time
+	done      chan commitResult
 }
 
 type commitResult struct {
@@ -50,6 +78,39 @@ type committer struct {
 type commitLane struct {
 	queue   []*commitJob
 	running bool
+	// hurried counts the queued jobs whose callers wait on the commit,
+	// items the queued items; wake interrupts a lane waiting for
+	// unhurried jobs to gather.
+	hurried, items int
+	wake           chan struct{}
+}
+
+func (l *commitLane) push(j *commitJob) {
+	l.queue = append(l.queue, j)
+	l.items += len(j.items)
+	if !j.unhurried {
+		l.hurried++
+	}
+}
+
+func (l *commitLane) pop() *commitJob {
+	j := l.queue[0]
+	l.queue = l.queue[1:]
+	l.items -= len(j.items)
+	if !j.unhurried {
+		l.hurried--
+	}
+	return j
+}
+
+// gathering reports how much longer the lane's queue may wait for more
+// jobs: while only unhurried jobs wait, too few to fill a group, and the
+// oldest of them has waited less than delay.
+func (l *commitLane) gathering(delay time.Duration, now time.Time) time.Duration {
+	if len(l.queue) == 0 || l.hurried > 0 || l.items >= unhurriedItems {
+		return 0
+	}
+	return max(0, delay-now.Sub(l.queue[0].queued))
 }
 
 // lane returns the index of j's lane among n.
@@ -69,16 +130,28 @@ func (m *Meter) commit(ctx context.Context, b batch) ([]billing.EventResult, err
 
 // submit hands a job to the group committer and waits for its commit.
 func (m *Meter) submit(ctx context.Context, j *commitJob) ([]billing.EventResult, error) {
+	if m.UnhurriedDelay > 0 && isUnhurried(ctx) {
+		j.unhurried, j.queued = true, time.Now()
+	}
 	c := &m.committer
 	c.mu.Lock()
 	if c.lanes == nil {
 		c.lanes = make([]commitLane, m.commitParallelism())
+		for i := range c.lanes {
+			c.lanes[i].wake = make(chan struct{}, 1)
+		}
 	}
 	i := j.lane(len(c.lanes))
 	l := &c.lanes[i]
-	l.queue = append(l.queue, j)
+	l.push(j)
 	start := !l.running
 	l.running = true
+	if !j.unhurried || l.items >= unhurriedItems {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
 	c.mu.Unlock()
 	if start {
 		go m.commitLoop(context.WithoutCancel(ctx), i)
@@ -111,9 +184,28 @@ func (m *Meter) commitParallelism() int {
 func (m *Meter) commitLoop(ctx context.Context, i int) {
 	c := &m.committer
 	last := 0 // jobs in the previous group
+	var gather *time.Timer
 	for {
 		c.mu.Lock()
 		l := &c.lanes[i]
+		if wait := l.gathering(m.UnhurriedDelay, time.Now()); wait > 0 {
+			c.mu.Unlock()
+			if gather == nil {
+				gather = time.NewTimer(wait)
+			} else {
+				gather.Reset(wait)
+			}
+			select {
+			case <-gather.C:
+			case <-l.wake:
+				gather.Stop()
+			}
+			continue
+		}
+		select {
+		case <-l.wake: // consumed: the group below takes what it announced
+		default:
+		}
 		if linger := m.CommitLinger; linger > 0 && len(l.queue) > 0 && len(l.queue) < last/2 {
 			// Under load most of the last group's callers come back within
 			// moments; a short wait lets them share this commit.
@@ -125,8 +217,7 @@ func (m *Meter) commitLoop(ctx context.Context, i int) {
 		n := 0
 		for len(l.queue) > 0 && (len(group) == 0 || n+len(l.queue[0].items) <= maxGroupItems) {
 			n += len(l.queue[0].items)
-			group = append(group, l.queue[0])
-			l.queue = l.queue[1:]
+			group = append(group, l.pop())
 		}
 		if len(group) == 0 {
 			l.running = false
@@ -147,7 +238,9 @@ func (m *Meter) commitGroup(ctx context.Context, group []*commitJob) {
 		return
 	}
 	if len(group) == 1 {
+		start := time.Now()
 		r, err := m.db.Ingest(ctx, group[0].items, group[0].alerts, m.now())
+		m.committed(len(group[0].items), start, err)
 		if err == nil {
 			m.pricesConfirmed(group[0].alerts.RatedWith)
 		}
@@ -163,7 +256,9 @@ func (m *Meter) commitGroup(ctx context.Context, group []*commitJob) {
 		ac.Extra = append(ac.Extra, j.alerts.Extra...)
 		ac.RatedWith = max(ac.RatedWith, j.alerts.RatedWith)
 	}
+	start := time.Now()
 	results, err := m.db.Ingest(ctx, items, ac, m.now())
+	m.committed(len(items), start, err)
 	if err == nil {
 		m.pricesConfirmed(ac.RatedWith)
 	} else {
@@ -206,7 +301,9 @@ func (m *Meter) commitGroupMem(ctx context.Context, group []*commitJob) {
 	ac.Before = a.usage
 	hs, rs := a.due(time.Now(), force)
 
+	start := time.Now()
 	results, err := m.db.IngestJournal(ctx, rs, items, ac, m.now())
+	m.committed(len(items), start, err)
 	if err == nil {
 		m.pricesConfirmed(ac.RatedWith)
 	} else {

@@ -38,6 +38,10 @@ type Meter struct {
 	// larger, so each event costs fewer page writes; a lone batch never
 	// waits.
 	CommitLinger time.Duration
+	// UnhurriedDelay is how long the batch of an Unhurried caller may wait
+	// for more to share its transaction (default DefaultUnhurriedDelay; 0
+	// commits them like any other).
+	UnhurriedDelay time.Duration
 
 	cache     lookups
 	committer committer
@@ -53,12 +57,16 @@ type Meter struct {
 	commitMu sync.Mutex
 	// made are the reservations this process holds on PostgreSQL.
 	made madeHere
+	// reserver queues concurrent reservations into groups (PostgreSQL).
+	reserver reserver
 
 	// pricing is the current catalog snapshot, pricedAt when its version was last
 	// checked (real clock); mu serialises reloads.
 	mu       sync.Mutex
 	pricing  atomic.Pointer[pricer]
 	pricedAt atomic.Int64
+
+	metrics atomic.Pointer[commitMetrics]
 }
 
 // DefaultCommitLinger is Meter.CommitLinger's default.
@@ -72,7 +80,8 @@ func New(db *store.DB, now func() time.Time, logger *slog.Logger) *Meter {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Meter{db: db, now: now, logger: logger, ReservationTTL: 10 * time.Minute, CommitLinger: DefaultCommitLinger}
+	m := &Meter{db: db, now: now, logger: logger, ReservationTTL: 10 * time.Minute, CommitLinger: DefaultCommitLinger,
+		UnhurriedDelay: DefaultUnhurriedDelay}
 	if db.Dialect() == store.SQLite {
 		m.mem = newMemAdmission(DefaultJournalDelay)
 	}
@@ -520,7 +529,7 @@ func (m *Meter) Reserve(ctx context.Context, req billing.ReserveRequest) (billin
 	if a != nil {
 		err = m.reserveMem(ctx, a, r, lim)
 	} else {
-		if err = m.db.Reserve(ctx, r, lim, now); err == nil {
+		if err = m.reserveGrouped(ctx, r, lim, now); err == nil {
 			m.made.add(r)
 		}
 	}

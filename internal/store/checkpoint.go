@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,18 +27,32 @@ const (
 	// walSizeLimit is what the log file is cut back to when it starts
 	// over, after a burst made it grow.
 	walSizeLimit = 64 << 20
+	// walRestartFrames is the log length (in pages) past which a
+	// checkpoint makes sure the log starts over. Under a steady stream of
+	// commits a passive checkpoint never catches up with the writer — a
+	// commit always lands while it copies — and the writer starts the log
+	// over only once everything in it was copied back, so the log would
+	// grow for ever. A restart checkpoint waits for the writer to finish
+	// its transaction, copies what the passive one left and lets the next
+	// transaction start the log over: the writer waits for a few pages,
+	// not for the thousand the writer's own checkpoint would copy.
+	walRestartFrames = 4096
 )
 
 type checkpointer struct {
-	wake     chan struct{}
-	stop     chan struct{}
-	stopOnce sync.Once
-	done     chan struct{}
+	every         time.Duration // checkpointEvery, shorter in tests
+	restartFrames int64         // walRestartFrames, lower in tests
+	completed     atomic.Int64  // checkpoints that copied the whole log
+	wake          chan struct{}
+	stop          chan struct{}
+	stopOnce      sync.Once
+	done          chan struct{}
 }
 
-// startCheckpointer starts copying db's log back in the background.
-func (db *DB) startCheckpointer() {
-	c := &checkpointer{wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+// startCheckpointer starts copying db's log back in the background, at
+// most once every interval, restarting it past restartFrames.
+func (db *DB) startCheckpointer(every time.Duration, restartFrames int64) {
+	c := &checkpointer{every: every, restartFrames: restartFrames, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	db.checkpoints = c
 	go func() {
 		defer close(c.done)
@@ -54,7 +69,7 @@ func (db *DB) startCheckpointer() {
 			select {
 			case <-c.stop:
 				return
-			case <-time.After(checkpointEvery):
+			case <-time.After(c.every):
 			}
 		}
 	}()
@@ -71,12 +86,19 @@ func (db *DB) committed() {
 }
 
 // checkpoint copies as much of the log into the database file as readers
-// allow, without waiting for the writer or for readers.
+// allow, without waiting for the writer or for readers, unless the log is
+// long enough to need starting over.
 func (db *DB) checkpoint() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var busy, logged, copied int64
 	err := db.read.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logged, &copied)
+	if err == nil && logged >= db.checkpoints.restartFrames {
+		err = db.read.QueryRowContext(ctx, `PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &logged, &copied)
+	}
+	if err == nil && busy == 0 && logged == copied {
+		db.checkpoints.completed.Add(1)
+	}
 	if err != nil && err != sql.ErrNoRows {
 		db.logger.Warn("checkpoint of the SQLite log failed", "error", err)
 	}

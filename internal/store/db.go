@@ -144,7 +144,7 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) 
 		return nil, err
 	}
 	if dialect == SQLite {
-		db.startCheckpointer()
+		db.startCheckpointer(checkpointEvery, walRestartFrames)
 	}
 	return db, nil
 }
