@@ -27,16 +27,16 @@ const (
 	// walSizeLimit is what the log file is cut back to when it starts
 	// over, after a burst made it grow.
 	walSizeLimit = 64 << 20
-	// walRestartFrames is the log length (in pages) past which a
-	// checkpoint makes sure the log starts over. Under a steady stream of
-	// commits a passive checkpoint never catches up with the writer — a
-	// commit always lands while it copies — and the writer starts the log
-	// over only once everything in it was copied back, so the log would
-	// grow for ever. A restart checkpoint waits for the writer to finish
-	// its transaction, copies what the passive one left and lets the next
-	// transaction start the log over: the writer waits for a few pages,
-	// not for the thousand the writer's own checkpoint would copy.
-	walRestartFrames = 4096
+	// walRestartFrames is the log length (in pages, 64 MB) past which a
+	// checkpoint makes sure the log starts over. The writer starts the
+	// log over only when a checkpoint copied all of it back before the
+	// writer's next transaction; under a steady stream of commits a
+	// passive checkpoint may keep finding one landed while it copied, and
+	// the log would grow for ever. A restart checkpoint waits for the
+	// writer's transaction to end, copies what the passive one left and
+	// holds the writer until its fsync, so it is kept for a log this long:
+	// at 4,096 pages it set the settles' p99 (27 ms against 10–14 ms).
+	walRestartFrames = 16384
 )
 
 type checkpointer struct {
