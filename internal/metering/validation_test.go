@@ -45,6 +45,9 @@ func TestRecordRefusesBadBatchesWhole(t *testing.T) {
 		{"unknown provider", with("bad-provider", func(e *billing.UsageEvent) { e.Provider = "acme-ai" }), "provider"},
 		{"36 days old", with("bad-old", func(e *billing.UsageEvent) { e.Timestamp = baseTime.Add(-36 * 24 * time.Hour) }), "timestamp"},
 		{"6 minutes ahead", with("bad-future", func(e *billing.UsageEvent) { e.Timestamp = baseTime.Add(6 * time.Minute) }), "timestamp"},
+		{"metadata not JSON", with("bad-meta", func(e *billing.UsageEvent) { e.Metadata = `{"a":` }), "metadata"},
+		{"metadata null", with("bad-meta-null", func(e *billing.UsageEvent) { e.Metadata = "null" }), "metadata"},
+		{"metadata an array", with("bad-meta-array", func(e *billing.UsageEvent) { e.Metadata = ` [{"a":1}]` }), "metadata"},
 		{"id of the good event with other contents", with("good", func(e *billing.UsageEvent) { e.Quantities.Output = 501 }), "event_id"},
 	}
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
