@@ -2,8 +2,11 @@ package metering
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
 )
@@ -13,6 +16,13 @@ import (
 // has a key or a subscription stays known). Expiry uses the real clock, not
 // the meter's, so an injected test clock cannot freeze an entry forever.
 type lookups struct {
+	// reads shares one database read among the callers that miss the
+	// same entry at once: when an entry expires under load, every
+	// concurrent call would otherwise read it, and the reads queue for
+	// the few connections of the read pool (in-memory admissions waited
+	// up to 16 ms for one).
+	reads singleflight.Group
+
 	mu          sync.Mutex
 	providers   []billing.Provider
 	providersAt time.Time
@@ -32,26 +42,80 @@ type cachedAccount struct {
 // so only another process's change (a CLI command) waits for the TTL.
 const accountTTL = time.Second
 
+// accountGrace is how long past accountTTL a plan is still used while it
+// is read again in the background, so that another process's plan change
+// reaches this one within accountTTL plus one read, and the calls of a
+// busy user never wait for that read.
+const accountGrace = time.Second
+
 const lookupTTL = 10 * time.Second
 
 // providers returns the known providers, read at most every TTL.
 func (m *Meter) providers(ctx context.Context) ([]billing.Provider, error) {
 	c := &m.cache
 	c.mu.Lock()
-	if c.providers != nil && time.Since(c.providersAt) < lookupTTL {
-		p := c.providers
+	p, age := c.providers, time.Since(c.providersAt)
+	c.mu.Unlock()
+	read := func(ctx context.Context) ([]billing.Provider, error) {
+		p, err := m.db.ListProviders(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		c.providers, c.providersAt = p, time.Now()
 		c.mu.Unlock()
 		return p, nil
 	}
-	c.mu.Unlock()
-	p, err := m.db.ListProviders(ctx)
-	if err != nil {
-		return nil, err
+	switch {
+	case p != nil && age < lookupTTL:
+		return p, nil
+	case p != nil && age < staleFor*lookupTTL:
+		refresh(ctx, c, "providers", read)
+		return p, nil
 	}
-	c.mu.Lock()
-	c.providers, c.providersAt = p, time.Now()
-	c.mu.Unlock()
-	return p, nil
+	return shared(ctx, c, "providers", read)
+}
+
+// staleFor is how many TTLs past its expiry an entry is still answered
+// while a read refreshes it in the background: a hot entry never makes a
+// caller wait for the database, and one unused for that long is read
+// again first.
+const staleFor = 10
+
+// refresh reads key in the background unless a read of it is under way;
+// the read updates the cache.
+func refresh[T any](ctx context.Context, c *lookups, key string, read func(context.Context) (T, error)) {
+	c.reads.DoChan(key, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedReadTimeout)
+		defer cancel()
+		return read(rctx)
+	})
+}
+
+// sharedReadTimeout bounds a read that several callers share: it runs
+// without any one caller's cancellation, each of whom stops waiting when
+// its own context ends.
+const sharedReadTimeout = 30 * time.Second
+
+// shared runs read once for all the callers asking for key at the same
+// time.
+func shared[T any](ctx context.Context, c *lookups, key string, read func(context.Context) (T, error)) (T, error) {
+	ch := c.reads.DoChan(key, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedReadTimeout)
+		defer cancel()
+		return read(rctx)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			var zero T
+			return zero, r.Err
+		}
+		return r.Val.(T), nil
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
 }
 
 // userKnown reports whether a user has a key or a subscription; only
@@ -61,20 +125,28 @@ func (m *Meter) userKnown(ctx context.Context, userID string) (bool, error) {
 	c.mu.Lock()
 	at, ok := c.known[userID]
 	c.mu.Unlock()
-	if ok && time.Since(at) < lookupTTL {
+	read := func(ctx context.Context) (bool, error) {
+		known, err := m.db.UserKnown(ctx, userID)
+		if err != nil || !known {
+			return known, err
+		}
+		c.mu.Lock()
+		if c.known == nil || len(c.known) > 100_000 {
+			c.known = map[string]time.Time{}
+		}
+		c.known[userID] = time.Now()
+		c.mu.Unlock()
 		return true, nil
 	}
-	known, err := m.db.UserKnown(ctx, userID)
-	if err != nil || !known {
-		return known, err
+	key := "known\x00" + userID
+	switch age := time.Since(at); {
+	case ok && age < lookupTTL:
+		return true, nil
+	case ok && age < staleFor*lookupTTL:
+		refresh(ctx, c, key, read)
+		return true, nil
 	}
-	c.mu.Lock()
-	if c.known == nil || len(c.known) > 100_000 {
-		c.known = map[string]time.Time{}
-	}
-	c.known[userID] = time.Now()
-	c.mu.Unlock()
-	return true, nil
+	return shared(ctx, c, key, read)
 }
 
 // account returns a user's plan and period schedule, cached.
@@ -84,18 +156,30 @@ func (m *Meter) account(ctx context.Context, userID string) (account, error) {
 	c.mu.Lock()
 	ca, ok := c.accounts[userID]
 	c.mu.Unlock()
-	if ok && ca.version == v && time.Since(ca.at) < accountTTL {
-		return ca.acct, nil
+	read := func(ctx context.Context) (account, error) {
+		a, err := m.readAccount(ctx, userID)
+		if err != nil {
+			return a, err
+		}
+		c.mu.Lock()
+		if c.accounts == nil || len(c.accounts) > 100_000 {
+			c.accounts = map[string]cachedAccount{}
+		}
+		c.accounts[userID] = cachedAccount{acct: a, version: v, at: time.Now()}
+		c.mu.Unlock()
+		return a, nil
 	}
-	a, err := m.readAccount(ctx, userID)
-	if err != nil {
-		return a, err
+	// The key carries the version: a caller who saw a newer one (a write
+	// of this process since) does not take a read begun before it.
+	key := fmt.Sprintf("account\x00%d\x00%s", v, userID)
+	if ok && ca.version == v {
+		switch age := time.Since(ca.at); {
+		case age < accountTTL:
+			return ca.acct, nil
+		case age < accountTTL+accountGrace:
+			refresh(ctx, c, key, read)
+			return ca.acct, nil
+		}
 	}
-	c.mu.Lock()
-	if c.accounts == nil || len(c.accounts) > 100_000 {
-		c.accounts = map[string]cachedAccount{}
-	}
-	c.accounts[userID] = cachedAccount{acct: a, version: v, at: time.Now()}
-	c.mu.Unlock()
-	return a, nil
+	return shared(ctx, c, key, read)
 }
