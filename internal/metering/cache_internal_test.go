@@ -37,17 +37,7 @@ func TestPlanChangedElsewhereReachesTheMeter(t *testing.T) {
 			return *a.plan.TotalCallsLimit
 		}
 		before := calls() // the Free plan, cached
-		var raw *sql.DB
-		var err error
-		if path, ok := strings.CutPrefix(url, "sqlite:///"); ok {
-			raw, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
-		} else {
-			raw, err = sql.Open("pgx", url)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
+		raw := RawSQL(t, url)
 		if _, err := raw.ExecContext(ctx, `UPDATE subscription_plans SET total_calls_limit = total_calls_limit + 7 WHERE tier = 'free'`); err != nil {
 			t.Fatal(err)
 		}
@@ -84,4 +74,22 @@ func TestPlanChangedElsewhereReachesTheMeter(t *testing.T) {
 			t.Fatalf("past the grace period: %d calls; want the changed plan's %d", got, before+12)
 		}
 	})
+}
+
+// RawSQL opens a plain connection to the database behind a storetest URL,
+// to corrupt what the store would never write.
+func RawSQL(t *testing.T, url string) *sql.DB {
+	t.Helper()
+	var raw *sql.DB
+	var err error
+	if path, ok := strings.CutPrefix(url, "sqlite:///"); ok {
+		raw, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	} else {
+		raw, err = sql.Open("pgx", url)
+	}
+	if err != nil {
+		t.Fatalf("raw open: %v", err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return raw
 }

@@ -2,12 +2,10 @@ package metering_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"flag"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -227,23 +225,8 @@ func useRapidChecks(t *testing.T, n int) {
 	t.Cleanup(func() { _ = f.Value.Set(old) })
 }
 
-// rawSQL opens a plain connection to the database behind a storetest URL,
-// to corrupt what the store would never write.
-func rawSQL(t *testing.T, url string) *sql.DB {
-	t.Helper()
-	var raw *sql.DB
-	var err error
-	if path, ok := strings.CutPrefix(url, "sqlite:///"); ok {
-		raw, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
-	} else {
-		raw, err = sql.Open("pgx", url)
-	}
-	if err != nil {
-		t.Fatalf("raw open: %v", err)
-	}
-	t.Cleanup(func() { raw.Close() })
-	return raw
-}
+// rawSQL is RawSQL, for the tests outside the package.
+var rawSQL = metering.RawSQL
 
 // counters returns a user's settled and held counters from the database,
 // after journaling every hold, and checks that the meter's own view (in
