@@ -129,6 +129,10 @@ func readAnthropicBody(b []byte, u *usage) {
 // event reads one stream event: message_start carries the input and cache
 // counts, message_delta cumulative counts.
 func (s *anthropicStream) event(data []byte, u *usage) {
+	if chars, ok := scanAnthropicEvent(data); ok {
+		u.textChars += chars
+		return
+	}
 	var e anthropicEvent
 	if json.Unmarshal(data, &e) != nil {
 		return
@@ -158,6 +162,68 @@ func (s *anthropicStream) event(data []byte, u *usage) {
 		s.last.merge(got)
 		u.q, u.reported = s.last.quantities(), true
 	}
+}
+
+// scanAnthropicEvent is the stream reader's fast path, for the events that
+// carry no usage, message or error (content blocks, pings, stops): it
+// returns the length of the text a content_block_delta adds, as decoding
+// the event into an anthropicEvent would. ok is false when it cannot be
+// sure, for an error event, or when the event carries a message, usage or
+// error, and the event is then decoded.
+func scanAnthropicEvent(data []byte) (chars int64, ok bool) {
+	sc := eventScan{b: data}
+	var typ []byte
+	var seen uint32
+	delta := func(key []byte) bool {
+		switch {
+		case keyIs(key, "text"):
+			if !once(&seen, 1<<6) {
+				return false
+			}
+		case keyIs(key, "thinking"):
+			if !once(&seen, 1<<7) {
+				return false
+			}
+		case keyIs(key, "partial_json"):
+			if !once(&seen, 1<<8) {
+				return false
+			}
+		default:
+			return sc.skip()
+		}
+		n, ok := sc.textLen()
+		chars += n
+		return ok
+	}
+	ok = sc.object(func(key []byte) bool {
+		var ok bool
+		switch {
+		case keyIs(key, "type"):
+			typ, ok = sc.stringField()
+			return once(&seen, 1<<0) && ok
+		case keyIs(key, "model"):
+			// Read only from a message; still a string.
+			_, ok = sc.textLen()
+			return once(&seen, 1<<1) && ok
+		case keyIs(key, "delta"):
+			// null leaves no delta, which adds nothing.
+			return once(&seen, 1<<2) && (sc.literal("null") || sc.object(delta))
+		case keyIs(key, "message"):
+			return once(&seen, 1<<3) && sc.literal("null")
+		case keyIs(key, "usage"):
+			return once(&seen, 1<<4) && sc.literal("null")
+		case keyIs(key, "error"):
+			return once(&seen, 1<<5) && sc.literal("null")
+		}
+		return sc.skip()
+	}) && sc.end()
+	switch string(typ) {
+	case "content_block_delta":
+		return chars, ok
+	case "error":
+		return 0, false
+	}
+	return 0, ok
 }
 
 // anthropicRequest is what the gateway reads of a Messages request.

@@ -47,11 +47,109 @@ type geminiResponse struct {
 // stream carries usageMetadata and the last holds the totals, so the last
 // one read wins.
 func readGeminiChunk(data []byte, u *usage) {
+	if c, ok := scanGeminiChunk(data); ok {
+		if len(c.model) > 0 {
+			if m := bytes.TrimPrefix(c.model, []byte("models/")); string(m) != u.model {
+				u.model = string(m)
+			}
+		}
+		u.textChars += c.chars
+		if c.hasUsage {
+			u.q, u.reported = c.usage.quantities(), true
+		}
+		return
+	}
 	var r geminiResponse
 	if json.Unmarshal(data, &r) != nil {
 		return
 	}
 	u.add(r)
+}
+
+// geminiScanned is what scanGeminiChunk reads of a chunk.
+type geminiScanned struct {
+	model    []byte
+	chars    int64
+	usage    geminiUsage
+	hasUsage bool
+}
+
+// scanGeminiChunk is readGeminiChunk's fast path: it reads a chunk as
+// decoding it into a geminiResponse would. ok is false when it cannot be
+// sure, and the chunk is then decoded.
+func scanGeminiChunk(data []byte) (c geminiScanned, ok bool) {
+	s := eventScan{b: data}
+	var seen uint32
+	part := func(key []byte) bool {
+		if !keyIs(key, "text") {
+			return s.skip()
+		}
+		n, ok := s.textLen()
+		c.chars += n
+		return once(&seen, 1<<6) && ok
+	}
+	content := func(key []byte) bool {
+		if !keyIs(key, "parts") {
+			return s.skip()
+		}
+		return once(&seen, 1<<5) && s.array(func() bool {
+			seen &^= 1 << 6 // fields are per part
+			return s.object(part)
+		})
+	}
+	candidate := func(key []byte) bool {
+		if !keyIs(key, "content") {
+			return s.skip()
+		}
+		return once(&seen, 1<<4) && s.object(content)
+	}
+	metadata := func(key []byte) bool {
+		var f *int64
+		var bit uint32
+		switch g := &c.usage; {
+		case keyIs(key, "promptTokenCount"):
+			f, bit = &g.PromptTokenCount, 1<<7
+		case keyIs(key, "candidatesTokenCount"):
+			f, bit = &g.CandidatesTokenCount, 1<<8
+		case keyIs(key, "thoughtsTokenCount"):
+			f, bit = &g.ThoughtsTokenCount, 1<<9
+		case keyIs(key, "cachedContentTokenCount"):
+			f, bit = &g.CachedContentTokenCount, 1<<10
+		case keyIs(key, "toolUsePromptTokenCount"):
+			f, bit = &g.ToolUsePromptTokenCount, 1<<11
+		case keyIs(key, "totalTokenCount"):
+			f, bit = &g.TotalTokenCount, 1<<12
+		default:
+			return s.skip()
+		}
+		n, ok := s.int64Field()
+		*f = n
+		return once(&seen, bit) && ok
+	}
+	ok = s.object(func(key []byte) bool {
+		var ok bool
+		switch {
+		case keyIs(key, "modelVersion"):
+			c.model, ok = s.stringField()
+			return once(&seen, 1<<0) && ok
+		case keyIs(key, "candidates"):
+			return once(&seen, 1<<1) && s.array(func() bool {
+				seen &^= 1<<4 | 1<<5 // fields are per candidate
+				return s.object(candidate)
+			})
+		case keyIs(key, "usageMetadata"):
+			if !once(&seen, 1<<2) {
+				return false
+			}
+			if s.literal("null") {
+				return true
+			}
+			c.hasUsage = true
+			return s.object(metadata)
+		}
+		return s.skip()
+	}) && s.end()
+	return c, ok
 }
 
 func (u *usage) add(r geminiResponse) {

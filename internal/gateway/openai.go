@@ -12,23 +12,25 @@ import (
 // (input_/output_tokens). Mistral sends the first shape. Details are parts
 // of their totals.
 type openaiUsage struct {
-	PromptTokens        int64 `json:"prompt_tokens"`
-	CompletionTokens    int64 `json:"completion_tokens"`
-	PromptTokensDetails *struct {
-		CachedTokens int64 `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-	CompletionTokensDetails *struct {
-		ReasoningTokens int64 `json:"reasoning_tokens"`
-	} `json:"completion_tokens_details"`
-	InputTokens        int64 `json:"input_tokens"`
-	OutputTokens       int64 `json:"output_tokens"`
-	InputTokensDetails *struct {
-		CachedTokens int64 `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
-	OutputTokensDetails *struct {
-		ReasoningTokens int64 `json:"reasoning_tokens"`
-	} `json:"output_tokens_details"`
+	PromptTokens            int64            `json:"prompt_tokens"`
+	CompletionTokens        int64            `json:"completion_tokens"`
+	PromptTokensDetails     *openaiCached    `json:"prompt_tokens_details"`
+	CompletionTokensDetails *openaiReasoning `json:"completion_tokens_details"`
+	InputTokens             int64            `json:"input_tokens"`
+	OutputTokens            int64            `json:"output_tokens"`
+	InputTokensDetails      *openaiCached    `json:"input_tokens_details"`
+	OutputTokensDetails     *openaiReasoning `json:"output_tokens_details"`
 }
+
+// openaiCached and openaiReasoning are the usage details billing reads.
+type (
+	openaiCached struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	}
+	openaiReasoning struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	}
+)
 
 func (u *openaiUsage) quantities() billing.Quantities {
 	q := billing.Quantities{Input: u.PromptTokens + u.InputTokens, Output: u.CompletionTokens + u.OutputTokens}
@@ -87,6 +89,20 @@ func readOpenAIChatEvent(data []byte, hideUsage bool, u *usage) (show bool) {
 	if len(data) == 0 || bytes.Equal(data, sseDone) {
 		return true
 	}
+	if c, ok := scanOpenAIChatEvent(data); ok {
+		// Same string, no copy: most chunks repeat the model.
+		if len(c.model) > 0 && string(c.model) != u.model {
+			u.model = string(c.model)
+		}
+		u.textChars += c.chars
+		if c.hasUsage {
+			u.q, u.reported = c.usage, true
+			if hideUsage && c.choices == 0 {
+				return false
+			}
+		}
+		return true
+	}
 	var c openaiChunk
 	if json.Unmarshal(data, &c) != nil {
 		return true
@@ -106,6 +122,144 @@ func readOpenAIChatEvent(data []byte, hideUsage bool, u *usage) (show bool) {
 		}
 	}
 	return true
+}
+
+// openaiScanned is what scanOpenAIChatEvent reads of a chunk.
+type openaiScanned struct {
+	model    []byte
+	chars    int64 // the length of the choices' text
+	choices  int
+	usage    billing.Quantities
+	hasUsage bool
+}
+
+// scanOpenAIChatEvent is readOpenAIChatEvent's fast path: it reads a chunk
+// as decoding it into an openaiChunk would. ok is false when it cannot be
+// sure (a message, anything unusual), and the chunk is then decoded.
+func scanOpenAIChatEvent(data []byte) (c openaiScanned, ok bool) {
+	s := eventScan{b: data}
+	var seen uint32
+	delta := func(key []byte) bool {
+		switch {
+		case keyIs(key, "content"):
+			if !once(&seen, 1<<3) {
+				return false
+			}
+		case keyIs(key, "reasoning_content"):
+			if !once(&seen, 1<<4) {
+				return false
+			}
+		default:
+			return s.skip()
+		}
+		n, ok := s.textLen()
+		c.chars += n
+		return ok
+	}
+	choice := func(key []byte) bool {
+		switch {
+		case keyIs(key, "delta"):
+			return once(&seen, 1<<2) && s.object(delta)
+		case keyIs(key, "message"):
+			return false
+		}
+		return s.skip()
+	}
+	var u openaiUsage
+	// detail reads a details object holding one count, name, into *n.
+	detail := func(name string, n *int64, bit uint32) bool {
+		return s.object(func(key []byte) bool {
+			if !keyIs(key, name) {
+				return s.skip()
+			}
+			var ok bool
+			*n, ok = s.int64Field()
+			return once(&seen, bit) && ok
+		})
+	}
+	usage := func(key []byte) bool {
+		var f *int64
+		var bit uint32
+		switch {
+		case keyIs(key, "prompt_tokens"):
+			f, bit = &u.PromptTokens, 1<<7
+		case keyIs(key, "completion_tokens"):
+			f, bit = &u.CompletionTokens, 1<<8
+		case keyIs(key, "input_tokens"):
+			f, bit = &u.InputTokens, 1<<9
+		case keyIs(key, "output_tokens"):
+			f, bit = &u.OutputTokens, 1<<10
+		case keyIs(key, "prompt_tokens_details"):
+			if !once(&seen, 1<<11) {
+				return false
+			}
+			if s.literal("null") {
+				return true
+			}
+			u.PromptTokensDetails = new(openaiCached)
+			return detail("cached_tokens", &u.PromptTokensDetails.CachedTokens, 1<<15)
+		case keyIs(key, "input_tokens_details"):
+			if !once(&seen, 1<<12) {
+				return false
+			}
+			if s.literal("null") {
+				return true
+			}
+			u.InputTokensDetails = new(openaiCached)
+			return detail("cached_tokens", &u.InputTokensDetails.CachedTokens, 1<<16)
+		case keyIs(key, "completion_tokens_details"):
+			if !once(&seen, 1<<13) {
+				return false
+			}
+			if s.literal("null") {
+				return true
+			}
+			u.CompletionTokensDetails = new(openaiReasoning)
+			return detail("reasoning_tokens", &u.CompletionTokensDetails.ReasoningTokens, 1<<17)
+		case keyIs(key, "output_tokens_details"):
+			if !once(&seen, 1<<14) {
+				return false
+			}
+			if s.literal("null") {
+				return true
+			}
+			u.OutputTokensDetails = new(openaiReasoning)
+			return detail("reasoning_tokens", &u.OutputTokensDetails.ReasoningTokens, 1<<18)
+		default:
+			return s.skip()
+		}
+		var ok bool
+		*f, ok = s.int64Field()
+		return once(&seen, bit) && ok
+	}
+	ok = s.object(func(key []byte) bool {
+		switch {
+		case keyIs(key, "model"):
+			var ok bool
+			c.model, ok = s.stringField()
+			return once(&seen, 1<<0) && ok
+		case keyIs(key, "choices"):
+			return once(&seen, 1<<1) && s.array(func() bool {
+				c.choices++
+				seen &^= 1<<2 | 1<<3 | 1<<4 // fields are per choice
+				return s.object(choice)
+			})
+		case keyIs(key, "usage"):
+			if !once(&seen, 1<<5) {
+				return false
+			}
+			if s.literal("null") {
+				return true
+			}
+			c.hasUsage = true
+			return s.object(usage)
+		}
+		return s.skip()
+	}) && s.end()
+	if c.hasUsage {
+		c.usage = u.quantities()
+	}
+	return c, ok
 }
 
 // responsesEvent is a Responses API stream event, or (Response set to the
@@ -140,6 +294,13 @@ func readResponsesBody(b []byte, u *usage) {
 // readResponsesEvent reads one Responses API stream event: usage arrives
 // once, with the final response (completed, incomplete or failed).
 func readResponsesEvent(data []byte, u *usage) {
+	if typ, delta, ok := scanResponsesEvent(data); ok {
+		switch string(typ) {
+		case "response.output_text.delta", "response.reasoning_text.delta", "response.refusal.delta":
+			u.textChars += delta
+		}
+		return
+	}
 	var e responsesEvent
 	if json.Unmarshal(data, &e) != nil {
 		return
@@ -159,6 +320,38 @@ func readResponsesEvent(data []byte, u *usage) {
 	if e.Response.Usage != nil {
 		u.q, u.reported = e.Response.Usage.quantities(), true
 	}
+}
+
+// scanResponsesEvent is readResponsesEvent's fast path, for the events
+// without a response object (the deltas): it returns the event's type and
+// the length of its delta, as decoding it into a responsesEvent would. ok is
+// false when it cannot be sure, for an error event, or when the event
+// carries a response, and the event is then decoded.
+func scanResponsesEvent(data []byte) (typ []byte, delta int64, ok bool) {
+	s := eventScan{b: data}
+	var seen uint32
+	ok = s.object(func(key []byte) bool {
+		var ok bool
+		switch {
+		case keyIs(key, "type"):
+			typ, ok = s.stringField()
+			return once(&seen, 1<<0) && ok
+		case keyIs(key, "delta"):
+			delta, ok = s.textLen()
+			return once(&seen, 1<<1) && ok
+		case keyIs(key, "message"):
+			// Read only for errors, which are decoded; still a string.
+			_, ok = s.textLen()
+			return once(&seen, 1<<2) && ok
+		case keyIs(key, "response"):
+			return once(&seen, 1<<3) && s.literal("null")
+		}
+		return s.skip()
+	}) && s.end()
+	if t := string(typ); t == "error" || t == "response.failed" {
+		return nil, 0, false
+	}
+	return typ, delta, ok
 }
 
 // openaiRequest is what the gateway reads of an OpenAI or Mistral request.
