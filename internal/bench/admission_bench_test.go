@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"sync"
@@ -25,8 +26,8 @@ import (
 // returns and reserves again the moment the settle returns, so the 64
 // callers saturate the meter and the cycle's latency is 64 / throughput
 // (Little's law). call=5ms puts a provider call of 5 ms between the two
-// (real LLM calls take far longer), so the 64 callers load the meter as
-// 64 concurrent calls do; the cycle's latency excludes the 5 ms.
+// on average (real LLM calls take far longer), so the 64 callers load the
+// meter as 64 concurrent calls do; the cycle's latency excludes the call.
 func BenchmarkAdmission(b *testing.B) {
 	for _, be := range storetest.Backends() {
 		for _, call := range []time.Duration{0, 5 * time.Millisecond, 50 * time.Millisecond} {
@@ -99,7 +100,11 @@ func benchmarkAdmission(b *testing.B, be storetest.Backend, call time.Duration) 
 				}
 				t1 := time.Now()
 				if call > 0 {
-					time.Sleep(call)
+					// Calls take from half to one and a half times call, so
+					// the callers do not stay in step (64 callers started
+					// together and sleeping alike would settle in waves of
+					// 64, which real calls of varying lengths do not).
+					time.Sleep(call/2 + rand.N(call))
 				}
 				t1s := time.Now()
 				_, err = m.Settle(ctx, r.ID, billing.UsageEvent{Quantities: billing.Quantities{Input: 1200, Output: 300}, StatusCode: 200, Timestamp: time.Now()})

@@ -18,8 +18,11 @@ import (
 
 const (
 	// checkpointEvery is the least time between two checkpoints while
-	// commits keep coming.
-	checkpointEvery = 200 * time.Millisecond
+	// commits keep coming. A commit that coincides with a checkpoint waits
+	// longer the more the checkpoint copies, so small frequent ones keep
+	// the settles' p99 down: at 64 callers with 50 ms calls, 3–5 ms every
+	// 10–20 ms against 14–18 ms every 200 ms and 37–65 ms every 2 s.
+	checkpointEvery = 20 * time.Millisecond
 	// checkpointIdle is how often the log is checked when no commit went
 	// through inTx (the few writes outside a transaction still need
 	// copying back).
