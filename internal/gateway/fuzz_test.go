@@ -3,8 +3,10 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -182,10 +184,30 @@ func FuzzIncludeUsage(f *testing.F) {
 	f.Add([]byte(`{"model":"gpt-4o","stream":true,"stream_options":{"include_obfuscation":false}}`))
 	f.Add([]byte(`{"stream_options":null}`))
 	f.Add([]byte(`{"stream_options":{"include_usage":false}}`))
+	f.Add([]byte(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Hi"}]}`))
+	f.Add([]byte(` { } `))
+	f.Add([]byte(`{"STREAM_OPTIONS":{"include_usage":false},"stream":true}`))
+	f.Add([]byte(`{"stream\u005foptions":null}`))
+	f.Add([]byte(`{"ſtream_options":null}`))
+	f.Add([]byte(`{"a":1,"a":2}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
+		if !json.Valid(body) {
+			return // the route has decoded every body it rewrites
+		}
 		out, err := withIncludeUsage(body)
 		if err != nil {
 			return
+		}
+		// The fast path means what the decoding rewrite means.
+		if fast, ok := spliceIncludeUsage(body); ok {
+			slow, err := rewriteIncludeUsage(body)
+			if err != nil {
+				t.Fatalf("spliced %q, which the rewrite refuses: %v", body, err)
+			}
+			var a, b any
+			if json.Unmarshal(fast, &a) != nil || json.Unmarshal(slow, &b) != nil || !reflect.DeepEqual(a, b) {
+				t.Fatalf("spliced %q into %q; the rewrite gives %q", body, fast, slow)
+			}
 		}
 		var before, after map[string]json.RawMessage
 		if json.Unmarshal(body, &before) != nil {
@@ -229,6 +251,34 @@ func FuzzInspect(f *testing.F) {
 		}
 		if c.hideUsage && !bytes.Contains(c.body, []byte(`"include_usage":true`)) {
 			t.Fatalf("hid usage without asking for it: %s", c.body)
+		}
+	})
+}
+
+// BenchmarkIncludeUsage: asking for stream usage on a chat request with a
+// 20 KB conversation, spliced (the usual request) and rewritten (one that
+// names stream_options already).
+func BenchmarkIncludeUsage(b *testing.B) {
+	msg := strings.Repeat("The quick brown fox jumps over the lazy dog. ", 40)
+	var msgs []string
+	for range 10 {
+		msgs = append(msgs, fmt.Sprintf(`{"role":"user","content":%q}`, msg))
+	}
+	body := []byte(`{"model":"gpt-4o","stream":true,"messages":[` + strings.Join(msgs, ",") + `]}`)
+	b.Run("splice", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			if _, err := withIncludeUsage(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("rewrite", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			if _, err := rewriteIncludeUsage(body); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

@@ -368,7 +368,17 @@ type openaiRequest struct {
 
 // withIncludeUsage returns the request body with
 // stream_options.include_usage set, keeping every other field as sent.
+// body is valid JSON: the route has decoded it already.
 func withIncludeUsage(body []byte) ([]byte, error) {
+	if b, ok := spliceIncludeUsage(body); ok {
+		return b, nil
+	}
+	return rewriteIncludeUsage(body)
+}
+
+// rewriteIncludeUsage is withIncludeUsage by decoding the body's members
+// and encoding them again with stream_options changed.
+func rewriteIncludeUsage(body []byte) ([]byte, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {
 		return nil, err
@@ -386,4 +396,56 @@ func withIncludeUsage(body []byte) ([]byte, error) {
 	}
 	fields["stream_options"] = raw
 	return json.Marshal(fields)
+}
+
+// includeUsageField is the member withIncludeUsage adds to a request that
+// has no stream_options.
+var includeUsageField = []byte(`"stream_options":{"include_usage":true}`)
+
+// spliceIncludeUsage is withIncludeUsage's fast path for the usual
+// request, one with no stream_options at all: it inserts the member after
+// the opening brace instead of decoding and re-encoding the whole body
+// (prompts run to megabytes). body must be valid JSON. ok is false when
+// it is not an object, or might hold a key that reads as stream_options —
+// the name in any case, a \u escape anywhere, or "ſ", which folds to
+// "s" —; the caller then rewrites it the slow way.
+func spliceIncludeUsage(body []byte) ([]byte, bool) {
+	t := bytes.TrimLeft(body, " \t\r\n")
+	if len(t) == 0 || t[0] != '{' ||
+		bytes.Contains(t, []byte(`\u`)) || bytes.Contains(t, []byte("ſ")) ||
+		containsFold(t, []byte("stream_options")) {
+		return nil, false
+	}
+	rest := t[1:]
+	out := make([]byte, 0, len(t)+len(includeUsageField)+1)
+	out = append(out, '{')
+	out = append(out, includeUsageField...)
+	if r := bytes.TrimLeft(rest, " \t\r\n"); len(r) > 0 && r[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, rest...), true
+}
+
+// containsFold reports whether s holds sub, ASCII letters compared
+// without case (sub is lower-case ASCII).
+func containsFold(s, sub []byte) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i]|0x20 != sub[0] {
+			continue
+		}
+		j := 1
+		for ; j < len(sub); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c |= 0x20
+			}
+			if c != sub[j] {
+				break
+			}
+		}
+		if j == len(sub) {
+			return true
+		}
+	}
+	return false
 }
