@@ -56,6 +56,9 @@ func (m *Meter) providers(ctx context.Context) ([]billing.Provider, error) {
 	c.mu.Lock()
 	p, age := c.providers, time.Since(c.providersAt)
 	c.mu.Unlock()
+	if p != nil && age < lookupTTL {
+		return p, nil // before the read below is built: this is every call
+	}
 	read := func(ctx context.Context) ([]billing.Provider, error) {
 		p, err := m.db.ListProviders(ctx)
 		if err != nil {
@@ -66,10 +69,7 @@ func (m *Meter) providers(ctx context.Context) ([]billing.Provider, error) {
 		c.mu.Unlock()
 		return p, nil
 	}
-	switch {
-	case p != nil && age < lookupTTL:
-		return p, nil
-	case p != nil && age < staleFor*lookupTTL:
+	if p != nil && age < staleFor*lookupTTL {
 		refresh(ctx, c, "providers", read)
 		return p, nil
 	}
@@ -83,7 +83,9 @@ func (m *Meter) providers(ctx context.Context) ([]billing.Provider, error) {
 const staleFor = 10
 
 // refresh reads key in the background unless a read of it is under way;
-// the read updates the cache.
+// the read updates the cache. A read that fails changes nothing: the
+// entry ages past its grace and the next caller reads it itself, and gets
+// the error.
 func refresh[T any](ctx context.Context, c *lookups, key string, read func(context.Context) (T, error)) {
 	c.reads.DoChan(key, func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedReadTimeout)
@@ -125,6 +127,10 @@ func (m *Meter) userKnown(ctx context.Context, userID string) (bool, error) {
 	c.mu.Lock()
 	at, ok := c.known[userID]
 	c.mu.Unlock()
+	age := time.Since(at)
+	if ok && age < lookupTTL {
+		return true, nil
+	}
 	read := func(ctx context.Context) (bool, error) {
 		known, err := m.db.UserKnown(ctx, userID)
 		if err != nil || !known {
@@ -139,10 +145,7 @@ func (m *Meter) userKnown(ctx context.Context, userID string) (bool, error) {
 		return true, nil
 	}
 	key := "known\x00" + userID
-	switch age := time.Since(at); {
-	case ok && age < lookupTTL:
-		return true, nil
-	case ok && age < staleFor*lookupTTL:
+	if ok && age < staleFor*lookupTTL {
 		refresh(ctx, c, key, read)
 		return true, nil
 	}
@@ -156,6 +159,11 @@ func (m *Meter) account(ctx context.Context, userID string) (account, error) {
 	c.mu.Lock()
 	ca, ok := c.accounts[userID]
 	c.mu.Unlock()
+	ok = ok && ca.version == v
+	age := time.Since(ca.at)
+	if ok && age < accountTTL {
+		return ca.acct, nil
+	}
 	read := func(ctx context.Context) (account, error) {
 		a, err := m.readAccount(ctx, userID)
 		if err != nil {
@@ -172,14 +180,9 @@ func (m *Meter) account(ctx context.Context, userID string) (account, error) {
 	// The key carries the version: a caller who saw a newer one (a write
 	// of this process since) does not take a read begun before it.
 	key := fmt.Sprintf("account\x00%d\x00%s", v, userID)
-	if ok && ca.version == v {
-		switch age := time.Since(ca.at); {
-		case age < accountTTL:
-			return ca.acct, nil
-		case age < accountTTL+accountGrace:
-			refresh(ctx, c, key, read)
-			return ca.acct, nil
-		}
+	if ok && age < accountTTL+accountGrace {
+		refresh(ctx, c, key, read)
+		return ca.acct, nil
 	}
 	return shared(ctx, c, key, read)
 }
