@@ -8,8 +8,17 @@
 -- MATERIALIZED keeps each CTE evaluated once, in the order written: the
 -- distinct keys, then the state of each key, then the join with the
 -- requests. The decisions are the same; only the plan changes.
+--
+-- The sweeper's index reservations_held (status, expires_at) held an entry
+-- for every reservation ever made, and every settle added one more (a
+-- settle changes status, an indexed column, so its new row version is
+-- indexed again). It now holds the held reservations only: what the
+-- sweeper and the journal read.
 
 -- +goose Up
+DROP INDEX reservations_held;
+CREATE INDEX reservations_held ON reservations (expires_at) WHERE status = 'held';
+
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION alwrity_reserve_batch(
     p_ids TEXT[], p_users TEXT[], p_periods TEXT[], p_providers TEXT[], p_models TEXT[],
@@ -122,6 +131,9 @@ $$;
 -- +goose StatementEnd
 
 -- +goose Down
+DROP INDEX reservations_held;
+CREATE INDEX reservations_held ON reservations (status, expires_at);
+
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION alwrity_reserve_batch(
     p_ids TEXT[], p_users TEXT[], p_periods TEXT[], p_providers TEXT[], p_models TEXT[],
