@@ -204,19 +204,45 @@ func (p *pricer) versionAt(k modelKey, t time.Time) (billing.Price, bool) {
 }
 
 // resolve returns the price of a provider's model in effect at t, by
-// billing.ResolvePrice's rules. A model priced under its own name, the
-// first rule and the common case, is found without listing the others.
+// billing.ResolvePrice's rules, walking the provider's models in place
+// instead of listing the versions in effect first (a model resolved by
+// prefix, e.g. a dated snapshot name, was 6 % of the gateway's
+// allocations): exact name, alias, longest prefix, the provider's default.
+// A call naming no model takes ResolvePrice itself, for its
+// one-price-only rule. TestPricerResolvesAsResolvePrice holds the two
+// equal.
 func (p *pricer) resolve(provider, model string, t time.Time) (billing.Price, bool) {
 	if v, ok := p.versionAt(modelKey{provider, model}, t); ok {
 		return v, true
 	}
-	var in []billing.Price
-	for _, k := range p.models[provider] {
-		if v, ok := p.versionAt(k, t); ok {
-			in = append(in, v)
+	if model == "" {
+		var in []billing.Price
+		for _, k := range p.models[provider] {
+			if v, ok := p.versionAt(k, t); ok {
+				in = append(in, v)
+			}
+		}
+		return billing.ResolvePrice(in, p.catalog.Aliases[provider], provider, model)
+	}
+	if target, ok := p.catalog.Aliases[provider][model]; ok {
+		if v, ok := p.versionAt(modelKey{provider, target}, t); ok {
+			return v, true
 		}
 	}
-	return billing.ResolvePrice(in, p.catalog.Aliases[provider], provider, model)
+	var best billing.Price
+	bestLen := -1
+	for _, k := range p.models[provider] {
+		if k.model == billing.DefaultModel || len(k.model) <= bestLen || !strings.HasPrefix(model, k.model) {
+			continue
+		}
+		if v, ok := p.versionAt(k, t); ok {
+			best, bestLen = v, len(k.model)
+		}
+	}
+	if bestLen >= 0 {
+		return best, true
+	}
+	return p.versionAt(modelKey{provider, billing.DefaultModel}, t)
 }
 
 // rate prices one event with the version in effect at its timestamp.
