@@ -22,6 +22,8 @@ const billingUsage = `Usage: alwrity-billing billing close [--at TIME]
            write the invoices of a period as CSV (RFC 4180, a header row, exact decimal USD)
        alwrity-billing billing mark INVOICE-ID paid|void
            mark an issued invoice paid or void (both are final)
+       alwrity-billing billing purge-reservations [--older-than DURATION]
+           delete the finished reservations older than the retention (at least 35 days; the server does this hourly)
 `
 
 func billingCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -105,6 +107,36 @@ func billingCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 					if total > len(invs) {
 						fmt.Fprintf(stderr, "%d of %d invoices shown (--limit)\n", len(invs), total)
 					}
+					return nil
+				}}
+		case "purge-reservations":
+			fs := newFlags("billing purge-reservations", "billing purge-reservations [--older-than DURATION] [--database-url URL]\n\n"+
+				"Deletes the reservations that finished (settled, released or expired) more than DURATION ago, in short\n"+
+				"transactions. Held reservations are never deleted. DURATION defaults to ALWRITY_RESERVATION_RETENTION, or\n"+
+				"840h (35 days), the least allowed: a settle resent within it must still find its reservation. The server\n"+
+				"does this every hour.", stderr)
+			retention := store.ReservationRetention
+			if cfg, err := loadConfig(getenv); err == nil && cfg.ReservationRetention > 0 {
+				retention = cfg.ReservationRetention
+			}
+			fs.DurationVar(&retention, "older-than", retention, "delete the reservations that finished more than this `DURATION` ago (at least 840h)")
+			return &adminCmd{fs: fs,
+				check: func(args []string) error {
+					if err := exactArgs(fs, stderr, args); err != nil {
+						return err
+					}
+					if retention < store.ReservationRetention {
+						return usageError(fs, stderr, "--older-than must be at least %s (35 days: resent settles must find their reservation), got %s",
+							store.ReservationRetention, retention)
+					}
+					return nil
+				},
+				run: func(db *store.DB, now time.Time) error {
+					n, err := db.PurgeReservations(ctx, now, retention, 1<<30)
+					if err != nil {
+						return fmt.Errorf("purged %d reservations, then: %w", n, err)
+					}
+					fmt.Fprintf(stdout, "purged %d reservations that finished before %s\n", n, now.Add(-retention).UTC().Format(time.RFC3339))
 					return nil
 				}}
 		case "mark":

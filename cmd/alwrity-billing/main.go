@@ -33,6 +33,7 @@ Usage:
   alwrity-billing subscriptions subscribe|cancel|show|history USER
                                                        change or show a user's subscription
   alwrity-billing billing close|invoices|export|mark   close ended periods, list, export (CSV) or settle invoices
+  alwrity-billing billing purge-reservations           delete finished reservations past their retention (35 days)
   alwrity-billing version                              print the version
 
 Configuration comes from the environment (and .env), flags override it:
@@ -42,6 +43,7 @@ Configuration comes from the environment (and .env), flags override it:
   ALWRITY_ADMIN_KEY  the admin key (generated and printed once when unset)
   OPENAI_API_KEY, GEMINI_API_KEY, ANTHROPIC_API_KEY, MISTRAL_API_KEY
   ALWRITY_MEMORY_LIMIT  soft memory limit of serve (default 40MiB; 0 for none); GOMEMLIMIT wins
+  ALWRITY_RESERVATION_RETENTION  how long finished reservations are kept (default and least 840h = 35 days)
 Run 'alwrity-billing COMMAND --help' for a command's flags.
 `
 

@@ -18,6 +18,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/alwrity/alwrity-billing/internal/gateway"
+	"github.com/alwrity/alwrity-billing/internal/store"
 )
 
 // Config is the service configuration: defaults, then the environment
@@ -75,6 +76,13 @@ type Config struct {
 	// this long before they are issued (ALWRITY_INVOICE_REVIEW); zero
 	// issues them at once.
 	InvoiceReview time.Duration
+
+	// ReservationRetention is how long finished reservations are kept
+	// before the server deletes them (ALWRITY_RESERVATION_RETENTION); at
+	// least store.ReservationRetention (35 days), so that a resent settle
+	// still finds its reservation for as long as events are idempotent.
+	// Zero takes that minimum.
+	ReservationRetention time.Duration
 
 	// MemoryLimit is the soft limit, in bytes, on the memory of the Go
 	// runtime that serve sets when GOMEMLIMIT is not set
@@ -296,7 +304,7 @@ func (c *Config) webhooksFromEnv(getenv func(string) string) error {
 		name string
 		dst  *time.Duration
 	}{{"ALWRITY_WEBHOOK_INTERVAL", &c.WebhookInterval}, {"ALWRITY_WEBHOOK_TIMEOUT", &c.WebhookTimeout},
-		{"ALWRITY_INVOICE_REVIEW", &c.InvoiceReview}} {
+		{"ALWRITY_INVOICE_REVIEW", &c.InvoiceReview}, {"ALWRITY_RESERVATION_RETENTION", &c.ReservationRetention}} {
 		name, dst := s.name, s.dst
 		v := strings.TrimSpace(getenv(name))
 		if v == "" {
@@ -436,6 +444,10 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateGateway()...)
 	if c.InvoiceReview < 0 || c.InvoiceReview > 31*24*time.Hour {
 		errs = append(errs, errors.New("ALWRITY_INVOICE_REVIEW must be between 0 and 31 days (744h)"))
+	}
+	if c.ReservationRetention != 0 && c.ReservationRetention < store.ReservationRetention {
+		errs = append(errs, fmt.Errorf("ALWRITY_RESERVATION_RETENTION must be at least %s (35 days: resent settles must find their reservation), got %s",
+			store.ReservationRetention, c.ReservationRetention))
 	}
 	if c.WebhookInterval != 0 && (c.WebhookInterval < 100*time.Millisecond || c.WebhookInterval > time.Hour) {
 		errs = append(errs, errors.New("ALWRITY_WEBHOOK_INTERVAL must be between 100ms and 1h"))

@@ -2,9 +2,14 @@ package app_test
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/alwrity/alwrity-billing/internal/app"
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/money"
 	"github.com/alwrity/alwrity-billing/internal/store"
@@ -47,5 +52,126 @@ func TestServerClosesBillingPeriods(t *testing.T) {
 	sub, err := db.CurrentSubscription(ctx, "job-user")
 	if err != nil || sub == nil || !sub.CurrentPeriodEnd.After(now) {
 		t.Fatalf("subscription after the close: %+v, %v; want renewed past the server's clock", sub, err)
+	}
+}
+
+// finishedReservation writes a reservation with an id as billing.NewID
+// mints it at made, released a second later.
+func finishedReservation(t *testing.T, db *store.DB, made time.Time, n uint64) string {
+	t.Helper()
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(made.UnixNano()))
+	binary.BigEndian.PutUint64(b[8:], n)
+	id := "rsv_" + hex.EncodeToString(b[:])
+	ctx := context.Background()
+	r := billing.Reservation{ID: id, UserID: "purge-user", Period: billing.CalendarMonths().At(made), Provider: "openai",
+		Calls: 1, Status: billing.ReservationHeld, ExpiresAt: made.Add(time.Minute), CreatedAt: made}
+	if _, err := db.IngestJournal(ctx, []billing.Reservation{r}, nil, store.AlertContext{}, made); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.FinishReservations(ctx, []string{id}, billing.ReservationReleased, made.Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("release %s = %d, %v", id, n, err)
+	}
+	return id
+}
+
+// TestServerPurgesFinishedReservations: a running server deletes, on its
+// own, the finished reservations older than the retention (35 days by
+// default, ALWRITY_RESERVATION_RETENTION when set) and keeps the newer
+// ones, and says how many went.
+func TestServerPurgesFinishedReservations(t *testing.T) {
+	day := 24 * time.Hour
+	for _, tt := range []struct {
+		name       string
+		retention  time.Duration
+		gone, kept []time.Duration // ages at the server's clock
+	}{
+		{"default", 0, []time.Duration{36 * day, 400 * day}, []time.Duration{34 * day, day}},
+		{"60 days", 60 * day, []time.Duration{61 * day}, []time.Duration{59 * day, 36 * day}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+				ctx := context.Background()
+				url := b.URL(t)
+				db := storetest.OpenURL(t, url)
+				var gone, kept []string
+				for i, age := range tt.gone {
+					gone = append(gone, finishedReservation(t, db, now.Add(-age), uint64(i)))
+				}
+				for i, age := range tt.kept {
+					kept = append(kept, finishedReservation(t, db, now.Add(-age), uint64(100+i)))
+				}
+				s := start(t, url, func(c *app.Config) { c.ReservationRetention = tt.retention })
+				defer s.stop()
+				deadline := time.Now().Add(20 * time.Second)
+				for {
+					left := 0
+					for _, id := range gone {
+						if _, err := db.GetReservation(ctx, id); billing.ErrorCode(err) != billing.CodeNotFound {
+							left++
+						}
+					}
+					if left == 0 && strings.Contains(s.logs.String(), "finished reservations purged") {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%d of %d old reservations left 20 s after start; logs:\n%s", left, len(gone), s.logs)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				for _, id := range kept {
+					if _, err := db.GetReservation(ctx, id); err != nil {
+						t.Errorf("reservation %s within the retention: %v; want kept", id, err)
+					}
+				}
+				var line string
+				for _, l := range strings.Split(s.logs.String(), "\n") {
+					if strings.Contains(l, "finished reservations purged") {
+						line = l
+					}
+				}
+				if !strings.Contains(line, `"level":"INFO"`) || !strings.Contains(line, `"reservations":`+strconv.Itoa(len(gone))) {
+					t.Errorf("purge log line %s; want INFO with reservations %d", line, len(gone))
+				}
+				if n, err := db.HeldReservationsMismatch(ctx); err != nil || n != 0 {
+					t.Errorf("HeldReservationsMismatch = %d, %v; want 0", n, err)
+				}
+			})
+		})
+	}
+}
+
+// TestReservationRetentionConfig: ALWRITY_RESERVATION_RETENTION is a
+// duration of at least 35 days; shorter ones are refused.
+func TestReservationRetentionConfig(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(name string) string {
+			if name == "ALWRITY_RESERVATION_RETENTION" {
+				return v
+			}
+			return ""
+		}
+	}
+	for v, want := range map[string]time.Duration{"": 0, "840h": 840 * time.Hour, "2160h": 90 * 24 * time.Hour} {
+		c := app.DefaultConfig()
+		if err := c.FromEnv(env(v)); err != nil || c.ReservationRetention != want {
+			t.Errorf("%q: retention %s, %v; want %s", v, c.ReservationRetention, err, want)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%q: %v", v, err)
+		}
+	}
+	for _, v := range []string{"24h", "839h", "-1h"} {
+		c := app.DefaultConfig()
+		if err := c.FromEnv(env(v)); err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ALWRITY_RESERVATION_RETENTION") {
+			t.Errorf("%q: Validate = %v; want an error naming ALWRITY_RESERVATION_RETENTION", v, err)
+		}
+	}
+	c := app.DefaultConfig()
+	if err := c.FromEnv(env("a month")); err == nil || !strings.Contains(err.Error(), "ALWRITY_RESERVATION_RETENTION") {
+		t.Errorf("garbage: %v; want an error naming ALWRITY_RESERVATION_RETENTION", err)
 	}
 }
