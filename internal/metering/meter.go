@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -331,35 +332,47 @@ type batch struct {
 // of the batch is stored once.
 func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now time.Time) (batch, error) {
 	var fields []billing.FieldError
-	first := map[string]int{}
+	var first map[string]int // event id → its first event; a batch of one needs none
+	if len(events) > 1 {
+		first = make(map[string]int, len(events))
+	}
 	b := batch{itemOf: make([]int, len(events)), repeat: make([]bool, len(events))}
 	providers, err := m.providers(ctx)
 	if err != nil {
 		return batch{}, err
 	}
-	known := map[string]bool{}
-	for _, p := range providers {
-		known[p.Name] = true
+	known := func(name string) bool {
+		for _, p := range providers {
+			if p.Name == name {
+				return true
+			}
+		}
+		return false
 	}
 	users := map[string]bool{}
 	for i, e := range events {
-		prefix := fmt.Sprintf("body.events[%d]", i)
-		fs := e.Validate(prefix, now)
-		if e.Provider != "" && !known[e.Provider] {
-			fs = append(fs, billing.FieldError{Location: prefix + ".provider", Message: "unknown provider", Value: e.Provider})
+		// Field locations are written only for events with a problem:
+		// the settle of every gateway call comes this way.
+		prefix := func() string { return "body.events[" + strconv.Itoa(i) + "]" }
+		fs := e.Validate("", now)
+		for k := range fs {
+			fs[k].Location = prefix() + fs[k].Location
+		}
+		if e.Provider != "" && !known(e.Provider) {
+			fs = append(fs, billing.FieldError{Location: prefix() + ".provider", Message: "unknown provider", Value: e.Provider})
 		}
 		if j, seen := first[e.EventID]; seen && e.EventID != "" {
 			if !e.SameContent(events[j]) {
-				fs = append(fs, billing.FieldError{Location: prefix + ".event_id",
+				fs = append(fs, billing.FieldError{Location: prefix() + ".event_id",
 					Message: fmt.Sprintf("repeats the id of event %d with different contents", j), Value: e.EventID})
 			} else {
 				b.repeat[i] = true
 			}
-		} else {
+		} else if first != nil {
 			first[e.EventID] = i
 		}
 		if e.ReservationID != "" && len(fs) == 0 {
-			rfs, err := m.checkReservation(ctx, prefix, e)
+			rfs, err := m.checkReservation(ctx, prefix(), e)
 			if err != nil {
 				return batch{}, err
 			}
@@ -397,7 +410,7 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 		return batch{}, err
 	}
 	b.alerts = store.AlertContext{Plans: map[string]billing.Plan{}, Providers: providers, RatedWith: pr.catalog.Version}
-	unpriced := map[string]bool{}
+	var unpriced map[string]bool // provider/model of the unpriced events, one alert each
 	for i, e := range events {
 		if b.repeat[i] {
 			b.itemOf[i] = b.itemOf[first[e.EventID]]
@@ -431,6 +444,9 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 		b.items = append(b.items, store.IngestItem{Log: e.Log(p, charge, !priced), PeriodEnd: p.End, ReservationID: rid})
 		b.alerts.Plans[e.UserID] = acct.plan
 		if !priced && !unpriced[e.Provider+"/"+e.Model] {
+			if unpriced == nil {
+				unpriced = map[string]bool{}
+			}
 			unpriced[e.Provider+"/"+e.Model] = true
 			b.alerts.Extra = append(b.alerts.Extra, billing.UnpricedAlert(e.Provider, e.Model))
 		}
