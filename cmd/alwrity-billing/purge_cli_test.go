@@ -2,36 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
-	"github.com/alwrity/alwrity-billing/internal/store"
 	"github.com/alwrity/alwrity-billing/internal/storetest"
 )
-
-// releasedReservation writes a reservation made at made, as billing.NewID
-// names it, and released a second later.
-func releasedReservation(t *testing.T, db *store.DB, made time.Time, n uint64) string {
-	t.Helper()
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(made.UnixNano()))
-	binary.BigEndian.PutUint64(b[8:], n)
-	id := "rsv_" + hex.EncodeToString(b[:])
-	ctx := context.Background()
-	r := billing.Reservation{ID: id, UserID: "cli-user", Period: billing.CalendarMonths().At(made), Provider: "openai",
-		Calls: 1, Status: billing.ReservationHeld, ExpiresAt: made.Add(time.Minute), CreatedAt: made}
-	if _, err := db.IngestJournal(ctx, []billing.Reservation{r}, nil, store.AlertContext{}, made); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := db.FinishReservations(ctx, []string{id}, billing.ReservationReleased, made.Add(time.Second)); err != nil || n != 1 {
-		t.Fatalf("release %s = %d, %v", id, n, err)
-	}
-	return id
-}
 
 // TestCLIPurgeReservations: billing purge-reservations deletes the
 // finished reservations older than the retention (35 days, or
@@ -47,7 +24,7 @@ func TestCLIPurgeReservations(t *testing.T) {
 		now := time.Now()
 		ids := map[time.Duration]string{}
 		for i, age := range []time.Duration{100 * day, 50 * day, 40 * day, 30 * day} {
-			ids[age] = releasedReservation(t, db, now.Add(-age), uint64(i))
+			ids[age] = storetest.ReleasedReservation(t, db, "cli-user", now.Add(-age), uint64(i))
 		}
 		exists := func(age time.Duration) bool {
 			_, err := db.GetReservation(ctx, ids[age])

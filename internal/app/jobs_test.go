@@ -2,8 +2,6 @@ package app_test
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/hex"
 	"strconv"
 	"strings"
 	"testing"
@@ -55,26 +53,6 @@ func TestServerClosesBillingPeriods(t *testing.T) {
 	}
 }
 
-// finishedReservation writes a reservation with an id as billing.NewID
-// mints it at made, released a second later.
-func finishedReservation(t *testing.T, db *store.DB, made time.Time, n uint64) string {
-	t.Helper()
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(made.UnixNano()))
-	binary.BigEndian.PutUint64(b[8:], n)
-	id := "rsv_" + hex.EncodeToString(b[:])
-	ctx := context.Background()
-	r := billing.Reservation{ID: id, UserID: "purge-user", Period: billing.CalendarMonths().At(made), Provider: "openai",
-		Calls: 1, Status: billing.ReservationHeld, ExpiresAt: made.Add(time.Minute), CreatedAt: made}
-	if _, err := db.IngestJournal(ctx, []billing.Reservation{r}, nil, store.AlertContext{}, made); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := db.FinishReservations(ctx, []string{id}, billing.ReservationReleased, made.Add(time.Second)); err != nil || n != 1 {
-		t.Fatalf("release %s = %d, %v", id, n, err)
-	}
-	return id
-}
-
 // TestServerPurgesFinishedReservations: a running server deletes, on its
 // own, the finished reservations older than the retention (35 days by
 // default, ALWRITY_RESERVATION_RETENTION when set) and keeps the newer
@@ -96,10 +74,10 @@ func TestServerPurgesFinishedReservations(t *testing.T) {
 				db := storetest.OpenURL(t, url)
 				var gone, kept []string
 				for i, age := range tt.gone {
-					gone = append(gone, finishedReservation(t, db, now.Add(-age), uint64(i)))
+					gone = append(gone, storetest.ReleasedReservation(t, db, "purge-user", now.Add(-age), uint64(i)))
 				}
 				for i, age := range tt.kept {
-					kept = append(kept, finishedReservation(t, db, now.Add(-age), uint64(100+i)))
+					kept = append(kept, storetest.ReleasedReservation(t, db, "purge-user", now.Add(-age), uint64(100+i)))
 				}
 				s := start(t, url, func(c *app.Config) { c.ReservationRetention = tt.retention })
 				defer s.stop()

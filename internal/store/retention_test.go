@@ -2,8 +2,6 @@ package store_test
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/hex"
 	"slices"
 	"testing"
 	"time"
@@ -12,15 +10,6 @@ import (
 	"github.com/alwrity/alwrity-billing/internal/store"
 	"github.com/alwrity/alwrity-billing/internal/storetest"
 )
-
-// rsvID returns an id as billing.NewID("rsv_") mints it at t, with n in
-// place of its random part.
-func rsvID(t time.Time, n uint64) string {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixNano()))
-	binary.BigEndian.PutUint64(b[8:], n)
-	return "rsv_" + hex.EncodeToString(b[:])
-}
 
 // purgeFixture writes reservations into db: held ones journaled at their
 // creation, then finished at their finish times.
@@ -111,15 +100,15 @@ func TestPurgeReservations(t *testing.T) {
 		}
 		for i := range 5 {
 			c := cutoff.Add(-10*24*time.Hour + time.Duration(i)*time.Minute)
-			old(rsvID(c, uint64(i)), billing.ReservationSettled, c, c.Add(time.Second))
+			old(storetest.ReservationID(c, uint64(i)), billing.ReservationSettled, c, c.Add(time.Second))
 		}
 		c := cutoff.Add(-5 * 24 * time.Hour)
-		old(rsvID(c, 1), billing.ReservationReleased, c, c.Add(time.Second))
+		old(storetest.ReservationID(c, 1), billing.ReservationReleased, c, c.Add(time.Second))
 		c = cutoff.Add(-2 * 24 * time.Hour)
-		old(rsvID(c, 2), billing.ReservationExpired, c, c.Add(5*time.Minute))
+		old(storetest.ReservationID(c, 2), billing.ReservationExpired, c, c.Add(5*time.Minute))
 		// Finished a moment before the cutoff: goes.
 		c = cutoff.Add(-time.Hour)
-		old(rsvID(c, 3), billing.ReservationSettled, c, cutoff.Add(-time.Microsecond))
+		old(storetest.ReservationID(c, 3), billing.ReservationSettled, c, cutoff.Add(-time.Microsecond))
 		// Ids that do not sort by time: hand-made below "rsv_" and above
 		// any time-ordered id, and a random one of the kind minted before
 		// ids were time-ordered.
@@ -138,19 +127,19 @@ func TestPurgeReservations(t *testing.T) {
 		}
 		// Held for 90 days (its sweep never came): never purged.
 		c = cutoff.Add(-90 * 24 * time.Hour)
-		keep(rsvID(c, 4), billing.ReservationHeld, c, time.Time{})
+		keep(storetest.ReservationID(c, 4), billing.ReservationHeld, c, time.Time{})
 		keep("r-held-legacy", billing.ReservationHeld, c, time.Time{})
 		keep("zz-held-legacy", billing.ReservationHeld, c, time.Time{})
 		// Made before the cutoff, finished at it or after: kept.
 		c = cutoff.Add(-time.Hour)
-		keep(rsvID(c, 5), billing.ReservationSettled, c, cutoff)
-		keep(rsvID(c, 6), billing.ReservationExpired, c, cutoff.Add(time.Hour))
+		keep(storetest.ReservationID(c, 5), billing.ReservationSettled, c, cutoff)
+		keep(storetest.ReservationID(c, 6), billing.ReservationExpired, c, cutoff.Add(time.Hour))
 		// Recent.
 		c = now.Add(-24 * time.Hour)
-		keep(rsvID(c, 7), billing.ReservationSettled, c, c.Add(time.Second))
-		keep(rsvID(c, 8), billing.ReservationReleased, c, c.Add(time.Second))
+		keep(storetest.ReservationID(c, 7), billing.ReservationSettled, c, c.Add(time.Second))
+		keep(storetest.ReservationID(c, 8), billing.ReservationReleased, c, c.Add(time.Second))
 		keep("zz-recent", billing.ReservationSettled, c, c.Add(time.Second))
-		keep(rsvID(now.Add(-time.Minute), 9), billing.ReservationHeld, now.Add(-time.Minute), time.Time{})
+		keep(storetest.ReservationID(now.Add(-time.Minute), 9), billing.ReservationHeld, now.Add(-time.Minute), time.Time{})
 		all := append(slices.Clone(gone), kept...)
 		slices.Sort(kept)
 
@@ -202,7 +191,7 @@ func TestPurgeKeepsResentSettlesAnswered(t *testing.T) {
 		f := purgeFixture{t, db}
 		made := time.Date(2026, 9, 1, 10, 0, 0, 0, time.UTC)
 		settled := made.Add(2 * time.Second)
-		id := rsvID(made, 42)
+		id := storetest.ReservationID(made, 42)
 		f.held(id, made)
 		p := billing.CalendarMonths().At(settled)
 		item := store.IngestItem{Log: storetest.Log("u1", "ev-resent", settled), PeriodEnd: p.End}
@@ -212,7 +201,7 @@ func TestPurgeKeepsResentSettlesAnswered(t *testing.T) {
 			t.Fatalf("settle = %+v, %v", first, err)
 		}
 		// Also a released one, released again later.
-		rel := rsvID(made, 43)
+		rel := storetest.ReservationID(made, 43)
 		f.held(rel, made)
 		if _, err := db.Release(ctx, rel, settled); err != nil {
 			t.Fatal(err)
@@ -264,7 +253,7 @@ func TestPurgeReservationsManyBatches(t *testing.T) {
 		var ids []string
 		for i := range 60 {
 			c := start.Add(time.Duration(i) * time.Minute)
-			id := rsvID(c, uint64(i))
+			id := storetest.ReservationID(c, uint64(i))
 			ids = append(ids, id)
 			held = append(held, billing.Reservation{ID: id, UserID: "u1", Period: billing.CalendarMonths().At(c), Provider: "openai",
 				Calls: 1, Status: billing.ReservationHeld, ExpiresAt: c.Add(time.Minute), CreatedAt: c})
@@ -310,7 +299,7 @@ func TestPurgeNeverDeletesHeld(t *testing.T) {
 		f := purgeFixture{t, db}
 		now := time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)
 		made := now.Add(-100 * 24 * time.Hour)
-		ids := []string{rsvID(made, 1), "r-held", "zz-held"}
+		ids := []string{storetest.ReservationID(made, 1), "r-held", "zz-held"}
 		for _, id := range ids {
 			f.held(id, made)
 		}

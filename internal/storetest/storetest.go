@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"net/url"
 	"os"
@@ -139,4 +140,31 @@ func Record(t testing.TB, db *store.DB, logs ...billing.UsageLog) {
 	if err := db.RecordUsage(context.Background(), logs, ends, time.Now()); err != nil {
 		t.Fatalf("record usage: %v", err)
 	}
+}
+
+// ReservationID returns a reservation id as billing.NewID("rsv_") mints it
+// at t, with n in place of its random part.
+func ReservationID(t time.Time, n uint64) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixNano()))
+	binary.BigEndian.PutUint64(b[8:], n)
+	return "rsv_" + hex.EncodeToString(b[:])
+}
+
+// ReleasedReservation journals a held reservation of user for one OpenAI
+// call, made at made with the id ReservationID(made, n), releases it a
+// second later and returns its id.
+func ReleasedReservation(t testing.TB, db *store.DB, user string, made time.Time, n uint64) string {
+	t.Helper()
+	id := ReservationID(made, n)
+	ctx := context.Background()
+	r := billing.Reservation{ID: id, UserID: user, Period: billing.CalendarMonths().At(made), Provider: "openai",
+		Calls: 1, Status: billing.ReservationHeld, ExpiresAt: made.Add(time.Minute), CreatedAt: made}
+	if _, err := db.IngestJournal(ctx, []billing.Reservation{r}, nil, store.AlertContext{}, made); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.FinishReservations(ctx, []string{id}, billing.ReservationReleased, made.Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("release %s = %d, %v", id, n, err)
+	}
+	return id
 }
