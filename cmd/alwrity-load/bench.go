@@ -69,6 +69,7 @@ func bench(args []string) error {
 	users := fs.Int("users", 1, "bench users the gateway calls are spread over (connection i uses user i mod N)")
 	keep := fs.Bool("keep", false, "keep the working directory: the targets' logs (run with GODEBUG=gctrace=1 to see each collection) and databases")
 	baselineBin := fs.String("baseline-bin", "", "a second alwrity-billing binary run as more targets (\"baseline gateway, …\") in the same rounds, to compare two builds")
+	baselineLoad := fs.String("baseline-load-bin", "", "a second alwrity-load binary whose gateway-nometer runs as \"baseline gateway, no metering\" in the same rounds, to compare two builds of the gateway's own code")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -115,8 +116,15 @@ func bench(args []string) error {
 	}
 	proxy.url = proxy.base + "/v1/chat/completions"
 	targets = append(targets, proxy)
+	nometers := []struct{ name, bin string }{}
 	if *noMeter {
-		nm, err := startChild("gateway, no metering", tmp, self, []string{"gateway-nometer", "-target", fakeBase + "/v1"}, nil)
+		nometers = append(nometers, struct{ name, bin string }{"gateway, no metering", self})
+	}
+	if *baselineLoad != "" {
+		nometers = append(nometers, struct{ name, bin string }{"baseline gateway, no metering", *baselineLoad})
+	}
+	for _, n := range nometers {
+		nm, err := startChild(n.name, tmp, n.bin, []string{"gateway-nometer", "-target", fakeBase + "/v1"}, nil)
 		if err != nil {
 			return err
 		}

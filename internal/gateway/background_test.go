@@ -153,6 +153,46 @@ func TestBackgroundSettlesAreBounded(t *testing.T) {
 	}
 }
 
+// TestBackPressuredStreamIsRelayedBeforeItsSettle: a stream whose record
+// must be written before its response ends (no background slot free)
+// still reaches its client whole, [DONE] included, while that record
+// waits; only the response's end (its trailers) waits for it.
+func TestBackPressuredStreamIsRelayedBeforeItsSettle(t *testing.T) {
+	h := newHarness(t, storetest.Backends()[0], nil)
+	bm := newBlockingMeter(h.meter)
+	h.meteredBy(bm, func(c *gateway.Config) { c.MaxBackgroundSettles = 1 })
+	t.Cleanup(bm.unblock)
+
+	resp := h.post("/gateway/openai/v1/chat/completions", chatBody, nil)
+	if body := readAll(t, resp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("first call: %d %s", resp.StatusCode, body)
+	}
+	<-bm.entered // the first settle holds the only background slot
+
+	resp = h.post("/gateway/openai/v1/chat/completions", chatStreamBody, nil)
+	defer resp.Body.Close()
+	<-bm.entered // the stream's settle has started, inline
+	var got strings.Builder
+	buf := make([]byte, 4096)
+	for !strings.HasSuffix(got.String(), "data: [DONE]\n\n") {
+		n, err := resp.Body.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("the stream ended (%v) before [DONE]: %q", err, got.String())
+		}
+	}
+	bm.unblock()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if c := resp.Trailer.Get(gateway.CostHeader); c != openaiWant.cost {
+		t.Errorf("cost trailer %q, want %s", c, openaiWant.cost)
+	}
+	for _, l := range h.waitLedger(2) {
+		h.checkRow(l, openaiWant)
+	}
+}
+
 // TestCloseWaitsForBackgroundSettles: Close returns only once every call
 // answered is in the ledger, each exactly once.
 func TestCloseWaitsForBackgroundSettles(t *testing.T) {

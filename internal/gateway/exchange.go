@@ -94,7 +94,7 @@ func (x *exchange) admit() bool {
 	case !c.hasMax:
 		tokens = g.cfg.DefaultMaxTokens
 	}
-	ctx, cancel := context.WithTimeout(x.r.Context(), g.cfg.AdmissionTimeout)
+	ctx, cancel := withLazyTimeout(x.r.Context(), g.cfg.AdmissionTimeout)
 	rsv, err := g.meter.Reserve(ctx, billing.ReserveRequest{UserID: x.user, Provider: x.rt.provider, Model: c.model,
 		Tokens: min(tokens, billing.MaxTokensPerEvent)})
 	cancel()

@@ -56,6 +56,7 @@ type Gateway struct {
 	transport *http.Transport
 	pending   *pendingQueue
 	inflight  *inflight
+	recorders *recorders
 	keys      keyCache
 	bufs      sync.Pool
 	secrets   [][]byte // provider keys, redacted from anything relayed
@@ -88,6 +89,7 @@ func New(cfg Config, meter Meter, auth Authenticator) *Gateway {
 	g.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	g.pending = &pendingQueue{g: g, stop: make(chan struct{})}
 	g.inflight = newInflight(cfg.MaxBackgroundSettles)
+	g.recorders = newRecorders()
 	for _, u := range cfg.Upstreams {
 		if u.Key != "" {
 			g.secrets = append(g.secrets, []byte(u.Key))
@@ -130,6 +132,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if err != nil {
 		g.cfg.Logger.Error("gateway stopping before every call was recorded", "error", err)
 	}
+	g.recorders.close()
 	g.pending.close()
 	g.transport.CloseIdleConnections()
 	return err

@@ -11,6 +11,9 @@ import (
 	"time"
 )
 
+// streamQuoteTimeout bounds the quote of a stream's cost trailer.
+const streamQuoteTimeout = 50 * time.Millisecond
+
 // errDrainLimit stops reading an upstream whose client has gone once the
 // drain bounds are reached.
 var errDrainLimit = errors.New("drain limit reached after the client disconnected")
@@ -43,13 +46,13 @@ func (x *exchange) relayWhole(resp *http.Response, body *upstreamBody, cancel fu
 	h := x.w.Header()
 	x.g.copyResponseHeader(h, resp.Header)
 	h.Set("Content-Length", strconv.Itoa(len(buf)))
-	if cost, ok := x.quote(ev); ok {
+	if cost, ok := x.quote(ev, x.g.cfg.AdmissionTimeout); ok {
 		h.Set(CostHeader, cost)
 	}
 	h.Set(OverheadHeader, x.overhead())
 	x.w.WriteHeader(resp.StatusCode)
 	_, _ = x.w.Write(buf)
-	x.record(ev)
+	x.record(ev, nil)
 }
 
 // cutBeforeHeaders answers a call whose upstream failed while its
@@ -70,10 +73,7 @@ func (x *exchange) cutBeforeHeaders(body *upstreamBody, err error) {
 // alt=sse) and responses too large to hold. head is what was already read.
 func (x *exchange) relayRaw(resp *http.Response, body *upstreamBody, head []byte, cancel func()) {
 	g := x.g
-	h := x.w.Header()
-	x.g.copyResponseHeader(h, resp.Header)
-	h.Set(OverheadHeader, x.overhead())
-	x.w.WriteHeader(resp.StatusCode)
+	x.writeStreamHeader(resp)
 	rc := http.NewResponseController(x.w)
 	keep := int64(len(head)) <= g.cfg.MaxBufferedResponse
 	kept := append([]byte(nil), head...)
@@ -97,18 +97,23 @@ func (x *exchange) relayRaw(resp *http.Response, body *upstreamBody, head []byte
 				}
 			}
 			cl.write((*bp)[:n])
-			cl.flush()
 		}
 		if err == io.EOF {
+			// What the last read brought leaves with the end of the
+			// response (see relayEvents).
 			break
 		}
 		if err == nil {
 			err = cl.check(n)
 		}
 		if err != nil {
+			cl.flush()
 			cut = err
 			break
 		}
+		// The next read may wait on the provider: the client has every
+		// byte read so far first.
+		cl.flush()
 	}
 	var u usage
 	if keep {
@@ -117,19 +122,30 @@ func (x *exchange) relayRaw(resp *http.Response, body *upstreamBody, head []byte
 	x.finishStream(resp.StatusCode, u, cut, body, cl)
 }
 
+// writeStreamHeader writes the header of a relayed stream. The stream ends
+// with trailers (finishStream), announced here by the overhead trailer,
+// given its value at the end: a response that declares a trailer is sent
+// chunked even when the handler returns before anything was flushed (a
+// stream read whole in one read, whose last bytes the relay leaves for the
+// end of the response), where the server would otherwise send it with a
+// Content-Length and no trailers.
+func (x *exchange) writeStreamHeader(resp *http.Response) {
+	h := x.w.Header()
+	x.g.copyResponseHeader(h, resp.Header)
+	h.Set(OverheadHeader, x.overhead())
+	h.Set(http.TrailerPrefix+OverheadHeader, "")
+	x.w.WriteHeader(resp.StatusCode)
+}
+
 // relayEvents relays a server-sent event stream event by event, flushing
 // as events arrive, reading usage from the events and hiding the usage
 // chunk the gateway asked for on the client's behalf.
 func (x *exchange) relayEvents(resp *http.Response, body *upstreamBody, cancel func()) {
 	g := x.g
-	h := x.w.Header()
-	x.g.copyResponseHeader(h, resp.Header)
-	h.Set(OverheadHeader, x.overhead())
-	x.w.WriteHeader(resp.StatusCode)
+	x.writeStreamHeader(resp)
 	rc := http.NewResponseController(x.w)
 	cl := x.newClientLink(rc, cancel)
 	defer cl.stop()
-	cl.flush()
 	sr := streamReader{rt: x.rt, hideUsage: x.call.hideUsage}
 	var u usage
 	var p sseParser
@@ -145,11 +161,13 @@ func (x *exchange) relayEvents(resp *http.Response, body *upstreamBody, cancel f
 		n, err := body.Read(*bp)
 		if n > 0 {
 			p.feed((*bp)[:n], emit)
-			cl.flush()
 		}
 		if err == io.EOF {
+			// The relay reads nothing more: what the last read brought
+			// is not flushed on its own but leaves with the end of the
+			// response and its trailers, in one write, as soon as the
+			// call is billed (finishStream) and the handler returns.
 			p.flush(emit)
-			cl.flush()
 			break
 		}
 		if err == nil {
@@ -162,6 +180,9 @@ func (x *exchange) relayEvents(resp *http.Response, body *upstreamBody, cancel f
 			cut = err
 			break
 		}
+		// The next read may wait on the provider: the client has every
+		// event read so far first, in one write.
+		cl.flush()
 	}
 	x.finishStream(resp.StatusCode, u, cut, body, cl)
 }
@@ -283,9 +304,16 @@ func (x *exchange) finishStream(status int, u usage, cut error, body *upstreamBo
 		x.g.cfg.Logger.Warn("gateway upstream stream cut", "provider", x.rt.provider, "error", x.g.redactString(cut.Error()))
 	}
 	ev := x.event(o)
-	if cost, ok := x.quote(ev); ok {
+	// The stream's last bytes wait for this quote (they leave with the
+	// trailers, in one write), so it is given streamQuoteTimeout, not the
+	// admission's: it answers from memory in microseconds, and when the
+	// catalog's version must be read first and the database is slow the
+	// stream ends on time without the cost trailer (the ledger has it).
+	if cost, ok := x.quote(ev, streamQuoteTimeout); ok {
 		x.w.Header().Set(http.TrailerPrefix+CostHeader, cost)
 	}
 	x.w.Header().Set(http.TrailerPrefix+OverheadHeader, x.overhead())
-	x.record(ev)
+	// The last events were left for the end of the response: they are
+	// flushed first should the record hold the handler (back-pressure).
+	x.record(ev, cl.flush)
 }

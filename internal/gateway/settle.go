@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -39,7 +41,7 @@ func (x *exchange) fail(status int, msg string, u *usage) {
 	}
 	ev := x.event(o)
 	x.problem(status, msg)
-	x.record(ev)
+	x.record(ev, nil)
 }
 
 // event is the ledger's record of a call that ended with o.
@@ -77,8 +79,8 @@ func (x *exchange) event(o outcome) billing.UsageEvent {
 // quote returns the cost the ledger will record for ev, as exact decimal
 // USD, for the client's cost header; false when it cannot be rated now
 // (the database is away: the record still follows).
-func (x *exchange) quote(ev billing.UsageEvent) (string, bool) {
-	ctx, cancel := context.WithTimeout(x.r.Context(), x.g.cfg.AdmissionTimeout)
+func (x *exchange) quote(ev billing.UsageEvent, within time.Duration) (string, bool) {
+	ctx, cancel := withLazyTimeout(x.r.Context(), within)
 	defer cancel()
 	cost, err := x.g.meter.Quote(ctx, ev)
 	if err != nil {
@@ -91,21 +93,75 @@ func (x *exchange) quote(ev billing.UsageEvent) (string, bool) {
 // record writes the call's event to the ledger once its client has been
 // answered: in the background, or, when MaxBackgroundSettles records are
 // already being written, before the handler returns (back-pressure). It
-// is called once per admitted call.
-func (x *exchange) record(ev billing.UsageEvent) {
+// is called once per admitted call. flush, if not nil, is called before a
+// record written before the handler returns, so that what the client was
+// sent does not wait for the ledger.
+func (x *exchange) record(ev billing.UsageEvent, flush func()) {
 	g := x.g
 	it := pendingItem{rsvID: x.rsvID, ev: ev}
 	x.owes = false // from here on the record below owns the count
 	if !g.inflight.background() {
+		if flush != nil {
+			flush()
+		}
 		g.write(it)
 		g.inflight.done()
 		return
 	}
-	go func() {
-		defer g.inflight.backgroundDone()
-		g.write(it)
-	}()
+	g.recorders.run(g, it)
 }
+
+// maxIdleRecorders bounds the recorders kept waiting for the next record.
+const maxIdleRecorders = 32
+
+// recorders write the records of calls whose client was answered, on
+// goroutines kept from one record to the next. A record's write (rating,
+// then waiting for the ledger's batch) needs a deeper stack than a new
+// goroutine starts with: a goroutine per record grew and copied its stack
+// on every call. Up to maxIdleRecorders wait for work; the rest end once
+// their record is written. Their number is bounded by the background
+// slots (inflight), which every record they run holds.
+type recorders struct {
+	work     chan pendingItem // unbuffered: a send succeeds only when a recorder waits
+	idle     atomic.Int32
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+func newRecorders() *recorders {
+	return &recorders{work: make(chan pendingItem), stop: make(chan struct{})}
+}
+
+// run writes it on a waiting recorder, or on a new one when none waits.
+// The caller holds a background slot for it.
+func (rs *recorders) run(g *Gateway, it pendingItem) {
+	select {
+	case rs.work <- it:
+	default:
+		go rs.loop(g, it)
+	}
+}
+
+func (rs *recorders) loop(g *Gateway, it pendingItem) {
+	for {
+		g.write(it)
+		g.inflight.backgroundDone()
+		if rs.idle.Add(1) > maxIdleRecorders {
+			rs.idle.Add(-1)
+			return
+		}
+		select {
+		case it = <-rs.work:
+			rs.idle.Add(-1)
+		case <-rs.stop:
+			rs.idle.Add(-1)
+			return
+		}
+	}
+}
+
+// close ends the waiting recorders; the busy ones end after their record.
+func (rs *recorders) close() { rs.stopOnce.Do(func() { close(rs.stop) }) }
 
 // abandon gives up the record an admitted call still owes when its
 // handler ends without one (a panic), so that Wait and Shutdown do not

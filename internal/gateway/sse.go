@@ -19,8 +19,12 @@ type sseEvent struct {
 // sseParser splits an event stream into events as its bytes arrive, in
 // pieces of any size. It accepts the three line endings the SSE grammar
 // allows (\n, \r\n, \r).
+//
+// A piece is read where it lies: only the bytes of an event it leaves
+// unfinished are kept (in pending) for the next piece, so that the events
+// of a read are neither copied nor moved one by one.
 type sseParser struct {
-	pending []byte // bytes of the event being read
+	pending []byte // bytes of the unfinished event
 	off     int    // bytes of pending already split into lines
 	name    []byte
 	data    []byte
@@ -30,34 +34,63 @@ type sseParser struct {
 // feed adds b and calls emit for every event it completes. The event's
 // slices are valid only during the call.
 func (p *sseParser) feed(b []byte, emit func(sseEvent)) {
-	p.pending = append(p.pending, b...)
+	buf := b
+	if len(p.pending) > 0 {
+		// An event continues: it is read from pending, whole.
+		p.pending = append(p.pending, b...)
+		buf = p.pending
+	}
+	start, off := 0, p.off // the event being read starts at start
 	for {
-		rest := p.pending[p.off:]
-		i := bytes.IndexAny(rest, "\r\n")
-		if i < 0 {
-			return
+		end, next, ok := lineEnd(buf, off)
+		if !ok {
+			break
 		}
-		end := i + 1
-		if rest[i] == '\r' {
-			if i+1 == len(rest) {
-				// A lone \r at the end may be the first half of \r\n.
-				return
-			}
-			if rest[i+1] == '\n' {
-				end++
-			}
-		}
-		line := rest[:i]
-		p.off += end
+		line := buf[off:end]
+		off = next
 		if len(line) == 0 {
-			emit(sseEvent{raw: p.pending[:p.off], name: p.name, data: p.data})
-			n := copy(p.pending, p.pending[p.off:])
-			p.pending = p.pending[:n]
-			p.off, p.name, p.data, p.hasData = 0, p.name[:0], p.data[:0], false
+			emit(sseEvent{raw: buf[start:off], name: p.name, data: p.data})
+			start = off
+			p.name, p.data, p.hasData = p.name[:0], p.data[:0], false
 			continue
 		}
 		p.field(line)
 	}
+	// Keep what is left of the unfinished event, at the start of pending.
+	if len(p.pending) > 0 {
+		n := copy(p.pending, p.pending[start:])
+		p.pending = p.pending[:n]
+	} else {
+		p.pending = append(p.pending, buf[start:]...)
+	}
+	p.off = off - start
+}
+
+// lineEnd finds the end of the line that starts at buf[off]: the line is
+// buf[off:end] and the next starts at next. ok is false when the line is
+// not complete yet, a \r at the end of buf included: it may be the first
+// half of \r\n.
+func lineEnd(buf []byte, off int) (end, next int, ok bool) {
+	rest := buf[off:]
+	i := bytes.IndexByte(rest, '\n')
+	scope := rest
+	if i >= 0 {
+		scope = rest[:i]
+	}
+	// A \r before the first \n, if any, ends the line first.
+	if j := bytes.IndexByte(scope, '\r'); j >= 0 {
+		switch {
+		case j+1 == len(rest):
+			return 0, 0, false
+		case rest[j+1] == '\n':
+			return off + j, off + j + 2, true
+		}
+		return off + j, off + j + 1, true
+	}
+	if i < 0 {
+		return 0, 0, false
+	}
+	return off + i, off + i + 1, true
 }
 
 // flush emits what is left when the stream ends: an event without its
