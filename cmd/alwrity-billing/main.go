@@ -42,7 +42,7 @@ Configuration comes from the environment (and .env), flags override it:
   DEBUG              true for debug logs
   ALWRITY_ADMIN_KEY  the admin key (generated and printed once when unset)
   OPENAI_API_KEY, GEMINI_API_KEY, ANTHROPIC_API_KEY, MISTRAL_API_KEY
-  ALWRITY_MEMORY_LIMIT  soft memory limit of serve (default 40MiB; 0 for none); GOMEMLIMIT wins
+  ALWRITY_MEMORY_LIMIT  soft memory limit of serve (default 32MiB; 0 for none); GOMEMLIMIT wins
   ALWRITY_RESERVATION_RETENTION  how long finished reservations are kept (default and least 840h = 35 days)
 Run 'alwrity-billing COMMAND --help' for a command's flags.
 `

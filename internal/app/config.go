@@ -94,8 +94,11 @@ type Config struct {
 
 // DefaultMemoryLimit is MemoryLimit's default: room for the gateway's
 // working set at thousands of calls a second, with the process's peak
-// resident memory (SQLite's page caches included) under 64 MB.
-const DefaultMemoryLimit = 40 << 20
+// resident memory (SQLite's page caches included) under 64 MB. At 40 MiB
+// the peak reached 64.2 MB at 8,000 calls a second (ledger commits of 55
+// events); at 32 MiB it was 56.7–57.3 MB with the same throughput and CPU
+// per call (docs/BENCHMARKS.md).
+const DefaultMemoryLimit = 32 << 20
 
 // minMemoryLimit is the smallest soft memory limit accepted: below it the
 // collector would run nearly all the time.
@@ -413,7 +416,7 @@ func (c *Config) ServerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Port, "port", c.Port, "port to listen on; 0 picks a free one (PORT)")
 	fs.BoolVar(&c.Debug, "debug", c.Debug, "debug logging (DEBUG)")
 	fs.Var(byteSizeFlag{&c.MemoryLimit}, "memory-limit",
-		"soft limit on the Go runtime's memory, e.g. 40MiB; 0 or off for none; GOMEMLIMIT, when set, wins (ALWRITY_MEMORY_LIMIT)")
+		"soft limit on the Go runtime's memory, e.g. 32MiB; 0 or off for none; GOMEMLIMIT, when set, wins (ALWRITY_MEMORY_LIMIT)")
 }
 
 // DatabaseFlag registers --database-url.

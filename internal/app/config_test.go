@@ -35,7 +35,7 @@ func TestConfigDefaults(t *testing.T) {
 		GatewayMaxBodyBytes:     32 << 20,
 		GatewayDefaultMaxTokens: 4096,
 
-		MemoryLimit: 40 << 20,
+		MemoryLimit: 32 << 20,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults = %+v, want %+v", c, want)
