@@ -7,7 +7,7 @@ import (
 	"github.com/alwrity/alwrity-billing/internal/money"
 )
 
-// Alert thresholds, in percent of a limit.
+// Alert thresholds, in percent of a limit, lowest first.
 var alertThresholds = []int{WarningPercent, 100}
 
 // LimitAlerts returns the alerts a user's usage in a period calls for: one
@@ -15,25 +15,73 @@ var alertThresholds = []int{WarningPercent, 100}
 // per (user, type, limit, threshold, period), so returning an alert that
 // already exists is harmless and makes the check stateless.
 func LimitAlerts(plan Plan, providers []Provider, u PeriodUsage) []Alert {
-	var out []Alert
+	// The limits of EvaluateLimits, in its order, but a limit's key and
+	// the providers' display names are built only for an alert: this runs
+	// for every user of every ledger commit, and most limits are far from
+	// their thresholds or unlimited.
+	a := limitAlerter{plan: plan, providers: providers, u: u}
+	if a.due(plan.TotalCallsLimit, u.Total.Calls) {
+		a.add(LimitUsage{Key: "total_calls", Limit: plan.TotalCallsLimit, Used: u.Total.Calls})
+	}
+	for _, p := range providers {
+		pl, c := plan.ProviderLimits[p.Name], u.ByProvider[p.Name]
+		if a.due(pl.Calls, c.Calls) {
+			a.add(LimitUsage{Key: p.Name + "_calls", Provider: p.Name, Limit: pl.Calls, Used: c.Calls})
+		}
+	}
+	for _, p := range providers {
+		pl, c := plan.ProviderLimits[p.Name], u.ByProvider[p.Name]
+		if p.MetersTokens && a.due(pl.Tokens, c.Tokens()) {
+			a.add(LimitUsage{Key: p.Name + "_tokens", Provider: p.Name, Limit: pl.Tokens, Used: c.Tokens()})
+		}
+	}
+	if plan.MonthlyCostLimit != nil {
+		cost := int64(*plan.MonthlyCostLimit)
+		if a.due(&cost, int64(u.Total.Cost)) {
+			a.add(LimitUsage{Key: "monthly_cost", Limit: &cost, Used: int64(u.Total.Cost), Money: true})
+		}
+	}
+	return a.out
+}
+
+// limitAlerter collects the alerts of LimitAlerts.
+type limitAlerter struct {
+	plan      Plan
+	providers []Provider
+	u         PeriodUsage
+	names     map[string]string // display names, once an alert needs them
+	out       []Alert
+}
+
+// due reports whether a limit calls for an alert: it is finite, allows
+// some use (a disallowed one is refused at admission instead) and used
+// reaches the lowest threshold.
+func (a *limitAlerter) due(limit *int64, used int64) bool {
+	return limit != nil && *limit != 0 && reached(used, *limit, alertThresholds[0])
+}
+
+// add appends the alerts of each threshold l has reached.
+func (a *limitAlerter) add(l LimitUsage) {
+	for _, th := range alertThresholds {
+		if !reached(l.Used, *l.Limit, th) {
+			continue
+		}
+		if a.names == nil {
+			a.names = displayNames(a.providers)
+		}
+		a.out = append(a.out, limitAlert(a.plan, l, th, a.u.UserID, a.u.Period.Key, a.names))
+	}
+}
+
+// displayNames maps provider names to their display names, where set.
+func displayNames(providers []Provider) map[string]string {
 	names := map[string]string{}
 	for _, p := range providers {
 		if p.DisplayName != "" {
 			names[p.Name] = p.DisplayName
 		}
 	}
-	for _, l := range EvaluateLimits(plan, providers, u) {
-		if l.Limit == nil || *l.Limit == 0 {
-			continue // unlimited, or disallowed (refused at admission instead)
-		}
-		for _, th := range alertThresholds {
-			if !reached(l.Used, *l.Limit, th) {
-				continue
-			}
-			out = append(out, limitAlert(plan, l, th, u.UserID, u.Period.Key, names))
-		}
-	}
-	return out
+	return names
 }
 
 func limitAlert(plan Plan, l LimitUsage, threshold int, userID, period string, names map[string]string) Alert {

@@ -1,6 +1,9 @@
 package billing
 
-import "math/big"
+import (
+	"math/big"
+	"math/bits"
+)
 
 // Usage statuses, as ALwrity's frontend reads them.
 const (
@@ -107,6 +110,13 @@ func UsageStatus(limits []LimitUsage) string {
 // atLeast reports, exactly, whether Used is at least pct % of a finite
 // Limit.
 func (l LimitUsage) atLeast(pct int) bool {
+	if l.Used >= 0 && *l.Limit >= 0 && pct >= 0 {
+		// Used × 100 and Limit × pct in 128 bits: no overflow, no
+		// allocation (every settle checks every limit of its user).
+		uh, ul := bits.Mul64(uint64(l.Used), 100)
+		lh, ll := bits.Mul64(uint64(*l.Limit), uint64(pct))
+		return uh > lh || (uh == lh && ul >= ll)
+	}
 	used, limit := big.NewInt(l.Used), big.NewInt(*l.Limit)
 	return used.Mul(used, big.NewInt(100)).Cmp(limit.Mul(limit, big.NewInt(int64(pct)))) >= 0
 }
