@@ -587,14 +587,26 @@ func (c call) log() billing.UsageLog {
 	return l
 }
 
-// record writes calls through the store in one RecordUsage batch.
+// record writes calls through the store in one RecordUsage batch, each in
+// its user's period as the meter would file it: the current subscription's
+// schedule, else calendar months.
 func (e *env) record(calls ...call) {
 	e.t.Helper()
 	logs := make([]billing.UsageLog, len(calls))
 	ends := map[string]time.Time{}
 	for i, c := range calls {
 		logs[i] = c.log()
-		ends[logs[i].BillingPeriod] = billing.CalendarMonths().At(logs[i].PeriodStart).End
+		schedule := billing.CalendarMonths()
+		sub, err := e.app.DB.CurrentSubscription(e.ctx, c.user)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if sub != nil {
+			schedule = sub.Schedule()
+		}
+		p := schedule.At(c.at)
+		logs[i].BillingPeriod, logs[i].PeriodStart = p.Key, p.Start
+		ends[p.Key] = p.End
 	}
 	if err := e.app.DB.RecordUsage(e.ctx, logs, ends, e.now()); err != nil {
 		e.t.Fatalf("record usage: %v", err)

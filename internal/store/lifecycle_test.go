@@ -251,6 +251,65 @@ func TestSubscriptionScenario(t *testing.T) {
 	})
 }
 
+// TestMidMonthSubscriptionBillsOnlyItsOwnUsage: a user who used the
+// service on the free plan in June and subscribes on June 10 has a first
+// period (June 10 – July 10) named "2024-06" like the free plan's calendar
+// June, so both periods' usage lands in one summary row. The invoice and
+// the history bill only the calls made in the subscription's own period:
+// overage of 5 calls and 500 tokens over the plan's 10 calls and 1,000
+// tokens, not of the 27 calls and 2,700 tokens of June.
+func TestMidMonthSubscriptionBillsOnlyItsOwnUsage(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		l := newLifecycle(t, b, at("2024-06-01 00:00"))
+		meter := metering.New(l.db, func() time.Time { return l.now }, nil)
+		if _, err := l.db.CreateKey(l.ctx, billing.APIKey{Prefix: "alw_late0000", UserID: "late", Role: billing.RoleUser, CreatedAt: l.now}, "h"); err != nil {
+			t.Fatal(err)
+		}
+		record := func(prefix string, n int) {
+			t.Helper()
+			for i := range n {
+				if _, err := meter.Record(l.ctx, []billing.UsageEvent{{EventID: fmt.Sprintf("%s-%d", prefix, i), UserID: "late", Provider: "openai",
+					Model: "gpt-4", StatusCode: 200, Quantities: billing.Quantities{Input: 100}, Timestamp: l.now}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		l.walk(at("2024-06-05 10:00"))
+		record("free", 12)
+		l.walk(at("2024-06-10 10:00"))
+		l.subscribe("late", "KB Metered", billing.CycleMonthly, false)
+		l.walk(at("2024-06-15 10:00"))
+		record("paid", 15)
+		l.cancel("late", false)
+		l.walk(at("2024-07-11 10:00"))
+		l.checkInvoices("late", []invoiceWant{
+			{"2024-06", "2024-06-10 10:00", "2024-07-10 10:00", []line{{"base", "5"}, {"overage", "0.05"}, {"overage", "0.001"}}, "5.051"},
+		})
+		inv, _, err := l.db.Invoices(l.ctx, store.InvoiceFilter{UserID: "late"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inv[0].Calls != 15 || inv[0].Tokens != 1500 || inv[0].UsageCost != usd("0.045") {
+			t.Errorf("invoice: %d calls, %d tokens, usage cost %s; want 15, 1500, 0.045", inv[0].Calls, inv[0].Tokens, inv[0].UsageCost)
+		}
+		hist, err := l.db.SubscriptionHistory(l.ctx, "late", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The snapshot of each change: none of the free plan's 12 calls.
+		want := map[string]int64{billing.HistoryNew: 0, billing.HistoryCancel: 15}
+		for _, h := range hist {
+			if n, ok := want[h.Event]; !ok || h.UsageCalls != n {
+				t.Errorf("history %s: %d calls; want %d (%v)", h.Event, h.UsageCalls, n, ok)
+			}
+			delete(want, h.Event)
+		}
+		if len(want) > 0 {
+			t.Errorf("history lacks %v", want)
+		}
+	})
+}
+
 // TestPeriodCloseIsIdempotent: closing again, and closing from several
 // processes at once, writes one invoice per subscription and period.
 func TestPeriodCloseIsIdempotent(t *testing.T) {
