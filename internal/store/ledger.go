@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
@@ -268,6 +269,9 @@ type stmtCache struct {
 	db      *sql.DB
 	mu      sync.Mutex
 	stmts   map[string]*sql.Stmt
+	// ledgerReady is set once ledgerStatements are prepared, so that the
+	// commits after the first skip listing and looking them up.
+	ledgerReady atomic.Bool
 }
 
 // prepare prepares queries ahead of a transaction. It must run outside
@@ -333,6 +337,7 @@ func (c *stmtCache) close() {
 		st.Close()
 	}
 	c.stmts = nil
+	c.ledgerReady.Store(false)
 }
 
 // insertLogsSQL is the multi-row INSERT of n logs. The full-chunk text is
@@ -399,5 +404,12 @@ func (c *stmtCache) ledgerStatements() []string {
 // prepareLedger readies the ledger statements; call it before a
 // transaction that ingests.
 func (db *DB) prepareLedger(ctx context.Context) error {
-	return db.stmts.prepare(ctx, db.stmts.ledgerStatements()...)
+	if db.stmts.ledgerReady.Load() {
+		return nil
+	}
+	if err := db.stmts.prepare(ctx, db.stmts.ledgerStatements()...); err != nil {
+		return err
+	}
+	db.stmts.ledgerReady.Store(true)
+	return nil
 }
