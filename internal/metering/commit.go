@@ -287,16 +287,22 @@ func (m *Meter) commitGroupMem(ctx context.Context, group []*commitJob) {
 	defer m.commitMu.Unlock()
 	force := false
 	var items []store.IngestItem
-	ac := store.AlertContext{Plans: map[string]billing.Plan{}}
-	for _, j := range group {
-		force = force || j.journal
-		items = append(items, j.items...)
-		maps.Copy(ac.Plans, j.alerts.Plans)
-		if j.alerts.Providers != nil {
-			ac.Providers = j.alerts.Providers
+	var ac store.AlertContext
+	if len(group) == 1 {
+		// A group of one (a lone settle) is written as its batch was made.
+		force, items, ac = group[0].journal, group[0].items, group[0].alerts
+	} else {
+		ac.Plans = map[string]billing.Plan{}
+		for _, j := range group {
+			force = force || j.journal
+			items = append(items, j.items...)
+			maps.Copy(ac.Plans, j.alerts.Plans)
+			if j.alerts.Providers != nil {
+				ac.Providers = j.alerts.Providers
+			}
+			ac.Extra = append(ac.Extra, j.alerts.Extra...)
+			ac.RatedWith = max(ac.RatedWith, j.alerts.RatedWith)
 		}
-		ac.Extra = append(ac.Extra, j.alerts.Extra...)
-		ac.RatedWith = max(ac.RatedWith, j.alerts.RatedWith)
 	}
 	ac.Before = a.usage
 	hs, rs := a.due(time.Now(), force)
