@@ -8,10 +8,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/auth"
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/gateway"
+	"github.com/alwrity/alwrity-billing/internal/money"
 	"github.com/alwrity/alwrity-billing/internal/storetest"
 )
 
@@ -285,4 +287,44 @@ func TestCostHeaderIsTheLedgerCost(t *testing.T) {
 			}
 		}
 	})
+}
+
+// stuckQuoteMeter is the real meter whose quotes wait for their deadline,
+// as behind a database that stopped answering the catalog's version.
+type stuckQuoteMeter struct{ gateway.Meter }
+
+func (stuckQuoteMeter) Quote(ctx context.Context, e billing.UsageEvent) (money.Amount, error) {
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// TestStreamEndsWithoutWaitingForItsQuote: a stream's last events leave
+// with its trailers, after the cost trailer's quote, so that quote is
+// bounded on its own (50 ms), not by the admission timeout (an hour
+// here): a quote that cannot be answered drops the cost trailer, the
+// stream still ends, and the call is still recorded with its cost.
+func TestStreamEndsWithoutWaitingForItsQuote(t *testing.T) {
+	h := newHarness(t, storetest.Backends()[0], nil)
+	h.meteredBy(stuckQuoteMeter{h.meter}, func(c *gateway.Config) { c.AdmissionTimeout = time.Hour })
+	ctx, cancel := context.WithTimeout(h.ctx, time.Minute) // far below the hour, far above 50 ms
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url+"/gateway/openai/v1/chat/completions", strings.NewReader(chatStreamBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+h.key)
+	resp, err := h.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, resp)
+	if !strings.HasSuffix(body, "data: [DONE]\n\n") {
+		t.Fatalf("stream: %q", body)
+	}
+	if c := resp.Trailer.Get(gateway.CostHeader); c != "" {
+		t.Errorf("cost trailer %q from a quote that could not answer", c)
+	}
+	for _, l := range h.waitLedger(1) {
+		h.checkRow(l, openaiWant)
+	}
 }
