@@ -108,19 +108,26 @@ func TestResponseCompletesBeforeItsSettle(t *testing.T) {
 	})
 }
 
-// TestBackgroundSettlesAreBounded: with every background slot taken, the
-// next call is settled before its response completes (back-pressure).
-func TestBackgroundSettlesAreBounded(t *testing.T) {
+// oneSlotTaken returns a harness whose gateway has one background slot for
+// records, taken by a first call whose settle blocks until bm.unblock.
+func oneSlotTaken(t *testing.T) (*harness, *blockingMeter) {
+	t.Helper()
 	h := newHarness(t, storetest.Backends()[0], nil)
 	bm := newBlockingMeter(h.meter)
 	h.meteredBy(bm, func(c *gateway.Config) { c.MaxBackgroundSettles = 1 })
 	t.Cleanup(bm.unblock)
-
 	resp := h.post("/gateway/openai/v1/chat/completions", chatBody, nil)
 	if body := readAll(t, resp); resp.StatusCode != http.StatusOK {
 		t.Fatalf("first call: %d %s", resp.StatusCode, body)
 	}
 	<-bm.entered // the first settle holds the only background slot
+	return h, bm
+}
+
+// TestBackgroundSettlesAreBounded: with every background slot taken, the
+// next call is settled before its response completes (back-pressure).
+func TestBackgroundSettlesAreBounded(t *testing.T) {
+	h, bm := oneSlotTaken(t)
 
 	type answer struct {
 		status int
@@ -160,18 +167,9 @@ func TestBackgroundSettlesAreBounded(t *testing.T) {
 // still reaches its client whole, [DONE] included, while that record
 // waits; only the response's end (its trailers) waits for it.
 func TestBackPressuredStreamIsRelayedBeforeItsSettle(t *testing.T) {
-	h := newHarness(t, storetest.Backends()[0], nil)
-	bm := newBlockingMeter(h.meter)
-	h.meteredBy(bm, func(c *gateway.Config) { c.MaxBackgroundSettles = 1 })
-	t.Cleanup(bm.unblock)
+	h, bm := oneSlotTaken(t)
 
-	resp := h.post("/gateway/openai/v1/chat/completions", chatBody, nil)
-	if body := readAll(t, resp); resp.StatusCode != http.StatusOK {
-		t.Fatalf("first call: %d %s", resp.StatusCode, body)
-	}
-	<-bm.entered // the first settle holds the only background slot
-
-	resp = h.post("/gateway/openai/v1/chat/completions", chatStreamBody, nil)
+	resp := h.post("/gateway/openai/v1/chat/completions", chatStreamBody, nil)
 	defer resp.Body.Close()
 	<-bm.entered // the stream's settle has started, inline
 	var got strings.Builder

@@ -16,7 +16,18 @@ type parsed struct{ name, data string }
 // parseAll splits in into events, feeding it in pieces cut at the given
 // points, and returns the events and the raw bytes they carried.
 func parseAll(in []byte, cuts []int) ([]parsed, []byte) {
-	var p sseParser
+	return parseWith(&sseParser{}, in, cuts)
+}
+
+// eventSplitter is an SSE parser: sseParser, or the reference one the
+// fuzz targets compare it with.
+type eventSplitter interface {
+	feed(b []byte, emit func(sseEvent))
+	flush(emit func(sseEvent))
+}
+
+// parseWith is parseAll with parser p.
+func parseWith(p eventSplitter, in []byte, cuts []int) ([]parsed, []byte) {
 	var evs []parsed
 	var raw []byte
 	emit := func(e sseEvent) {

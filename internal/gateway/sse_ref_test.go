@@ -67,24 +67,7 @@ func (p *refSSEParser) flush(emit func(sseEvent)) {
 
 // refParseAll is parseAll with the reference parser.
 func refParseAll(in []byte, cuts []int) ([]parsed, []byte) {
-	var p refSSEParser
-	var evs []parsed
-	var raw []byte
-	emit := func(e sseEvent) {
-		evs = append(evs, parsed{string(e.name), string(e.data)})
-		raw = append(raw, e.raw...)
-	}
-	prev := 0
-	for _, c := range cuts {
-		if c < prev || c > len(in) {
-			continue
-		}
-		p.feed(in[prev:c], emit)
-		prev = c
-	}
-	p.feed(in[prev:], emit)
-	p.flush(emit)
-	return evs, raw
+	return parseWith(&refSSEParser{}, in, cuts)
 }
 
 // FuzzSSEParserMatchesReference: however the stream is cut into reads,
