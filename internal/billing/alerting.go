@@ -69,7 +69,7 @@ func (a *limitAlerter) add(l LimitUsage) {
 		if a.names == nil {
 			a.names = displayNames(a.providers)
 		}
-		a.out = append(a.out, limitAlert(a.plan, l, th, a.u.UserID, a.u.Period.Key, a.names))
+		a.out = append(a.out, limitAlert(a.plan, l, th, a.u.UserID, a.u.Period, a.names))
 	}
 }
 
@@ -84,8 +84,9 @@ func displayNames(providers []Provider) map[string]string {
 	return names
 }
 
-func limitAlert(plan Plan, l LimitUsage, threshold int, userID, period string, names map[string]string) Alert {
-	a := Alert{UserID: userID, LimitKey: l.Key, ThresholdPercentage: threshold, Provider: l.Provider, BillingPeriod: period}
+func limitAlert(plan Plan, l LimitUsage, threshold int, userID string, period Period, names map[string]string) Alert {
+	a := Alert{UserID: userID, LimitKey: l.Key, ThresholdPercentage: threshold, Provider: l.Provider,
+		BillingPeriod: period.Key, PeriodStart: period.Start}
 	what := describeLimit(l, names)
 	used, limit := groupDigits(l.Used), groupDigits(*l.Limit)
 	if l.Money {
@@ -105,7 +106,7 @@ func limitAlert(plan Plan, l LimitUsage, threshold int, userID, period string, n
 		a.Type, a.Severity = AlertUsageWarning, "warning"
 		a.Title = fmt.Sprintf("%d%% of %s used", threshold, what)
 	}
-	a.Message = fmt.Sprintf("%s: used %s of %s on the %s plan in period %s.", upperFirst(what), used, limit, plan.Name, period)
+	a.Message = fmt.Sprintf("%s: used %s of %s on the %s plan in period %s.", upperFirst(what), used, limit, plan.Name, period.Key)
 	return a
 }
 

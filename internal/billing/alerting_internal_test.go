@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"reflect"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 
@@ -22,7 +23,7 @@ func limitAlertsReference(plan Plan, providers []Provider, u PeriodUsage) []Aler
 		}
 		for _, th := range alertThresholds {
 			if reachedBig(l.Used, *l.Limit, th) {
-				out = append(out, limitAlert(plan, l, th, u.UserID, u.Period.Key, names))
+				out = append(out, limitAlert(plan, l, th, u.UserID, u.Period, names))
 			}
 		}
 	}
@@ -84,4 +85,31 @@ func TestLimitAlertsAsEvaluated(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAlertDedupeKeyNamesThePeriod: a period that starts at a UTC calendar
+// month's start is named by its key alone (as every alert was before
+// periods had starts); any other also by its start, so that a
+// subscription's first period and the calendar month it began in, which
+// share a key, each alert once.
+func TestAlertDedupeKeyNamesThePeriod(t *testing.T) {
+	base := Alert{UserID: "u", Type: AlertUsageWarning, LimitKey: "total_calls", ThresholdPercentage: 80, BillingPeriod: "2024-06"}
+	calendar, sub, none := base, base, base
+	calendar.PeriodStart = time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+	sub.PeriodStart = time.Date(2024, 6, 10, 10, 0, 0, 0, time.UTC)
+	if got, want := calendar.DedupeKey(), "u|usage_warning|total_calls|80|2024-06"; got != want {
+		t.Errorf("calendar month: %q; want %q", got, want)
+	}
+	if got := none.DedupeKey(); got != calendar.DedupeKey() {
+		t.Errorf("no period start: %q; want the calendar month's %q", got, calendar.DedupeKey())
+	}
+	if got, want := sub.DedupeKey(), "u|usage_warning|total_calls|80|2024-06|1718013600"; got != want {
+		t.Errorf("subscription's period: %q; want %q", got, want)
+	}
+	// A month start in another zone is not a UTC month start.
+	ny := sub
+	ny.PeriodStart = time.Date(2024, 6, 1, 4, 0, 0, 0, time.UTC)
+	if ny.DedupeKey() == calendar.DedupeKey() {
+		t.Errorf("a period starting 2024-06-01 04:00 UTC shares the calendar month's key %q", calendar.DedupeKey())
+	}
 }

@@ -33,12 +33,24 @@ type Alert struct {
 	IsRead              bool
 	ReadAt              *time.Time
 	BillingPeriod       string
-	CreatedAt           time.Time
+	// PeriodStart is the start of the alert's period, when it is about
+	// one; with BillingPeriod it names the period (see Period).
+	PeriodStart time.Time
+	CreatedAt   time.Time
 }
 
-// DedupeKey is the identity that makes an alert fire once.
+// DedupeKey is the identity that makes an alert fire once. A period that
+// starts at a UTC calendar month's start (every period of a user without
+// a subscription, and of a subscription anchored there) is named by its
+// key alone; any other has its start too, so that a subscription's first
+// period and the calendar month it began in, which share a key, alert
+// apart.
 func (a Alert) DedupeKey() string {
-	return a.UserID + "|" + a.Type + "|" + a.LimitKey + "|" + strconv.Itoa(a.ThresholdPercentage) + "|" + a.BillingPeriod
+	k := a.UserID + "|" + a.Type + "|" + a.LimitKey + "|" + strconv.Itoa(a.ThresholdPercentage) + "|" + a.BillingPeriod
+	if s := a.PeriodStart.UTC(); !s.IsZero() && (s.Day() != 1 || s.Hour() != 0 || s.Minute() != 0 || s.Second() != 0 || s.Nanosecond() != 0) {
+		k += "|" + strconv.FormatInt(s.Unix(), 10)
+	}
+	return k
 }
 
 // AlertFilter selects alerts, newest first.

@@ -7,6 +7,11 @@ import (
 
 // Period is one usage period: [Start, End). Key is ALwrity's "YYYY-MM" name
 // of the month in which the period starts, in the period's time zone.
+//
+// A period is identified by its Key and its Start together: a subscription
+// started mid-month has a first period with the name of the month whose
+// calendar period the user was in until then, and the two are kept apart
+// (each has its own usage, limits and alerts).
 type Period struct {
 	Key   string
 	Start time.Time
@@ -22,7 +27,9 @@ var calendarAnchor = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
 // Schedule generates the monthly usage periods of a subscription: each starts
 // at the anchor advanced by whole calendar months, with the day clamped to the
 // month's end (Jan 31 → Feb 28/29 → Mar 31), in the schedule's time zone.
-// Yearly plans use the same monthly schedule for their limits.
+// Yearly plans use the same monthly schedule for their limits. Before the
+// anchor (the subscription's start) the user had calendar months in UTC,
+// the last of them cut short at the anchor.
 type Schedule struct {
 	Anchor   time.Time
 	Location *time.Location
@@ -81,24 +88,51 @@ func (s Schedule) indexAt(t time.Time) int {
 
 // At returns the period containing t.
 func (s Schedule) At(t time.Time) Period {
+	if t.Before(s.Anchor) {
+		t = t.UTC()
+		return s.calendar(t.Year(), t.Month())
+	}
 	// The period starting in t's month may start after t (anchor day later in
 	// the month than t), in which case t belongs to the previous one.
 	return s.period(s.indexAt(t))
 }
 
-// ByKey returns the period whose start falls in the month named by key
-// ("YYYY-MM").
+// calendar returns the calendar month y-m in UTC, a period before the
+// anchor, ending at the anchor if that comes first.
+func (s Schedule) calendar(y int, m time.Month) Period {
+	start := time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
+	end := start.AddDate(0, 1, 0)
+	if end.After(s.Anchor) {
+		end = s.Anchor.UTC()
+	}
+	return Period{Key: start.Format("2006-01"), Start: start, End: end}
+}
+
+// ByKey returns the period named key ("YYYY-MM"): the schedule's period
+// starting in that month, or for a month before the anchor's the calendar
+// month. Of the two periods named after the anchor's month (the calendar
+// month cut short at the anchor and the first period from it) it returns
+// the later, the subscription's.
 func (s Schedule) ByKey(key string) (Period, error) {
 	y, m, err := ParsePeriodKey(key)
 	if err != nil {
 		return Period{}, err
 	}
-	return s.period(s.index(time.Date(y, m, 15, 12, 0, 0, 0, s.loc()))), nil
+	if n := s.index(time.Date(y, m, 15, 12, 0, 0, 0, s.loc())); n >= 0 {
+		return s.period(n), nil
+	}
+	return s.calendar(y, m), nil
 }
 
-// Back returns the period that is n periods before p (n ≥ 0).
+// Back returns the period named n months before p's name (n ≥ 0), as
+// ByKey finds it.
 func (s Schedule) Back(p Period, n int) Period {
-	return s.period(s.index(p.Start.In(s.loc())) - n)
+	y, m, err := ParsePeriodKey(p.Key)
+	if err != nil {
+		return s.period(s.index(p.Start.In(s.loc())) - n)
+	}
+	back, _ := s.ByKey(time.Date(y, m-time.Month(n), 1, 0, 0, 0, 0, time.UTC).Format("2006-01"))
+	return back
 }
 
 // Elapsed returns the fraction of p that has passed at now, as numerator and

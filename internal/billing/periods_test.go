@@ -146,9 +146,25 @@ func TestScheduleBoundaryBelongsToNewPeriod(t *testing.T) {
 	if got := s.At(boundary).Start; !got.Equal(boundary) {
 		t.Errorf("At(boundary).Start = %s; want %s", got, boundary)
 	}
-	// Before the anchor the schedule runs backwards just the same.
+	// Before the anchor (the subscription's start) the user had calendar
+	// months, the last cut short at the anchor; ByKey of the anchor's month
+	// is the subscription's period, not the calendar month's remnant.
 	checkPeriod(t, "At(before anchor)", s.At(utcAt(2025, time.December, 31, 9)),
-		wantPeriod{"2025-11", utcAt(2025, time.November, 30, 10), utcAt(2025, time.December, 31, 10)})
+		wantPeriod{"2025-12", utcAt(2025, time.December, 1, 0), utcAt(2026, time.January, 1, 0)})
+	checkPeriod(t, "At(just before anchor)", s.At(utcAt(2026, time.January, 31, 9)),
+		wantPeriod{"2026-01", utcAt(2026, time.January, 1, 0), utcAt(2026, time.January, 31, 10)})
+	byKey, err := s.ByKey("2026-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPeriod(t, `ByKey("2026-01")`, byKey,
+		wantPeriod{"2026-01", utcAt(2026, time.January, 31, 10), utcAt(2026, time.February, 28, 10)})
+	back, err := s.ByKey("2025-11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPeriod(t, `ByKey("2025-11")`, back,
+		wantPeriod{"2025-11", utcAt(2025, time.November, 1, 0), utcAt(2025, time.December, 1, 0)})
 }
 
 func TestCalendarMonths(t *testing.T) {
@@ -349,7 +365,14 @@ func TestScheduleBack(t *testing.T) {
 			next := cur
 			for n := 1; n <= 24; n++ {
 				p := s.Back(cur, n)
-				if !p.End.Equal(next.Start) {
+				// Periods from the anchor on tile the timeline; before it,
+				// calendar months do, and the one the anchor cuts short is
+				// not named (its name is the first period's).
+				if p.Start.Before(s.Anchor) && !next.Start.Before(s.Anchor) {
+					if p.Start.Day() != 1 || !p.End.After(p.Start.AddDate(0, 1, -1)) {
+						t.Errorf("Back(p, %d) = %+v before the anchor %s; want a calendar month", n, p, s.Anchor)
+					}
+				} else if !p.End.Equal(next.Start) {
 					t.Errorf("Back(p, %d) = %s ending %s; want it to end where Back(p, %d) starts (%s)", n, p.Key, p.End, n-1, next.Start)
 				}
 				m--
@@ -363,7 +386,7 @@ func TestScheduleBack(t *testing.T) {
 					t.Errorf("Back(p, %d).Key = %s repeats", n, p.Key)
 				}
 				seen[p.Key] = true
-				if got := s.At(p.Start); got != p {
+				if got := s.At(p.Start); got != p && !(p.Start.Before(s.Anchor) && got.End.Equal(s.Anchor)) {
 					t.Errorf("At(Back(p, %d).Start) = %+v; want %+v", n, got, p)
 				}
 				next = p
@@ -515,6 +538,26 @@ func TestPropScheduleLaws(t *testing.T) {
 		}
 		if p.Start.Location() != time.UTC || p.End.Location() != time.UTC {
 			t.Fatalf("At(%s) bounds not in UTC: %s, %s", at, p.Start.Location(), p.End.Location())
+		}
+		if at.Before(s.Anchor) {
+			// Before the subscription: UTC calendar months, the last one
+			// ending at the anchor.
+			y, m, _ := at.UTC().Date()
+			start := time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
+			end := start.AddDate(0, 1, 0)
+			if end.After(s.Anchor) {
+				end = s.Anchor.UTC()
+			}
+			if want := (billing.Period{Key: start.Format("2006-01"), Start: start, End: end}); p != want {
+				t.Fatalf("At(%s) = %+v before the anchor %s; want %+v", at, p, s.Anchor, want)
+			}
+			if next := s.At(p.End); !next.Start.Equal(p.End) {
+				t.Fatalf("At(End=%s) starts at %s; want the previous End", p.End, next.Start)
+			}
+			if byKey, err := s.ByKey(p.Key); err != nil || (byKey != p && byKey.Start.Before(s.Anchor)) {
+				t.Fatalf("ByKey(%q) = %+v, %v; want %+v or the subscription's period of that name", p.Key, byKey, err, p)
+			}
+			return
 		}
 		if want := p.Start.In(loc).Format("2006-01"); p.Key != want {
 			t.Fatalf("At(%s).Key = %s; want the local month of its start, %s", at, p.Key, want)

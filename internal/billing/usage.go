@@ -16,6 +16,12 @@ type Counters struct {
 	ResponseTimeSum float64 // seconds
 }
 
+// Plus returns c and o summed.
+func (c Counters) Plus(o Counters) Counters {
+	return Counters{Calls: c.Calls + o.Calls, Errors: c.Errors + o.Errors, TokensInput: c.TokensInput + o.TokensInput,
+		TokensOutput: c.TokensOutput + o.TokensOutput, Cost: c.Cost + o.Cost, ResponseTimeSum: c.ResponseTimeSum + o.ResponseTimeSum}
+}
+
 // Tokens returns input plus output tokens.
 func (c Counters) Tokens() int64 { return c.TokensInput + c.TokensOutput }
 

@@ -72,7 +72,7 @@ func limitsScenario(t *testing.T, dbURL string, processes int) {
 	want := int(int64(costLimit) / int64(estimate))
 	reserveStorm(t, c, servers, fmt.Sprintf(`{"user_id": "cost-user", "provider": "gemini", "estimated_cost": %s}`, estimate), want, "monthly_cost")
 	eventually(t, func() error {
-		c, err := db.Counters(ctx, "cost-user", period, "gemini")
+		c, err := db.Counters(ctx, "cost-user", periodNamed(t, period), "gemini")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,10 +158,21 @@ func reserveStorm(t *testing.T, c *http.Client, servers []*server, body string, 
 }
 
 // checkCounters asserts a user's settled and held calls in a period.
+// periodNamed is the period of the key an answer named, for users
+// subscribed by subscribe (anchored at a calendar month's start).
+func periodNamed(t *testing.T, key string) billing.Period {
+	t.Helper()
+	p, err := billing.CalendarMonths().ByKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func checkCounters(t *testing.T, db *store.DB, user, period string, used, reserved int64) {
 	t.Helper()
 	eventually(t, func() error {
-		c, err := db.Counters(context.Background(), user, period, "openai")
+		c, err := db.Counters(context.Background(), user, periodNamed(t, period), "openai")
 		if err != nil {
 			t.Fatal(err)
 		}

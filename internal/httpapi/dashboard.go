@@ -12,7 +12,7 @@ import (
 // them in one round trip (store.DB.UnreadAlerts); a Store without it is
 // served by two ListAlerts calls, with the same answer.
 type UnreadAlertsReader interface {
-	UnreadAlerts(ctx context.Context, userID, key string, recent, ofPeriod int) (store.UnreadAlerts, error)
+	UnreadAlerts(ctx context.Context, userID string, p billing.Period, recent, ofPeriod int) (store.UnreadAlerts, error)
 }
 
 // The dashboard shows the trends of dashboardMonths periods and the
@@ -48,7 +48,7 @@ func (s *Server) dashboard(ctx context.Context, userID string) (Dashboard, error
 		return Dashboard{}, err
 	}
 	current, all := usage[dashboardMonths-1], usage[dashboardMonths]
-	alerts, err := s.unreadAlerts(ctx, userID, current.Period.Key, dashboardAlerts, periodAlerts)
+	alerts, err := s.unreadAlerts(ctx, userID, current.Period, dashboardAlerts, periodAlerts)
 	if err != nil {
 		return Dashboard{}, err
 	}
@@ -72,13 +72,13 @@ func (s *Server) dashboard(ctx context.Context, userID string) (Dashboard, error
 }
 
 // unreadAlerts returns the user's newest unread alerts: up to recent of any
-// period and up to ofPeriod of the period named by key, and how many are
-// unread in all.
-func (s *Server) unreadAlerts(ctx context.Context, userID, key string, recent, ofPeriod int) (store.UnreadAlerts, error) {
+// period and up to ofPeriod of the period p, and how many are unread in
+// all.
+func (s *Server) unreadAlerts(ctx context.Context, userID string, p billing.Period, recent, ofPeriod int) (store.UnreadAlerts, error) {
 	if r, ok := s.store.(UnreadAlertsReader); ok {
-		return r.UnreadAlerts(ctx, userID, key, recent, ofPeriod)
+		return r.UnreadAlerts(ctx, userID, p, recent, ofPeriod)
 	}
-	period, _, _, err := s.store.ListAlerts(ctx, billing.AlertFilter{UserID: userID, UnreadOnly: true, BillingPeriod: key, Limit: ofPeriod})
+	period, _, _, err := s.store.ListAlerts(ctx, billing.AlertFilter{UserID: userID, UnreadOnly: true, BillingPeriod: p.Key, Limit: ofPeriod})
 	if err != nil {
 		return store.UnreadAlerts{}, err
 	}

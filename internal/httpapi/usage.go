@@ -141,7 +141,7 @@ func (s *Server) usageStats(ctx context.Context, userID, key string) (UsageStats
 	if err != nil {
 		return UsageStats{}, err
 	}
-	alerts, err := s.unreadAlerts(ctx, userID, period.Key, 0, periodAlerts)
+	alerts, err := s.unreadAlerts(ctx, userID, period, 0, periodAlerts)
 	if err != nil {
 		return UsageStats{}, err
 	}

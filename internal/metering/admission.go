@@ -45,7 +45,16 @@ const DefaultJournalDelay = time.Second
 // entryIdle is how long an untouched entry without holds stays in memory.
 const entryIdle = 10 * time.Minute
 
-type entryKey struct{ user, period string }
+// entryKey names a user's period by its key and start (Unix ns): see
+// billing.Period.
+type entryKey struct {
+	user, period string
+	start        int64
+}
+
+func entryOf(user string, p billing.Period) entryKey {
+	return entryKey{user, p.Key, p.Start.UnixNano()}
+}
 
 // units are amounts of one limit dimension set.
 type units struct {
@@ -117,20 +126,20 @@ type finished struct {
 	user, provider, model, period, status, eventID string
 	calls, tokens                                  int64
 	cost                                           money.Amount
-	expiresAt, createdAt, at                       int64
+	periodStart, expiresAt, createdAt, at          int64
 }
 
 func finishedOf(r billing.Reservation, at time.Time) finished {
 	return finished{user: r.UserID, provider: r.Provider, model: r.Model, period: r.Period.Key,
-		status: r.Status, eventID: r.EventID, calls: r.Calls, tokens: r.Tokens, cost: r.Cost,
+		periodStart: r.Period.Start.UnixNano(), status: r.Status, eventID: r.EventID, calls: r.Calls, tokens: r.Tokens, cost: r.Cost,
 		expiresAt: r.ExpiresAt.UnixNano(), createdAt: r.CreatedAt.UnixNano(), at: at.UnixNano()}
 }
 
 // reservation is f, finished reservation id, as a lookup answers it (the
-// period by its key only).
+// period by its key and start only).
 func (f finished) reservation(id string) billing.Reservation {
 	return billing.Reservation{ID: id, UserID: f.user, Provider: f.provider, Model: f.model,
-		Period: billing.Period{Key: f.period}, Calls: f.calls, Tokens: f.tokens, Cost: f.cost, Status: f.status,
+		Period: billing.Period{Key: f.period, Start: time.Unix(0, f.periodStart).UTC()}, Calls: f.calls, Tokens: f.tokens, Cost: f.cost, Status: f.status,
 		EventID: f.eventID, ExpiresAt: time.Unix(0, f.expiresAt).UTC(), CreatedAt: time.Unix(0, f.createdAt).UTC()}
 }
 
@@ -179,7 +188,7 @@ func (m *Meter) memory(ctx context.Context) (*memAdmission, error) {
 // under the commit lock, so that no commit falls between it and the
 // entry's first use: every later commit is added to the entry.
 func (m *Meter) entry(ctx context.Context, a *memAdmission, user string, p billing.Period) error {
-	k := entryKey{user, p.Key}
+	k := entryOf(user, p)
 	a.mu.Lock()
 	_, ok := a.entries[k]
 	a.mu.Unlock()
@@ -206,7 +215,7 @@ func (m *Meter) entry(ctx context.Context, a *memAdmission, user string, p billi
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, h := range a.holds {
-		if h.r.UserID == user && h.r.Period.Key == p.Key && h.state != holdDone {
+		if h.r.UserID == user && entryOf(user, h.r.Period) == k && h.state != holdDone {
 			e.hold(h, 1)
 		}
 	}
@@ -228,7 +237,7 @@ func (e *entry) hold(h *hold, sign int64) {
 func (m *Meter) reserveMem(ctx context.Context, a *memAdmission, r billing.Reservation, lim billing.Limits) error {
 	for {
 		a.mu.Lock()
-		e, ok := a.entries[entryKey{r.UserID, r.Period.Key}]
+		e, ok := a.entries[entryOf(r.UserID, r.Period)]
 		if !ok {
 			// Not in memory yet (or evicted just now): read it in.
 			a.mu.Unlock()
@@ -366,7 +375,7 @@ func (a *memAdmission) unjournal(hs []*hold) {
 // entries in memory (an entry read later finds it in the summaries).
 func (a *memAdmission) applyUsage(logs []billing.UsageLog) {
 	for _, l := range logs {
-		e, ok := a.entries[entryKey{l.UserID, l.BillingPeriod}]
+		e, ok := a.entries[entryKey{l.UserID, l.BillingPeriod, l.PeriodStart.UnixNano()}]
 		if !ok {
 			continue
 		}
@@ -390,7 +399,7 @@ func (a *memAdmission) drop(hs []*hold, status string) {
 		}
 		h.state = holdDone
 		delete(a.holds, h.r.ID)
-		if e, ok := a.entries[entryKey{h.r.UserID, h.r.Period.Key}]; ok {
+		if e, ok := a.entries[entryOf(h.r.UserID, h.r.Period)]; ok {
 			e.hold(h, -1)
 		}
 		if !h.journaled {
@@ -489,7 +498,7 @@ func (m *Meter) memCounters(ctx context.Context, a *memAdmission, user string, p
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	e, ok := a.entries[entryKey{user, p.Key}]
+	e, ok := a.entries[entryOf(user, p)]
 	if !ok {
 		err = fmt.Errorf("counters of %s in %s vanished", user, p.Key)
 		return
@@ -527,7 +536,7 @@ func (a *memAdmission) claimRecent(id, eventID string) (bool, error) {
 func (a *memAdmission) usage(user string, p billing.Period) (billing.PeriodUsage, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	e, ok := a.entries[entryKey{user, p.Key}]
+	e, ok := a.entries[entryOf(user, p)]
 	if !ok {
 		return billing.PeriodUsage{}, false
 	}

@@ -248,10 +248,11 @@ func (m *Meter) commitGroup(ctx context.Context, group []*commitJob) {
 		return
 	}
 	var items []store.IngestItem
-	ac := store.AlertContext{Plans: map[string]billing.Plan{}}
+	ac := store.AlertContext{Plans: map[string]billing.Plan{}, Anchors: map[string]time.Time{}}
 	for _, j := range group {
 		items = append(items, j.items...)
 		maps.Copy(ac.Plans, j.alerts.Plans)
+		maps.Copy(ac.Anchors, j.alerts.Anchors)
 		ac.Providers = j.alerts.Providers
 		ac.Extra = append(ac.Extra, j.alerts.Extra...)
 		ac.RatedWith = max(ac.RatedWith, j.alerts.RatedWith)

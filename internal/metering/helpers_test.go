@@ -236,7 +236,7 @@ func (f *fixture) counters(user string, p billing.Period, provider string) (tota
 	if err := f.m.Flush(f.ctx); err != nil {
 		f.t.Fatalf("flush the reservation journal: %v", err)
 	}
-	c, err := f.db.Counters(f.ctx, user, p.Key, provider)
+	c, err := f.db.Counters(f.ctx, user, p, provider)
 	if err != nil {
 		return
 	}

@@ -409,7 +409,8 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 	if err != nil {
 		return batch{}, err
 	}
-	b.alerts = store.AlertContext{Plans: map[string]billing.Plan{}, Providers: providers, RatedWith: pr.catalog.Version}
+	b.alerts = store.AlertContext{Plans: map[string]billing.Plan{}, Anchors: map[string]time.Time{}, Providers: providers,
+		RatedWith: pr.catalog.Version}
 	var unpriced map[string]bool // provider/model of the unpriced events, one alert each
 	for i, e := range events {
 		if b.repeat[i] {
@@ -443,6 +444,7 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 		}
 		b.items = append(b.items, store.IngestItem{Log: e.Log(p, charge, !priced), PeriodEnd: p.End, ReservationID: rid})
 		b.alerts.Plans[e.UserID] = acct.plan
+		b.alerts.Anchors[e.UserID] = acct.schedule.Anchor
 		if !priced && !unpriced[e.Provider+"/"+e.Model] {
 			if unpriced == nil {
 				unpriced = map[string]bool{}

@@ -135,6 +135,6 @@ func (m *Meter) counters(ctx context.Context, userID string, p billing.Period, p
 	if a != nil {
 		return m.memCounters(ctx, a, userID, p, provider)
 	}
-	c, err := m.db.Counters(ctx, userID, p.Key, provider)
+	c, err := m.db.Counters(ctx, userID, p, provider)
 	return c.Total, c.HeldTotal, c.Provider, c.HeldProvider, err
 }

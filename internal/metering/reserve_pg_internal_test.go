@@ -192,7 +192,7 @@ func TestGroupReservationFailureIsNotShared(t *testing.T) {
 	if _, err := db.GetReservation(ctx, "gone"); billing.ErrorCode(err) != billing.CodeNotFound {
 		t.Errorf("the reservation of the caller that gave up: %v; want not_found (never sent)", err)
 	}
-	c, err := db.Counters(ctx, "u", p.Key, "openai")
+	c, err := db.Counters(ctx, "u", p, "openai")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestGroupReservationCallerGivesUp(t *testing.T) {
 	}
 	m.reserveLoop(context.Background())
 	p := billing.CalendarMonths().At(now)
-	c, err := db.Counters(context.Background(), "u", p.Key, "openai")
+	c, err := db.Counters(context.Background(), "u", p, "openai")
 	if err != nil {
 		t.Fatal(err)
 	}

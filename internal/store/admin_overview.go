@@ -26,7 +26,9 @@ type UserOverview struct {
 // anyone with usage, a subscription or a user key. The caller passes every
 // period key a user's current period may have (this calendar month's and the
 // previous one's: a subscription anchored on the 20th is still in the period
-// that started last month) and picks each user's own by its schedule.
+// that started last month) and picks each user's own by its schedule. Of
+// two periods of one name (a subscription that started mid-month and the
+// calendar month before it) it returns the later, the subscription's.
 func (db *DB) ListUserOverviews(ctx context.Context, periodKeys []string, limit int) ([]UserOverview, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT user_id FROM (
 			SELECT user_id FROM usage_summaries
@@ -99,22 +101,27 @@ func (db *DB) ListUserOverviews(ctx context.Context, periodKeys []string, limit 
 		return u, true
 	}
 	put := func(u billing.PeriodUsage) { out[index[u.UserID]].Usage[u.Period.Key] = u }
-	totals, err := db.read.QueryContext(ctx, `SELECT user_id, billing_period, total_calls, total_errors, tokens_input,
-		tokens_output, total_cost, response_time_sum, updated_at FROM usage_summaries WHERE billing_period IN (`+in+`)`, args...)
+	type named struct{ user, key string }
+	latest := map[named]time.Time{} // the start of each user's latest period of a name
+	totals, err := db.read.QueryContext(ctx, `SELECT user_id, billing_period, period_start, total_calls, total_errors,
+		tokens_input, tokens_output, total_cost, response_time_sum, updated_at FROM usage_summaries
+		WHERE billing_period IN (`+in+`) ORDER BY period_start`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read usage summaries: %w", err)
 	}
 	for totals.Next() {
 		var userID, key string
+		var start time.Time
 		var c billing.Counters
 		var updated *time.Time
-		if err := totals.Scan(&userID, &key, &c.Calls, &c.Errors, &c.TokensInput, &c.TokensOutput, &c.Cost,
+		if err := totals.Scan(&userID, &key, scanTime{&start}, &c.Calls, &c.Errors, &c.TokensInput, &c.TokensOutput, &c.Cost,
 			&c.ResponseTimeSum, scanNullTime{&updated}); err != nil {
 			totals.Close()
 			return nil, fmt.Errorf("scan usage summary: %w", err)
 		}
 		if u, ok := get(userID, key); ok {
-			u.Total = c
+			latest[named{userID, key}] = start
+			u.Total, u.ByProvider = c, map[string]billing.Counters{}
 			if updated != nil {
 				u.LastUpdated = *updated
 			}
@@ -125,20 +132,21 @@ func (db *DB) ListUserOverviews(ctx context.Context, periodKeys []string, limit 
 	if err := totals.Err(); err != nil {
 		return nil, fmt.Errorf("read usage summaries: %w", err)
 	}
-	prov, err := db.read.QueryContext(ctx, `SELECT user_id, billing_period, provider, calls, errors, tokens_input,
-		tokens_output, cost, response_time_sum FROM usage_summary_providers WHERE billing_period IN (`+in+`)`, args...)
+	prov, err := db.read.QueryContext(ctx, `SELECT user_id, billing_period, period_start, provider, calls, errors,
+		tokens_input, tokens_output, cost, response_time_sum FROM usage_summary_providers WHERE billing_period IN (`+in+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read provider summaries: %w", err)
 	}
 	defer prov.Close()
 	for prov.Next() {
 		var userID, key, provider string
+		var start time.Time
 		var c billing.Counters
-		if err := prov.Scan(&userID, &key, &provider, &c.Calls, &c.Errors, &c.TokensInput, &c.TokensOutput, &c.Cost,
+		if err := prov.Scan(&userID, &key, scanTime{&start}, &provider, &c.Calls, &c.Errors, &c.TokensInput, &c.TokensOutput, &c.Cost,
 			&c.ResponseTimeSum); err != nil {
 			return nil, fmt.Errorf("scan provider summary: %w", err)
 		}
-		if u, ok := get(userID, key); ok {
+		if u, ok := get(userID, key); ok && start.Equal(latest[named{userID, key}]) {
 			u.ByProvider[provider] = c
 			put(u)
 		}

@@ -24,11 +24,11 @@ func (db *DB) CreateAlert(ctx context.Context, a billing.Alert, now time.Time) (
 	created := false
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO usage_alerts (user_id, alert_type, limit_key, threshold_percentage,
-		provider, title, message, severity, billing_period, dedupe_key, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		provider, title, message, severity, billing_period, period_start, dedupe_key, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`,
 			a.UserID, a.Type, a.LimitKey, a.ThresholdPercentage, provider, a.Title, a.Message, a.Severity,
-			a.BillingPeriod, a.DedupeKey(), ts(now)).Scan(&id)
+			a.BillingPeriod, periodStart(a), a.DedupeKey(), ts(now)).Scan(&id)
 		if err == sql.ErrNoRows {
 			return nil
 		}

@@ -76,7 +76,11 @@ func TestUnreadAlerts(t *testing.T) {
 				for _, lim := range [][2]int{{5, 10}, {0, 0}, {1, 0}, {0, 3}, {2, 2}, {100, 100}} {
 					recent, ofPeriod := lim[0], lim[1]
 					name := fmt.Sprintf("%s %s recent=%d of period=%d", user, key, recent, ofPeriod)
-					got, err := db.UnreadAlerts(ctx, user, key, recent, ofPeriod)
+					p, err := billing.CalendarMonths().ByKey(key)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := db.UnreadAlerts(ctx, user, p, recent, ofPeriod)
 					if err != nil {
 						t.Fatalf("%s: %v", name, err)
 					}

@@ -46,9 +46,9 @@ func (db *DB) IngestJournal(ctx context.Context, held []billing.Reservation, ite
 // its commit on it counts as held (admission and preflight sum the held
 // rows).
 func journal(ctx context.Context, tx *sql.Tx, r billing.Reservation) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (id, user_id, billing_period, provider, model, calls,
-		tokens, cost, status, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', $9, $10)`,
-		r.ID, r.UserID, r.Period.Key, r.Provider, r.Model, r.Calls, r.Tokens, int64(r.Cost), ts(r.ExpiresAt), ts(r.CreatedAt)); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (id, user_id, billing_period, period_start, provider,
+		model, calls, tokens, cost, status, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'held', $10, $11)`,
+		r.ID, r.UserID, r.Period.Key, ts(r.Period.Start), r.Provider, r.Model, r.Calls, r.Tokens, int64(r.Cost), ts(r.ExpiresAt), ts(r.CreatedAt)); err != nil {
 		return fmt.Errorf("journal reservation: %w", conflict(err, "reservation %s already exists", r.ID))
 	}
 	return nil

@@ -1,10 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,7 +101,31 @@ func (d *counterDelta) add(l billing.UsageLog) {
 	d.responseTime += l.ResponseTime
 }
 
-type periodKey struct{ user, period string }
+// periodKey names one usage period of one user: its billing_period and
+// period_start (billing.Period's Key and Start; the start in Unix
+// microseconds, what the databases keep).
+type periodKey struct {
+	user, period string
+	start        int64
+}
+
+func keyOf(user string, p billing.Period) periodKey {
+	return periodKey{user, p.Key, p.Start.UnixMicro()}
+}
+
+func logPeriodKey(l billing.UsageLog) periodKey {
+	return periodKey{l.UserID, l.BillingPeriod, l.PeriodStart.UnixMicro()}
+}
+
+func (k periodKey) compare(o periodKey) int {
+	if c := strings.Compare(k.user, o.user); c != 0 {
+		return c
+	}
+	if c := strings.Compare(k.period, o.period); c != 0 {
+		return c
+	}
+	return cmp.Compare(k.start, o.start)
+}
 
 type providerKey struct {
 	periodKey
@@ -126,7 +151,7 @@ func addLogsToSummaries(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs 
 		return totals[pk], byProvider[vk]
 	}
 	for _, l := range logs {
-		t, p := delta(periodKey{l.UserID, l.BillingPeriod}, l.Provider)
+		t, p := delta(logPeriodKey(l), l.Provider)
 		t.add(l)
 		p.add(l)
 	}
@@ -134,9 +159,7 @@ func addLogsToSummaries(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs 
 	for k := range totals {
 		tkeys = append(tkeys, k)
 	}
-	sort.Slice(tkeys, func(i, j int) bool {
-		return tkeys[i].user < tkeys[j].user || (tkeys[i].user == tkeys[j].user && tkeys[i].period < tkeys[j].period)
-	})
+	slices.SortFunc(tkeys, periodKey.compare)
 	nowText := ts(now)
 	if stmts.dialect == Postgres {
 		return upsertSummariesBatch(ctx, tx, totals, tkeys, byProvider, sortedProviderKeys(byProvider), periods, now)
@@ -153,7 +176,7 @@ func addLogsToSummaries(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs 
 	for _, k := range vkeys {
 		d := byProvider[k]
 		if _, err := stmts.exec(ctx, tx, upsertProviderSQL,
-			k.user, k.period, k.provider, d.calls, d.errors, d.tokensIn, d.tokensOut, d.tokensIn+d.tokensOut,
+			k.user, k.period, ts(periods[k.periodKey].Start), k.provider, d.calls, d.errors, d.tokensIn, d.tokensOut, d.tokensIn+d.tokensOut,
 			d.cost, d.responseTime, nowText); err != nil {
 			return fmt.Errorf("update provider usage summary: %w", err)
 		}
@@ -167,15 +190,11 @@ func sortedProviderKeys(m map[providerKey]*counterDelta) []providerKey {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := keys[i], keys[j]
-		if a.user != b.user {
-			return a.user < b.user
+	slices.SortFunc(keys, func(a, b providerKey) int {
+		if c := a.periodKey.compare(b.periodKey); c != 0 {
+			return c
 		}
-		if a.period != b.period {
-			return a.period < b.period
-		}
-		return a.provider < b.provider
+		return strings.Compare(a.provider, b.provider)
 	})
 	return keys
 }
@@ -231,7 +250,7 @@ const upsertTotalSQL = `INSERT INTO usage_summaries (user_id, billing_period, pe
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ` + addToTotals
 
 // addToTotals is how an insert into usage_summaries adds to an existing row.
-const addToTotals = `ON CONFLICT (user_id, billing_period) DO UPDATE SET
+const addToTotals = `ON CONFLICT (user_id, billing_period, period_start) DO UPDATE SET
 	total_calls = usage_summaries.total_calls + excluded.total_calls,
 	total_errors = usage_summaries.total_errors + excluded.total_errors,
 	tokens_input = usage_summaries.tokens_input + excluded.tokens_input,
@@ -241,13 +260,13 @@ const addToTotals = `ON CONFLICT (user_id, billing_period) DO UPDATE SET
 	response_time_sum = usage_summaries.response_time_sum + excluded.response_time_sum,
 	updated_at = excluded.updated_at`
 
-const upsertProviderSQL = `INSERT INTO usage_summary_providers (user_id, billing_period, provider, calls, errors,
-			tokens_input, tokens_output, tokens, cost, response_time_sum, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ` + addToProviders
+const upsertProviderSQL = `INSERT INTO usage_summary_providers (user_id, billing_period, period_start, provider, calls,
+			errors, tokens_input, tokens_output, tokens, cost, response_time_sum, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ` + addToProviders
 
 // addToProviders is how an insert into usage_summary_providers adds to an
 // existing row.
-const addToProviders = `ON CONFLICT (user_id, billing_period, provider) DO UPDATE SET
+const addToProviders = `ON CONFLICT (user_id, billing_period, period_start, provider) DO UPDATE SET
 	calls = usage_summary_providers.calls + excluded.calls,
 	errors = usage_summary_providers.errors + excluded.errors,
 	tokens_input = usage_summary_providers.tokens_input + excluded.tokens_input,

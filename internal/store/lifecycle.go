@@ -318,7 +318,7 @@ func addHistory(ctx context.Context, tx *sql.Tx, s billing.Subscription, event s
 		// At a cycle's end, the usage of the period that just ended.
 		p = s.Schedule().At(now.Add(-time.Second))
 	}
-	u, err := billedUsage(ctx, tx, s.UserID, p)
+	u, err := periodUsage(ctx, tx, s.UserID, p)
 	if err != nil {
 		return err
 	}
@@ -555,7 +555,7 @@ func (db *DB) invoice(ctx context.Context, tx *sql.Tx, s billing.Subscription, p
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	u, err := billedUsage(ctx, tx, s.UserID, p)
+	u, err := periodUsage(ctx, tx, s.UserID, p)
 	if err != nil {
 		return err
 	}

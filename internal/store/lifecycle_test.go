@@ -310,6 +310,128 @@ func TestMidMonthSubscriptionBillsOnlyItsOwnUsage(t *testing.T) {
 	})
 }
 
+// TestSubscriptionStartedMidMonthStartsAFreshPeriod: a subscription that
+// starts on the 10th has a first period named after the month, like the
+// calendar month the user was in until then, but it is a period of its own:
+// the month's earlier calls count towards neither its limits nor its
+// alerts nor its usage, admission holds against it alone, and a call made
+// before the subscription but reported after it stays in the calendar
+// month.
+func TestSubscriptionStartedMidMonthStartsAFreshPeriod(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		l := newLifecycle(t, b, at("2024-06-01 00:00"))
+		id, err := l.db.CreatePlan(l.ctx, billing.Plan{Name: "KB Capped", Tier: "basic", IsActive: true,
+			PriceMonthly: usd("10"), PriceYearly: usd("100"), TotalCallsLimit: billing.Ptr[int64](5)}, l.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.plans["KB Capped"] = id
+		if _, err := l.db.CreateKey(l.ctx, billing.APIKey{Prefix: "alw_mid00000", UserID: "mid", Role: billing.RoleUser, CreatedAt: l.now}, "h"); err != nil {
+			t.Fatal(err)
+		}
+		meter := metering.New(l.db, func() time.Time { return l.now }, nil)
+		t.Cleanup(func() { _ = meter.Close(context.Background()) })
+		record := func(prefix string, n int, when time.Time) {
+			t.Helper()
+			for i := range n {
+				if _, err := meter.Record(l.ctx, []billing.UsageEvent{{EventID: fmt.Sprintf("%s-%d", prefix, i), UserID: "mid",
+					Provider: "openai", Model: "gpt-4", StatusCode: 200, Quantities: billing.Quantities{Input: 100}, Timestamp: when}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		l.walk(at("2024-06-05 10:00"))
+		record("free", 12, l.now)
+		l.walk(at("2024-06-10 10:00"))
+		sub := l.subscribe("mid", "KB Capped", billing.CycleMonthly, false).Subscription
+		l.walk(at("2024-06-12 10:00"))
+		record("paid", 3, l.now)
+		record("late", 1, at("2024-06-08 09:00"))
+
+		// 3 of the 5 calls used: of 10 concurrent reservations exactly 2
+		// are admitted (none if the month's free calls counted).
+		var admitted []billing.Reservation
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range 10 {
+			wg.Go(func() {
+				r, err := meter.Reserve(l.ctx, billing.ReserveRequest{UserID: "mid", Provider: "openai", Model: "gpt-4", Tokens: 100})
+				switch {
+				case err == nil:
+					mu.Lock()
+					admitted = append(admitted, r)
+					mu.Unlock()
+				case billing.ErrorCode(err) != billing.CodeLimitExceeded:
+					t.Errorf("reserve: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if len(admitted) != 2 {
+			t.Fatalf("admitted %d reservations; want 2 (3 of 5 calls used in the subscription's period)", len(admitted))
+		}
+		p := sub.Schedule().At(l.now)
+		if want := (billing.Period{Key: "2024-06", Start: at("2024-06-10 10:00"), End: at("2024-07-10 10:00")}); admitted[0].Period.Key != want.Key ||
+			!admitted[0].Period.Start.Equal(want.Start) || p != want {
+			t.Errorf("reserved in %+v, the period at now is %+v; want %+v", admitted[0].Period, p, want)
+		}
+		if _, err := meter.Settle(l.ctx, admitted[0].ID, billing.UsageEvent{EventID: "paid-settled", UserID: "mid", Provider: "openai",
+			Model: "gpt-4", StatusCode: 200, Quantities: billing.Quantities{Input: 100}, Timestamp: l.now}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := meter.Release(l.ctx, admitted[1].ID); err != nil {
+			t.Fatal(err)
+		}
+
+		// The period "2024-06" reads as the subscription's: 4 calls; the
+		// calendar month before it keeps its 13 (the late call included).
+		usage, err := l.db.UsageForPeriods(l.ctx, "mid", []billing.Period{p, billing.CalendarMonths().At(at("2024-06-05 10:00")), {Key: billing.AllTime}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if usage[0].Total.Calls != 4 || usage[1].Total.Calls != 17 || usage[2].Total.Calls != 17 {
+			t.Errorf("usage: subscription's period %d calls, calendar June %d, all time %d; want 4, 17 (both periods of the name), 17",
+				usage[0].Total.Calls, usage[1].Total.Calls, usage[2].Total.Calls)
+		}
+		free, err := l.db.PeriodCounters(l.ctx, "mid", billing.Schedule{Anchor: sub.Anchor}.At(at("2024-06-08 09:00")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if free.Total.Calls != 13 {
+			t.Errorf("the calendar month before the subscription: %d calls; want 13", free.Total.Calls)
+		}
+		if m, err := l.db.Reconcile(l.ctx); err != nil || len(m) > 0 {
+			t.Errorf("reconcile: %v, %v", m, err)
+		}
+
+		// 4 of 5 calls: the 80 % warning of the subscription's period, and
+		// no limit reached (the month's 17 calls would have been 340 %).
+		alerts, _, _, err := l.db.ListAlerts(l.ctx, billing.AlertFilter{UserID: "mid", Limit: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range alerts {
+			if a.LimitKey == "total_calls" {
+				got = append(got, fmt.Sprintf("%s %d%%", a.Type, a.ThresholdPercentage))
+			}
+		}
+		if want := []string{billing.AlertUsageWarning + " 80%"}; !slices.Equal(got, want) {
+			t.Errorf("total_calls alerts %v; want %v", got, want)
+		}
+		// The invoice bills the subscription's own 4 calls.
+		l.cancel("mid", false)
+		l.walk(at("2024-07-11 10:00"))
+		inv, _, err := l.db.Invoices(l.ctx, store.InvoiceFilter{UserID: "mid"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(inv) != 1 || inv[0].Calls != 4 {
+			t.Errorf("invoices %+v; want one for 4 calls", inv)
+		}
+	})
+}
+
 // TestPeriodCloseIsIdempotent: closing again, and closing from several
 // processes at once, writes one invoice per subscription and period.
 func TestPeriodCloseIsIdempotent(t *testing.T) {

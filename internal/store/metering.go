@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -28,7 +27,12 @@ type IngestItem struct {
 // AlertContext is what alert evaluation needs about the users of a batch:
 // each user's plan, and the known providers.
 type AlertContext struct {
-	Plans     map[string]billing.Plan
+	Plans map[string]billing.Plan
+	// Anchors are when each user's plan began to apply (the anchor of its
+	// schedule): a period that starts earlier was under another plan and
+	// is not checked against this one. A user without one is checked in
+	// every period.
+	Anchors   map[string]time.Time
 	Providers []billing.Provider
 	// Extra alerts to raise once (e.g. unpriced models), deduplicated by key.
 	Extra []billing.Alert
@@ -125,7 +129,7 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 		fresh = append(fresh, l)
 		results[i] = billing.EventResult{EventID: l.EventID, Status: billing.EventRecorded, Cost: l.CostTotal,
 			BillingPeriod: l.BillingPeriod, Unpriced: l.Unpriced}
-		periods[periodKey{l.UserID, l.BillingPeriod}] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: it.PeriodEnd}
+		periods[logPeriodKey(l)] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: it.PeriodEnd}
 	}
 	if len(dups) > 0 {
 		first, err := eventResults(ctx, tx, stmts.dialect, dups)
@@ -149,9 +153,7 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 	for k := range periods {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		return keys[i].user < keys[j].user || (keys[i].user == keys[j].user && keys[i].period < keys[j].period)
-	})
+	slices.SortFunc(keys, periodKey.compare)
 	var after map[periodKey]*billing.PeriodUsage
 	if ac.Before == nil && stmts.dialect == Postgres {
 		planned := slices.DeleteFunc(slices.Clone(keys), func(k periodKey) bool { _, ok := ac.Plans[k.user]; return !ok })
@@ -161,7 +163,7 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 	}
 	for _, k := range keys {
 		plan, ok := ac.Plans[k.user]
-		if !ok {
+		if !ok || periods[k].Start.Before(ac.Anchors[k.user]) {
 			continue
 		}
 		var u billing.PeriodUsage
@@ -191,7 +193,7 @@ func usageAfter(ctx context.Context, tx *sql.Tx, stmts *stmtCache, ac AlertConte
 	if ac.Before != nil {
 		if u, ok := ac.Before(k.user, p); ok {
 			for _, l := range fresh {
-				if l.UserID != k.user || l.BillingPeriod != k.period {
+				if logPeriodKey(l) != k {
 					continue
 				}
 				u.Total = addLog(u.Total, l)
@@ -242,23 +244,23 @@ func (q stmtQuerier) QueryContext(ctx context.Context, query string, args ...any
 
 const periodTotalsSQL = `SELECT billing_period, total_calls, total_errors, tokens_input,
 		tokens_output, total_cost, response_time_sum, updated_at FROM usage_summaries
-		WHERE user_id = $1 AND billing_period = $2`
+		WHERE user_id = $1 AND billing_period = $2 AND period_start = $3`
 
 const periodProvidersSQL = `SELECT billing_period, provider, calls, errors, tokens_input,
 		tokens_output, cost, response_time_sum FROM usage_summary_providers
-		WHERE user_id = $1 AND billing_period = $2`
+		WHERE user_id = $1 AND billing_period = $2 AND period_start = $3`
 
 // periodUsage reads one user's counters for one period.
 func periodUsage(ctx context.Context, q querier, userID string, p billing.Period) (billing.PeriodUsage, error) {
 	u := billing.PeriodUsage{UserID: userID, Period: p, ByProvider: map[string]billing.Counters{}}
-	rows, err := q.QueryContext(ctx, periodTotalsSQL, userID, p.Key)
+	rows, err := q.QueryContext(ctx, periodTotalsSQL, userID, p.Key, ts(p.Start))
 	if err != nil {
 		return u, fmt.Errorf("read usage summary: %w", err)
 	}
 	if err := scanTotals(rows, func(string) *billing.PeriodUsage { return &u }); err != nil {
 		return u, err
 	}
-	prow, err := q.QueryContext(ctx, periodProvidersSQL, userID, p.Key)
+	prow, err := q.QueryContext(ctx, periodProvidersSQL, userID, p.Key, ts(p.Start))
 	if err != nil {
 		return u, fmt.Errorf("read provider summaries: %w", err)
 	}
@@ -266,9 +268,18 @@ func periodUsage(ctx context.Context, q querier, userID string, p billing.Period
 }
 
 const insertAlertSQL = `INSERT INTO usage_alerts (user_id, alert_type, limit_key, threshold_percentage,
-		provider, title, message, severity, billing_period, dedupe_key, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		provider, title, message, severity, billing_period, period_start, dedupe_key, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (dedupe_key) DO NOTHING`
+
+// periodStart is an alert's period_start: NULL for an alert about no
+// period.
+func periodStart(a billing.Alert) any {
+	if a.PeriodStart.IsZero() {
+		return nil
+	}
+	return ts(a.PeriodStart)
+}
 
 func insertAlert(ctx context.Context, tx *sql.Tx, stmts *stmtCache, a billing.Alert, now time.Time) error {
 	var provider any
@@ -277,7 +288,7 @@ func insertAlert(ctx context.Context, tx *sql.Tx, stmts *stmtCache, a billing.Al
 	}
 	res, err := stmts.exec(ctx, tx, insertAlertSQL,
 		a.UserID, a.Type, a.LimitKey, a.ThresholdPercentage, provider, a.Title, a.Message, a.Severity,
-		a.BillingPeriod, a.DedupeKey(), ts(now))
+		a.BillingPeriod, periodStart(a), a.DedupeKey(), ts(now))
 	if err != nil {
 		return fmt.Errorf("insert alert: %w", err)
 	}
@@ -291,7 +302,7 @@ func insertAlert(ctx context.Context, tx *sql.Tx, stmts *stmtCache, a billing.Al
 
 // Reserve holds r's units if every limit still has room for them, counting
 // what held reservations hold (PostgreSQL; on SQLite the meter admits in
-// its own memory). One statement, alwrity_reserve (migration 00007): under
+// its own memory). One statement, alwrity_reserve (migrations 00007, 00010): under
 // a per-(user, period) advisory lock it reads the settled usage and the
 // held units in one snapshot and inserts the reservation only if they
 // leave room, committing without waiting for the WAL flush. N concurrent
@@ -307,8 +318,8 @@ func (db *DB) Reserve(ctx context.Context, r billing.Reservation, lim billing.Li
 	var c Counters
 	err := db.write.QueryRowContext(ctx, `SELECT admitted, used_calls, held_calls, used_cost, held_cost,
 		used_provider_calls, held_provider_calls, used_provider_tokens, held_provider_tokens
-		FROM alwrity_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-		r.ID, r.UserID, r.Period.Key, r.Provider, r.Model, r.Calls, r.Tokens, int64(r.Cost), ts(r.ExpiresAt), ts(now),
+		FROM alwrity_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		r.ID, r.UserID, r.Period.Key, ts(r.Period.Start), r.Provider, r.Model, r.Calls, r.Tokens, int64(r.Cost), ts(r.ExpiresAt), ts(now),
 		nullInt64(lim.TotalCalls), nullInt64(lim.Cost), nullInt64(lim.ProviderCalls), nullInt64(lim.ProviderTokens)).
 		Scan(&admitted, &c.Total.Calls, &c.HeldTotal.Calls, &c.Total.Cost, &c.HeldTotal.Cost,
 			&c.Provider.Calls, &c.HeldProvider.Calls, &c.Provider.TokensInput, &c.HeldProvider.TokensInput)
@@ -375,7 +386,7 @@ func (c Counters) Exceeded(r billing.Reservation, lim billing.Limits) *billing.L
 
 // countersSQL reads Counters in one statement, so one snapshot: a settle
 // (usage added, its hold gone, in one transaction) is seen whole or not at
-// all. alwrity_reserve (migration 00007) reads the same.
+// all. alwrity_reserve (migrations 00007, 00010) reads the same.
 const countersSQL = `SELECT COALESCE(s.total_calls, 0), COALESCE(s.total_cost, 0),
 	COALESCE(p.calls, 0), COALESCE(p.tokens_input, 0), COALESCE(p.tokens_output, 0), COALESCE(p.cost, 0),
 	h.calls, h.cost, h.provider_calls, h.provider_tokens, h.provider_cost
@@ -383,15 +394,16 @@ const countersSQL = `SELECT COALESCE(s.total_calls, 0), COALESCE(s.total_cost, 0
 			COALESCE(SUM(CASE WHEN provider = $3 THEN calls END), 0) AS provider_calls,
 			COALESCE(SUM(CASE WHEN provider = $3 THEN tokens END), 0) AS provider_tokens,
 			COALESCE(SUM(CASE WHEN provider = $3 THEN cost END), 0) AS provider_cost
-		FROM reservations WHERE user_id = $1 AND billing_period = $2 AND status = 'held') AS h
-	LEFT JOIN usage_summaries s ON s.user_id = $1 AND s.billing_period = $2
-	LEFT JOIN usage_summary_providers p ON p.user_id = $1 AND p.billing_period = $2 AND p.provider = $3`
+		FROM reservations WHERE user_id = $1 AND billing_period = $2 AND period_start = $4 AND status = 'held') AS h
+	LEFT JOIN usage_summaries s ON s.user_id = $1 AND s.billing_period = $2 AND s.period_start = $4
+	LEFT JOIN usage_summary_providers p ON p.user_id = $1 AND p.billing_period = $2 AND p.period_start = $4
+		AND p.provider = $3`
 
 // Counters returns a user's settled and held units in a period, in total
 // and for one provider, for preflight checks.
-func (db *DB) Counters(ctx context.Context, userID, period, provider string) (Counters, error) {
+func (db *DB) Counters(ctx context.Context, userID string, p billing.Period, provider string) (Counters, error) {
 	var c Counters
-	err := db.read.QueryRowContext(ctx, countersSQL, userID, period, provider).Scan(
+	err := db.read.QueryRowContext(ctx, countersSQL, userID, p.Key, provider, ts(p.Start)).Scan(
 		&c.Total.Calls, &c.Total.Cost,
 		&c.Provider.Calls, &c.Provider.TokensInput, &c.Provider.TokensOutput, &c.Provider.Cost,
 		&c.HeldTotal.Calls, &c.HeldTotal.Cost, &c.HeldProvider.Calls, &c.HeldProvider.TokensInput, &c.HeldProvider.Cost)
@@ -401,14 +413,19 @@ func (db *DB) Counters(ctx context.Context, userID, period, provider string) (Co
 	return c, nil
 }
 
-const reservationColumns = `id, user_id, billing_period, provider, model, calls, tokens, cost, status, event_id, expires_at, created_at`
+const reservationColumns = `id, user_id, billing_period, period_start, provider, model, calls, tokens, cost, status, event_id,
+	expires_at, created_at`
 
 func scanReservation(r rowScanner) (billing.Reservation, error) {
 	var v billing.Reservation
 	var eventID sql.NullString
-	err := r.Scan(&v.ID, &v.UserID, &v.Period.Key, &v.Provider, &v.Model, &v.Calls, &v.Tokens, &v.Cost, &v.Status,
+	var start *time.Time
+	err := r.Scan(&v.ID, &v.UserID, &v.Period.Key, scanNullTime{&start}, &v.Provider, &v.Model, &v.Calls, &v.Tokens, &v.Cost, &v.Status,
 		&eventID, scanTime{&v.ExpiresAt}, scanTime{&v.CreatedAt})
 	v.EventID = eventID.String
+	if start != nil {
+		v.Period.Start = *start
+	}
 	return v, err
 }
 

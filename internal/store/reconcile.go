@@ -3,17 +3,19 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Mismatch is one summary that differs from the sum of its ledger rows.
 type Mismatch struct {
 	UserID, BillingPeriod, Provider string // Provider "" for the period total
+	PeriodStart                     time.Time
 	Field                           string
 	Ledger, Summary                 int64
 }
 
 func (m Mismatch) String() string {
-	where := m.UserID + " " + m.BillingPeriod
+	where := m.UserID + " " + m.BillingPeriod + " (from " + m.PeriodStart.UTC().Format(time.RFC3339) + ")"
 	if m.Provider != "" {
 		where += " " + m.Provider
 	}
@@ -34,7 +36,7 @@ func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 		for rows.Next() {
 			var m Mismatch
 			var lc, sc, le, se, li, si, lo, so, lcost, scost int64
-			dest := []any{&m.UserID, &m.BillingPeriod}
+			dest := []any{&m.UserID, &m.BillingPeriod, scanTime{&m.PeriodStart}}
 			if provider {
 				dest = append(dest, &m.Provider)
 			}
@@ -56,27 +58,28 @@ func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 	}
 	// A FULL JOIN would be shorter, but SQLite before 3.39 lacks it; the
 	// union of both sides with zeros works everywhere.
-	err := compare("totals", `SELECT user_id, billing_period,
+	err := compare("totals", `SELECT user_id, billing_period, period_start,
 			SUM(lc), SUM(sc), SUM(le), SUM(se), SUM(li), SUM(si), SUM(lo), SUM(so), SUM(lcost), SUM(scost) FROM (
-		SELECT user_id, billing_period, COUNT(*) AS lc, 0 AS sc,
+		SELECT user_id, billing_period, period_start, COUNT(*) AS lc, 0 AS sc,
 			SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END) AS le, 0 AS se,
 			SUM(tokens_input) AS li, 0 AS si, SUM(tokens_output) AS lo, 0 AS so, SUM(cost_total) AS lcost, 0 AS scost
-		FROM api_usage_logs GROUP BY user_id, billing_period
+		FROM api_usage_logs GROUP BY user_id, billing_period, period_start
 		UNION ALL
-		SELECT user_id, billing_period, 0, total_calls, 0, total_errors, 0, tokens_input, 0, tokens_output, 0, total_cost
-		FROM usage_summaries) AS t GROUP BY user_id, billing_period`, false)
+		SELECT user_id, billing_period, period_start, 0, total_calls, 0, total_errors, 0, tokens_input, 0, tokens_output,
+			0, total_cost
+		FROM usage_summaries) AS t GROUP BY user_id, billing_period, period_start`, false)
 	if err != nil {
 		return nil, err
 	}
-	err = compare("providers", `SELECT user_id, billing_period, provider,
+	err = compare("providers", `SELECT user_id, billing_period, period_start, provider,
 			SUM(lc), SUM(sc), SUM(le), SUM(se), SUM(li), SUM(si), SUM(lo), SUM(so), SUM(lcost), SUM(scost) FROM (
-		SELECT user_id, billing_period, provider, COUNT(*) AS lc, 0 AS sc,
+		SELECT user_id, billing_period, period_start, provider, COUNT(*) AS lc, 0 AS sc,
 			SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END) AS le, 0 AS se,
 			SUM(tokens_input) AS li, 0 AS si, SUM(tokens_output) AS lo, 0 AS so, SUM(cost_total) AS lcost, 0 AS scost
-		FROM api_usage_logs GROUP BY user_id, billing_period, provider
+		FROM api_usage_logs GROUP BY user_id, billing_period, period_start, provider
 		UNION ALL
-		SELECT user_id, billing_period, provider, 0, calls, 0, errors, 0, tokens_input, 0, tokens_output, 0, cost
-		FROM usage_summary_providers) AS t GROUP BY user_id, billing_period, provider`, true)
+		SELECT user_id, billing_period, period_start, provider, 0, calls, 0, errors, 0, tokens_input, 0, tokens_output, 0, cost
+		FROM usage_summary_providers) AS t GROUP BY user_id, billing_period, period_start, provider`, true)
 	return out, err
 }
 

@@ -18,12 +18,12 @@ type ReserveItem struct {
 	Now time.Time
 }
 
-// reserveBatchSQL calls alwrity_reserve_batch (migration 00008). The times
+// reserveBatchSQL calls alwrity_reserve_batch (migration 00010). The times
 // travel as our text, as DB.Reserve binds them, and PostgreSQL parses them.
 const reserveBatchSQL = `SELECT ord, admitted, used_calls, held_calls, used_cost, held_cost,
 	used_provider_calls, held_provider_calls, used_provider_tokens, held_provider_tokens
-	FROM alwrity_reserve_batch($1, $2, $3, $4, $5, $6, $7, $8, $9::text[]::timestamptz[], $10::text[]::timestamptz[],
-		$11, $12, $13, $14)`
+	FROM alwrity_reserve_batch($1, $2, $3, $4::text[]::timestamptz[], $5, $6, $7, $8, $9, $10::text[]::timestamptz[],
+		$11::text[]::timestamptz[], $12, $13, $14, $15)`
 
 // ReserveBatch decides a group of reservations in one statement and one
 // transaction (PostgreSQL): in the order given, each is admitted or refused
@@ -43,17 +43,17 @@ func (db *DB) ReserveBatch(ctx context.Context, items []ReserveItem) ([]error, e
 	}
 	ids, users, periods, providers, models := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	calls, tokens, costs := make([]int64, n), make([]int64, n), make([]int64, n)
-	expires, created := make([]string, n), make([]string, n)
+	starts, expires, created := make([]string, n), make([]string, n), make([]string, n)
 	limCalls, limCost, limProviderCalls, limProviderTokens := make([]*int64, n), make([]*int64, n), make([]*int64, n), make([]*int64, n)
 	for i, it := range items {
 		r := it.Reservation
 		ids[i], users[i], periods[i], providers[i], models[i] = r.ID, r.UserID, r.Period.Key, r.Provider, r.Model
-		calls[i], tokens[i], costs[i] = r.Calls, r.Tokens, int64(r.Cost)
+		starts[i], calls[i], tokens[i], costs[i] = ts(r.Period.Start), r.Calls, r.Tokens, int64(r.Cost)
 		expires[i], created[i] = ts(r.ExpiresAt), ts(it.Now)
 		limCalls[i], limCost[i] = it.Limits.TotalCalls, it.Limits.Cost
 		limProviderCalls[i], limProviderTokens[i] = it.Limits.ProviderCalls, it.Limits.ProviderTokens
 	}
-	rows, err := db.write.QueryContext(ctx, reserveBatchSQL, ids, users, periods, providers, models,
+	rows, err := db.write.QueryContext(ctx, reserveBatchSQL, ids, users, periods, starts, providers, models,
 		calls, tokens, costs, expires, created, limCalls, limCost, limProviderCalls, limProviderTokens)
 	if err != nil {
 		return nil, fmt.Errorf("reserve %d: %w", n, err)

@@ -120,20 +120,22 @@ func TestReserveBatchDecidesInArrivalOrder(t *testing.T) {
 	}
 	// What the database holds is exactly what was admitted.
 	for _, w := range []struct {
-		user, period, provider string
-		held, heldProvider     billing.Counters
+		user               string
+		period             billing.Period
+		provider           string
+		held, heldProvider billing.Counters
 	}{
-		{"u1", p.Key, "openai", billing.Counters{Calls: 2}, billing.Counters{Calls: 1}},
-		{"u1", next.Key, "openai", billing.Counters{Calls: 1}, billing.Counters{Calls: 1}},
-		{"u2", p.Key, "openai", billing.Counters{Calls: 3}, billing.Counters{Calls: 2, TokensInput: 1000}},
-		{"u3", p.Key, "openai", billing.Counters{Calls: 3, Cost: usd("0.95")}, billing.Counters{Calls: 3, Cost: usd("0.95")}},
+		{"u1", p, "openai", billing.Counters{Calls: 2}, billing.Counters{Calls: 1}},
+		{"u1", next, "openai", billing.Counters{Calls: 1}, billing.Counters{Calls: 1}},
+		{"u2", p, "openai", billing.Counters{Calls: 3}, billing.Counters{Calls: 2, TokensInput: 1000}},
+		{"u3", p, "openai", billing.Counters{Calls: 3, Cost: usd("0.95")}, billing.Counters{Calls: 3, Cost: usd("0.95")}},
 	} {
 		c, err := db.Counters(ctx, w.user, w.period, w.provider)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if c.HeldTotal != w.held || c.HeldProvider != w.heldProvider {
-			t.Errorf("%s %s held %+v, %s %+v; want %+v, %+v", w.user, w.period, c.HeldTotal, w.provider, c.HeldProvider, w.held, w.heldProvider)
+			t.Errorf("%s %s held %+v, %s %+v; want %+v, %+v", w.user, w.period.Key, c.HeldTotal, w.provider, c.HeldProvider, w.held, w.heldProvider)
 		}
 	}
 }
@@ -214,7 +216,7 @@ func TestReserveBatchFailsWhole(t *testing.T) {
 			}
 		}
 	}
-	c, err := db.Counters(ctx, "u1", p.Key, "openai")
+	c, err := db.Counters(ctx, "u1", p, "openai")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +272,7 @@ func TestReserveBatchesOfSeveralProcesses(t *testing.T) {
 	wg.Wait()
 	for u := range users {
 		user := fmt.Sprintf("u%d", u)
-		c, err := dbs[0].Counters(ctx, user, p.Key, "openai")
+		c, err := dbs[0].Counters(ctx, user, p, "openai")
 		if err != nil {
 			t.Fatal(err)
 		}

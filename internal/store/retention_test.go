@@ -174,7 +174,7 @@ func TestPurgeReservations(t *testing.T) {
 		}
 		checkLedger(t, db)
 		// Held ones stay held and counting.
-		c2, err := db.Counters(ctx, "u1", billing.CalendarMonths().At(now).Key, "openai")
+		c2, err := db.Counters(ctx, "u1", billing.CalendarMonths().At(now), "openai")
 		if err != nil || c2.HeldTotal.Calls != 1 {
 			t.Errorf("held calls of the current period = %d, %v; want 1", c2.HeldTotal.Calls, err)
 		}

@@ -66,7 +66,7 @@ func TestIngestSettlesHeldReservations(t *testing.T) {
 				t.Errorf("%s settled by %q, want %q", id, r.EventID, event)
 			}
 		}
-		c, err := db.Counters(ctx, "u1", p.Key, "openai")
+		c, err := db.Counters(ctx, "u1", p, "openai")
 		if err != nil {
 			t.Fatal(err)
 		}

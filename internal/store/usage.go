@@ -34,7 +34,7 @@ func (db *DB) RecordUsage(ctx context.Context, logs []billing.UsageLog, periodEn
 				return billing.Errorf(billing.CodeConflict, "event %q is already recorded", l.EventID)
 			}
 			delete(inserted, l.EventID)
-			periods[periodKey{l.UserID, l.BillingPeriod}] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: periodEnd[l.BillingPeriod]}
+			periods[logPeriodKey(l)] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: periodEnd[l.BillingPeriod]}
 		}
 		return addLogsToSummaries(ctx, tx, &db.stmts, logs, periods, now)
 	})
@@ -43,6 +43,13 @@ func (db *DB) RecordUsage(ctx context.Context, logs []billing.UsageLog, periodEn
 // UsageForPeriods returns the user's usage in each named period, in the
 // order given, with zeros for periods without usage. The key billing.AllTime
 // sums every period.
+//
+// A period sums the summary rows of its name that start at or after its
+// start: its own row, and for a month the user spent partly on a
+// subscription that has ended since (the schedule is calendar months
+// again), the subscription's period of that name too. A subscription's
+// first period leaves out the calendar month it began in (which starts
+// before it).
 //
 // It is one statement whatever is asked (usageSQL): the named periods'
 // summary rows and per-provider rows, and all time summed by the database.
@@ -71,20 +78,24 @@ func (db *DB) UsageForPeriods(ctx context.Context, userID string, periods []bill
 	defer rows.Close()
 	for rows.Next() {
 		var key string
+		var start *time.Time
 		var provider sql.NullString
 		var c billing.Counters
 		var updated *time.Time
-		if err := rows.Scan(&key, &provider, &c.Calls, &c.Errors, &c.TokensInput, &c.TokensOutput, &c.Cost,
-			&c.ResponseTimeSum, scanNullTime{&updated}); err != nil {
+		if err := rows.Scan(&key, scanNullTime{&start}, &provider, &c.Calls, &c.Errors, &c.TokensInput, &c.TokensOutput,
+			&c.Cost, &c.ResponseTimeSum, scanNullTime{&updated}); err != nil {
 			return nil, fmt.Errorf("scan usage summary: %w", err)
 		}
 		for _, i := range slots[key] {
-			if provider.Valid {
-				out[i].ByProvider[provider.String] = c
+			if start != nil && start.Before(out[i].Period.Start) {
 				continue
 			}
-			out[i].Total = c
-			if updated != nil {
+			if provider.Valid {
+				out[i].ByProvider[provider.String] = out[i].ByProvider[provider.String].Plus(c)
+				continue
+			}
+			out[i].Total = out[i].Total.Plus(c)
+			if updated != nil && updated.After(out[i].LastUpdated) {
 				out[i].LastUpdated = *updated
 			}
 		}
@@ -95,10 +106,11 @@ func (db *DB) UsageForPeriods(ctx context.Context, userID string, periods []bill
 	return out, nil
 }
 
-// usageSQL reads a user's ($1) usage as rows of (period key, provider,
-// counters…, last update): a total row has no provider, a provider row no
-// last update. First the rows of the periods whose keys are $2…, one per
-// key with usage and one per provider of it; then, with allTime, the same
+// usageSQL reads a user's ($1) usage as rows of (period key, period start,
+// provider, counters…, last update): a total row has no provider, a
+// provider row no last update. First the rows of the periods whose keys
+// are $2…, one per period with usage and one per provider of it; then,
+// with allTime (and no start), the same
 // summed over every period under the key billing.AllTime: one total row
 // (zeros without usage) and one per provider. Every part reads its table
 // by its (user_id, billing_period…) key. The sums are cast back to the
@@ -109,19 +121,19 @@ func usageSQL(keys int, allTime bool) string {
 	if keys > 0 {
 		in := "user_id = $1 AND billing_period IN (" + placeholders(2, keys) + ")"
 		parts = append(parts,
-			`SELECT billing_period, NULL, total_calls, total_errors, tokens_input, tokens_output, total_cost,
-				response_time_sum, updated_at FROM usage_summaries WHERE `+in,
-			`SELECT billing_period, provider, calls, errors, tokens_input, tokens_output, cost,
+			`SELECT billing_period, period_start, NULL, total_calls, total_errors, tokens_input, tokens_output,
+				total_cost, response_time_sum, updated_at FROM usage_summaries WHERE `+in,
+			`SELECT billing_period, period_start, provider, calls, errors, tokens_input, tokens_output, cost,
 				response_time_sum, NULL FROM usage_summary_providers WHERE `+in)
 	}
 	if allTime {
 		parts = append(parts,
-			`SELECT '`+billing.AllTime+`', NULL, CAST(COALESCE(SUM(total_calls), 0) AS BIGINT),
+			`SELECT '`+billing.AllTime+`', NULL, NULL, CAST(COALESCE(SUM(total_calls), 0) AS BIGINT),
 				CAST(COALESCE(SUM(total_errors), 0) AS BIGINT), CAST(COALESCE(SUM(tokens_input), 0) AS BIGINT),
 				CAST(COALESCE(SUM(tokens_output), 0) AS BIGINT), CAST(COALESCE(SUM(total_cost), 0) AS BIGINT),
 				COALESCE(SUM(response_time_sum), 0), MAX(updated_at)
 			FROM usage_summaries WHERE user_id = $1`,
-			`SELECT '`+billing.AllTime+`', provider, CAST(SUM(calls) AS BIGINT), CAST(SUM(errors) AS BIGINT),
+			`SELECT '`+billing.AllTime+`', NULL, provider, CAST(SUM(calls) AS BIGINT), CAST(SUM(errors) AS BIGINT),
 				CAST(SUM(tokens_input) AS BIGINT), CAST(SUM(tokens_output) AS BIGINT), CAST(SUM(cost) AS BIGINT),
 				SUM(response_time_sum), NULL
 			FROM usage_summary_providers WHERE user_id = $1 GROUP BY provider`)
