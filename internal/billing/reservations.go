@@ -65,6 +65,11 @@ type ReserveRequest struct {
 	// the model's current output price.
 	Cost money.Amount
 	TTL  time.Duration
+	// InProcess says the caller settles or releases the reservation
+	// through the same meter (the gateway does): on PostgreSQL the meter
+	// may then admit it from a lease, without a round trip, and it has no
+	// row of its own (GetReservation does not find it).
+	InProcess bool
 }
 
 // RefusalMessage says, for people, which limit refused an admission.

@@ -96,7 +96,7 @@ func (x *exchange) admit() bool {
 	}
 	ctx, cancel := withLazyTimeout(x.r.Context(), g.cfg.AdmissionTimeout)
 	rsv, err := g.meter.Reserve(ctx, billing.ReserveRequest{UserID: x.user, Provider: x.rt.provider, Model: c.model,
-		Tokens: min(tokens, billing.MaxTokensPerEvent)})
+		Tokens: min(tokens, billing.MaxTokensPerEvent), InProcess: true})
 	cancel()
 	if err == nil {
 		x.rsvID = rsv.ID

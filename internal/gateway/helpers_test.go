@@ -176,6 +176,8 @@ func newHarness(t testing.TB, b storetest.Backend, tweak func(*gateway.Config)) 
 	h.db = storetest.Open(t, b)
 	logger := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h.meter = metering.New(h.db, time.Now, logger)
+	// Cleanups run last first: the meter closes after the gateway.
+	t.Cleanup(func() { _ = h.meter.Close(context.Background()) })
 	key, prefix, hash := auth.NewKey()
 	if _, err := h.db.CreateKey(h.ctx, billing.APIKey{Prefix: prefix, UserID: h.user, Role: billing.RoleUser, CreatedAt: time.Now()}, hash); err != nil {
 		t.Fatalf("create key: %v", err)

@@ -390,9 +390,11 @@ func (m *Meter) Flush(ctx context.Context) error {
 }
 
 // Close journals the holds still only in memory, so they outlive the
-// process, and stops the journal timer.
+// process, and stops the journal timer (SQLite), or gives back what leases
+// hold for no call (PostgreSQL).
 func (m *Meter) Close(ctx context.Context) error {
 	if m.mem == nil {
+		m.closeLeases()
 		return nil
 	}
 	a := m.mem

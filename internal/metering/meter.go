@@ -60,6 +60,10 @@ type Meter struct {
 	made madeHere
 	// reserver queues concurrent reservations into groups (PostgreSQL).
 	reserver reserver
+	// Leases lets in-process reservations on PostgreSQL be admitted from
+	// leases (see lease.go); New turns it on.
+	Leases bool
+	leases leaseBook
 
 	// pricing is the current catalog snapshot, pricedAt when its version was last
 	// checked (real clock); mu serialises reloads.
@@ -82,7 +86,7 @@ func New(db *store.DB, now func() time.Time, logger *slog.Logger) *Meter {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Meter{db: db, now: now, logger: logger, ReservationTTL: 10 * time.Minute, CommitLinger: DefaultCommitLinger,
-		UnhurriedDelay: DefaultUnhurriedDelay}
+		UnhurriedDelay: DefaultUnhurriedDelay, Leases: true}
 	if db.Dialect() == store.SQLite {
 		m.mem = newMemAdmission(DefaultJournalDelay)
 	}
@@ -570,9 +574,12 @@ func (m *Meter) Reserve(ctx context.Context, req billing.ReserveRequest) (billin
 	if err != nil {
 		return billing.Reservation{}, err
 	}
-	if a != nil {
+	switch {
+	case a != nil:
 		err = m.reserveMem(ctx, a, r, lim)
-	} else {
+	case req.InProcess && m.Leases:
+		err = m.reserveLeased(ctx, r, lim, now)
+	default:
 		if err = m.reserveGrouped(ctx, r, lim, now); err == nil {
 			m.made.add(r)
 		}
@@ -636,9 +643,12 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 		return billing.EventResult{}, err
 	}
 	var r billing.Reservation
+	var leased *leasedCall
 	known := false
 	if a != nil {
 		r, known = a.lookup(id)
+	} else if leased, known = m.leases.takeLeased(id); known {
+		r = leased.r
 	} else {
 		r, known = m.made.take(id)
 	}
@@ -660,6 +670,9 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 		e.EventID = id // settling twice is then idempotent by construction
 	}
 	e.ReservationID = "" // settled below
+	if leased != nil {
+		return m.settleLeased(ctx, leased, e)
+	}
 	if e.UserID != r.UserID || e.Provider != r.Provider {
 		return billing.EventResult{}, billing.Errorf(billing.CodeInvalid, "the usage names user %q / provider %q but reservation %s is for %q / %q",
 			e.UserID, e.Provider, id, r.UserID, r.Provider)
@@ -711,6 +724,31 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 	if err != nil {
 		return billing.EventResult{}, err
 	}
+	return results[0], nil
+}
+
+// settleLeased records the usage of a call admitted from a lease: its
+// units leave the lease in the same transaction. After a settle that
+// fails the call is still in flight (to be settled again or released);
+// one whose event was recorded before gives its units back to the lease.
+func (m *Meter) settleLeased(ctx context.Context, c *leasedCall, e billing.UsageEvent) (res billing.EventResult, err error) {
+	recorded := false
+	defer func() { m.settledLeased(c, recorded, err != nil) }()
+	r := c.r
+	if e.UserID != r.UserID || e.Provider != r.Provider {
+		return res, billing.Errorf(billing.CodeInvalid, "the usage names user %q / provider %q but reservation %s is for %q / %q",
+			e.UserID, e.Provider, r.ID, r.UserID, r.Provider)
+	}
+	b, err := m.prepare(ctx, []billing.UsageEvent{e}, m.now())
+	if err != nil {
+		return res, err
+	}
+	b.items[0].Lease = store.LeaseDebit{ID: c.l.id, Calls: c.u.calls, Tokens: c.u.tokens, Cost: money.Amount(c.u.cost)}
+	results, err := m.commit(ctx, b)
+	if err != nil {
+		return res, err
+	}
+	recorded = results[0].Status == billing.EventRecorded
 	return results[0], nil
 }
 
@@ -769,6 +807,9 @@ func (m *Meter) Release(ctx context.Context, id string) (billing.Reservation, er
 		if r, ok := a.lookup(id); ok {
 			return r, nil // finished already
 		}
+	}
+	if r, ok := m.releaseLeased(id); ok {
+		return r, nil
 	}
 	m.made.take(id)
 	return m.db.Release(ctx, id, m.now())

@@ -1,0 +1,504 @@
+package metering
+
+import (
+	"context"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/money"
+)
+
+// Leases (PostgreSQL, for calls this process settles itself: the
+// gateway's). Admitting a call on PostgreSQL is a round trip that inserts a
+// reservation row, and settling it updates that row. When a user is far
+// from their limits, the meter instead takes a lease: one reservation of
+// many calls' units (store.ShrinkLease explains the rows), admitted by the
+// same atomic statement as any reservation, and hands its units out to
+// calls in memory. A call's units leave the lease in the transaction that
+// records its usage. What the lease holds counts against the limits for
+// every process, so no process ever admits past a limit.
+//
+// Leases only take a small part of what a limit has left (1/leaseHeadroom),
+// and none when that part is under leaseMinCalls calls: near a limit every
+// call is reserved exactly, so that the last units go to whoever asks
+// first. A refusal is never caused by this process's own lease: its units
+// go to calls before any exact reservation is tried, and a refused caller
+// looks again once a lease granted or given back meanwhile has settled.
+// Another process's lease can make a call wait for its units until that
+// process gives them back (at most leaseIdle after its last use, or when
+// the lease ages out).
+
+const (
+	leaseMaxCalls  = 64
+	leaseMinCalls  = 4
+	leaseHeadroom  = 16
+	leaseIdle      = 250 * time.Millisecond
+	leaseMaxAge    = 30 * time.Second
+	noLeaseBackoff = time.Second
+)
+
+type leaseKey struct {
+	user, period string
+	start        int64
+	provider     string
+}
+
+// lease is one lease's state. held is what its row holds now; inflight
+// the units of calls handed out and not yet settled or released; settling
+// those of calls whose usage is being recorded.
+type lease struct {
+	id                       string
+	limits                   billing.Limits
+	held, inflight, settling units
+	retired                  bool
+	granted, used            time.Time // real clock
+}
+
+func (l *lease) free() units {
+	f := l.held
+	f.add(l.inflight, -1)
+	f.add(l.settling, -1)
+	return f
+}
+
+func (l *lease) empty() bool { return l.inflight == units{} && l.settling == units{} }
+
+func (u units) fits(f units) bool {
+	return u.calls <= f.calls && u.tokens <= f.tokens && u.cost <= f.cost
+}
+
+func unitsOf(r billing.Reservation) units {
+	return units{calls: r.Calls, tokens: r.Tokens, cost: int64(r.Cost)}
+}
+
+// leaseSlot is the leases of one (user, period, provider). mu is held
+// across the round trips that grant, shrink or end its leases.
+type leaseSlot struct {
+	mu  sync.Mutex
+	key leaseKey
+	// Under leaseBook.mu: the lease calls are handed from, a count of the
+	// units given back to the database (ends and shrinks), and how many
+	// reservations are using the slot.
+	cur   *lease
+	gen   int
+	users int
+	// Under mu: no lease is asked for before noLeaseUntil.
+	noLeaseUntil time.Time
+}
+
+type leasedCall struct {
+	slot *leaseSlot
+	l    *lease
+	u    units
+	r    billing.Reservation
+}
+
+// leaseBook is a meter's leases.
+type leaseBook struct {
+	mu      sync.Mutex
+	slots   map[leaseKey]*leaseSlot
+	calls   map[string]*leasedCall
+	leases  map[*lease]*leaseSlot // every lease whose row may still hold units
+	stop    chan struct{}         // closes the keeper while it runs
+	kept    chan struct{}         // closed when the keeper has returned
+	closed  bool
+	granted atomic.Int64
+}
+
+// LeasesGranted is how many leases the meter has taken.
+func (m *Meter) LeasesGranted() int64 { return m.leases.granted.Load() }
+
+func keyOfReservation(r billing.Reservation) leaseKey {
+	return leaseKey{r.UserID, r.Period.Key, r.Period.Start.UnixNano(), r.Provider}
+}
+
+func (b *leaseBook) slot(k leaseKey) *leaseSlot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.slots == nil {
+		b.slots, b.calls, b.leases = map[leaseKey]*leaseSlot{}, map[string]*leasedCall{}, map[*lease]*leaseSlot{}
+	}
+	s := b.slots[k]
+	if s == nil {
+		s = &leaseSlot{key: k}
+		b.slots[k] = s
+	}
+	s.users++
+	return s
+}
+
+// done ends a reservation's use of s.
+func (b *leaseBook) done(s *leaseSlot) {
+	b.mu.Lock()
+	s.users--
+	b.mu.Unlock()
+}
+
+// handOut admits r from its slot's lease if the lease has room and was
+// granted under the same limits.
+func (b *leaseBook) handOut(s *leaseSlot, r billing.Reservation, lim billing.Limits) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l := s.cur
+	u := unitsOf(r)
+	if l == nil || l.retired || b.closed || !sameLimits(l.limits, lim) || !u.fits(l.free()) {
+		return false
+	}
+	l.inflight.add(u, 1)
+	l.used = time.Now()
+	b.calls[r.ID] = &leasedCall{slot: s, l: l, u: u, r: r}
+	return true
+}
+
+func (b *leaseBook) generation(s *leaseSlot) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return s.gen
+}
+
+// reserveLeased admits r, a call this process settles itself, from a lease
+// when it can and by an exact reservation otherwise.
+func (m *Meter) reserveLeased(ctx context.Context, r billing.Reservation, lim billing.Limits, now time.Time) error {
+	b := &m.leases
+	s := b.slot(keyOfReservation(r))
+	defer b.done(s)
+	if b.handOut(s, r, lim) {
+		return nil
+	}
+	s.mu.Lock()
+	if !b.handOut(s, r, lim) {
+		// The current lease (if any) cannot serve r: its units go back
+		// before r is admitted otherwise, so that they refuse nobody.
+		b.mu.Lock()
+		l := s.cur
+		b.mu.Unlock()
+		if l != nil {
+			m.retireLease(ctx, s, l)
+		}
+		if time.Now().After(s.noLeaseUntil) {
+			if err := m.grantLease(ctx, s, r, lim, now); err != nil {
+				m.logger.Warn("lease not granted; reserving calls one by one", "user_id", r.UserID, "error", err)
+				s.noLeaseUntil = time.Now().Add(noLeaseBackoff)
+			}
+		}
+	} else {
+		s.mu.Unlock()
+		return nil
+	}
+	if b.handOut(s, r, lim) {
+		s.mu.Unlock()
+		return nil
+	}
+	gen := b.generation(s)
+	s.mu.Unlock()
+	for attempt := 1; ; attempt++ {
+		err := m.reserveGrouped(ctx, r, lim, now)
+		if err == nil {
+			m.made.add(r)
+			return nil
+		}
+		if billing.ErrorCode(err) != billing.CodeLimitExceeded || attempt == 3 {
+			return err
+		}
+		// Refused. A lease granted meanwhile serves r; units given back
+		// meanwhile may have been counted as held: ask again.
+		s.mu.Lock()
+		ok := b.handOut(s, r, lim)
+		again := b.generation(s) != gen
+		gen = b.generation(s)
+		s.mu.Unlock()
+		if ok {
+			return nil
+		}
+		if !again {
+			return err
+		}
+	}
+}
+
+// grantLease asks for a lease sized from what r's limits have left, under
+// s.mu. Without room for leaseMinCalls calls of r's size it asks for none.
+func (m *Meter) grantLease(ctx context.Context, s *leaseSlot, r billing.Reservation, lim billing.Limits, now time.Time) error {
+	c, err := m.db.Counters(ctx, r.UserID, r.Period, r.Provider)
+	if err != nil {
+		return err
+	}
+	n := leaseSize(c.Total.Calls+c.HeldTotal.Calls, c.Provider.Calls+c.HeldProvider.Calls,
+		c.Provider.Tokens()+c.HeldProvider.Tokens(), int64(c.Total.Cost+c.HeldTotal.Cost), lim, unitsOf(r))
+	if n < leaseMinCalls {
+		s.noLeaseUntil = time.Now().Add(noLeaseBackoff)
+		return nil
+	}
+	lr := r
+	lr.ID = billing.NewID("lse_")
+	lr.Calls, lr.Tokens, lr.Cost = n, n*r.Tokens, money.Amount(n)*r.Cost
+	lr.ExpiresAt = r.ExpiresAt.Add(leaseMaxAge)
+	if err := m.db.Reserve(ctx, lr, lim, now); err != nil {
+		if billing.ErrorCode(err) == billing.CodeLimitExceeded {
+			s.noLeaseUntil = time.Now().Add(noLeaseBackoff)
+			return nil
+		}
+		return err
+	}
+	b := &m.leases
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		// The meter closed meanwhile: give the lease back at once.
+		b.mu.Unlock()
+		_, err := m.db.FinishReservations(context.WithoutCancel(ctx), []string{lr.ID}, billing.ReservationReleased, now)
+		b.mu.Lock()
+		return err
+	}
+	b.granted.Add(1)
+	t := time.Now()
+	l := &lease{id: lr.ID, limits: lim, held: unitsOf(lr), granted: t, used: t}
+	s.cur = l
+	b.leases[l] = s
+	if b.stop == nil {
+		b.stop, b.kept = make(chan struct{}), make(chan struct{})
+		go m.keepLeases(b.stop, b.kept)
+	}
+	return nil
+}
+
+// leaseSize is how many calls of u's size a lease takes, given what each
+// limit has used and held: at most 1/leaseHeadroom of what any limit has
+// left, at most leaseMaxCalls.
+func leaseSize(calls, providerCalls, providerTokens, cost int64, lim billing.Limits, u units) int64 {
+	n := int64(leaseMaxCalls)
+	within := func(limit *int64, used, per int64) {
+		if limit == nil || per <= 0 {
+			return
+		}
+		left := *limit - used
+		if left <= 0 {
+			n = 0
+			return
+		}
+		n = min(n, left/leaseHeadroom/per)
+	}
+	within(lim.TotalCalls, calls, u.calls)
+	within(lim.ProviderCalls, providerCalls, u.calls)
+	within(lim.ProviderTokens, providerTokens, u.tokens)
+	within(lim.Cost, cost, u.cost)
+	if u.tokens > 0 {
+		n = min(n, math.MaxInt64/u.tokens)
+	}
+	if u.cost > 0 {
+		n = min(n, math.MaxInt64/u.cost)
+	}
+	return n
+}
+
+// retireLease stops l handing out calls and gives back what it does not
+// hold for calls in flight (all of it, ending its row, when none are),
+// under s.mu.
+func (m *Meter) retireLease(ctx context.Context, s *leaseSlot, l *lease) {
+	b := &m.leases
+	b.mu.Lock()
+	l.retired = true
+	if s.cur == l {
+		s.cur = nil
+	}
+	free, empty := l.free(), l.empty()
+	b.mu.Unlock()
+	if empty {
+		m.endLease(ctx, s, l)
+		return
+	}
+	if free == (units{}) {
+		return
+	}
+	held, err := m.db.ShrinkLease(ctx, l.id, free.calls, free.tokens, money.Amount(free.cost))
+	if err != nil {
+		m.logger.Warn("lease not shrunk; its units come back when it ends or expires", "lease", l.id, "error", err)
+		return
+	}
+	b.mu.Lock()
+	l.held.add(free, -1)
+	s.gen++
+	if !held {
+		delete(b.leases, l) // expired: it holds nothing any more
+	}
+	b.mu.Unlock()
+}
+
+// endLease gives back everything l's row still holds, once l is retired
+// and no call of it is in flight.
+func (m *Meter) endLease(ctx context.Context, s *leaseSlot, l *lease) {
+	if _, err := m.db.FinishReservations(ctx, []string{l.id}, billing.ReservationReleased, m.now()); err != nil {
+		m.logger.Warn("lease not ended; the keeper tries again", "lease", l.id, "error", err)
+		return
+	}
+	b := &m.leases
+	b.mu.Lock()
+	delete(b.leases, l)
+	l.held = units{}
+	s.gen++
+	b.mu.Unlock()
+}
+
+// takeLeased removes a leased call for its settle; its units stay in the
+// lease until settledLeased says whether they were recorded.
+func (b *leaseBook) takeLeased(id string) (*leasedCall, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.calls[id]
+	if !ok {
+		return nil, false
+	}
+	delete(b.calls, id)
+	c.l.inflight.add(c.u, -1)
+	c.l.settling.add(c.u, 1)
+	return c, true
+}
+
+// settledLeased ends a leased call's settle: recorded means its units
+// left the lease with its usage, failed that the call is in flight again.
+// It ends a retired lease that has no call left.
+func (m *Meter) settledLeased(c *leasedCall, recorded, failed bool) {
+	b := &m.leases
+	b.mu.Lock()
+	c.l.settling.add(c.u, -1)
+	switch {
+	case recorded:
+		c.l.held.add(c.u, -1)
+	case failed:
+		c.l.inflight.add(c.u, 1)
+		b.calls[c.r.ID] = c
+	}
+	end := c.l.retired && c.l.empty()
+	b.mu.Unlock()
+	if end {
+		m.endRetired(c.slot, c.l)
+	}
+}
+
+// releaseLeased gives a leased call's units back to its lease. It reports
+// false for an id that is not a leased call in flight.
+func (m *Meter) releaseLeased(id string) (billing.Reservation, bool) {
+	b := &m.leases
+	b.mu.Lock()
+	c, ok := b.calls[id]
+	if !ok {
+		b.mu.Unlock()
+		return billing.Reservation{}, false
+	}
+	delete(b.calls, id)
+	c.l.inflight.add(c.u, -1)
+	end := c.l.retired && c.l.empty()
+	b.mu.Unlock()
+	if end {
+		m.endRetired(c.slot, c.l)
+	}
+	r := c.r
+	r.Status = billing.ReservationReleased
+	return r, true
+}
+
+// endRetired ends a retired lease whose last call finished.
+func (m *Meter) endRetired(s *leaseSlot, l *lease) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m.endLease(context.Background(), s, l)
+}
+
+// keepLeases retires leases that were not used for leaseIdle or are older
+// than leaseMaxAge, and ends retired ones whose calls finished, until no
+// lease is left or stop closes.
+func (m *Meter) keepLeases(stop <-chan struct{}, kept chan<- struct{}) {
+	defer close(kept)
+	t := time.NewTicker(leaseIdle / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if !m.tendLeases(false) {
+			return
+		}
+	}
+}
+
+// tendLeases retires idle or old leases (all of them with all) and ends
+// the retired ones without calls in flight. It reports whether leases
+// remain; when none do, it stops the keeper (which then returns).
+func (m *Meter) tendLeases(all bool) bool {
+	b := &m.leases
+	type due struct {
+		s *leaseSlot
+		l *lease
+	}
+	var work []due
+	now := time.Now()
+	b.mu.Lock()
+	for l, s := range b.leases {
+		if all || l.retired || now.Sub(l.used) > leaseIdle || now.Sub(l.granted) > leaseMaxAge {
+			work = append(work, due{s, l})
+		}
+	}
+	b.mu.Unlock()
+	ctx := context.Background()
+	for _, w := range work {
+		w.s.mu.Lock()
+		b.mu.Lock()
+		retired, empty, live := w.l.retired, w.l.empty(), b.leases[w.l] != nil
+		b.mu.Unlock()
+		switch {
+		case !live:
+		case !retired:
+			m.retireLease(ctx, w.s, w.l)
+		case empty:
+			m.endLease(ctx, w.s, w.l)
+		}
+		w.s.mu.Unlock()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	leased := map[*leaseSlot]bool{}
+	for _, s := range b.leases {
+		leased[s] = true
+	}
+	for k, s := range b.slots {
+		if s.cur == nil && s.users == 0 && !leased[s] {
+			delete(b.slots, k)
+		}
+	}
+	if len(b.leases) > 0 {
+		return true
+	}
+	b.stop = nil
+	return false
+}
+
+// closeLeases gives back every lease's units (the calls in flight keep
+// theirs until they settle) and stops the keeper.
+func (m *Meter) closeLeases() {
+	b := &m.leases
+	b.mu.Lock()
+	b.closed = true
+	stop, kept := b.stop, b.kept
+	b.mu.Unlock()
+	m.tendLeases(true)
+	if stop != nil {
+		b.mu.Lock()
+		if b.stop == stop {
+			b.stop = nil
+			close(stop)
+		}
+		b.mu.Unlock()
+		<-kept
+	}
+}
+
+func sameLimits(a, b billing.Limits) bool {
+	eq := func(x, y *int64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return eq(a.TotalCalls, b.TotalCalls) && eq(a.Cost, b.Cost) && eq(a.ProviderCalls, b.ProviderCalls) &&
+		eq(a.ProviderTokens, b.ProviderTokens)
+}

@@ -1,0 +1,160 @@
+package metering_test
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/metering"
+	"github.com/alwrity/alwrity-billing/internal/storetest"
+)
+
+// leaseStorm races calls of one user, each admitted in process (as the
+// gateway admits them) by one of meters, and settles or releases every
+// admitted call at random. It returns how many were admitted and how many
+// settled.
+func leaseStorm(t *testing.T, meters []*metering.Meter, user string, calls int, req billing.ReserveRequest) (admitted, settled int64) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var seq atomic.Int64
+	for i := range calls {
+		m := meters[i%len(meters)]
+		wg.Go(func() {
+			req := req
+			req.UserID, req.InProcess = user, true
+			r, err := m.Reserve(t.Context(), req)
+			if err != nil {
+				if billing.ErrorCode(err) != billing.CodeLimitExceeded {
+					t.Errorf("reserve: %v", err)
+				}
+				return
+			}
+			seq.Add(1)
+			if rand.IntN(4) == 0 {
+				if _, err := m.Release(t.Context(), r.ID); err != nil {
+					t.Errorf("release: %v", err)
+				}
+				return
+			}
+			// The call uses what it reserved.
+			if _, err := m.Settle(t.Context(), r.ID, billing.UsageEvent{EventID: "ev-" + r.ID, StatusCode: 200,
+				Quantities: billing.Quantities{Input: req.Tokens - 5, Output: 5}, Timestamp: r.CreatedAt}); err != nil {
+				t.Errorf("settle: %v", err)
+				return
+			}
+			atomic.AddInt64(&settled, 1)
+		})
+	}
+	wg.Wait()
+	return seq.Load(), settled
+}
+
+// TestLeasedAdmissionIsExact (PostgreSQL): calls admitted in process come
+// from leases while the user is far from their limit and are reserved one
+// by one near it. One process admits exactly the limit's room, several
+// never more than it; every settled call is in the ledger once, and once
+// the meters close nothing stays held.
+func TestLeasedAdmissionIsExact(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	f := newFixtureURL(t, url, baseTime)
+	const limit = 300
+	f.planUser("lease-one", billing.Plan{Name: "lease-one", TotalCallsLimit: billing.Ptr[int64](limit)})
+	f.planUser("lease-many", billing.Plan{Name: "lease-many", TotalCallsLimit: billing.Ptr[int64](limit)})
+	f.planUser("lease-tokens", billing.Plan{Name: "lease-tokens",
+		ProviderLimits: map[string]billing.ProviderLimit{"openai": {Tokens: billing.Ptr[int64](100 * 1000)}}})
+	p := billing.CalendarMonths().At(baseTime)
+	req := billing.ReserveRequest{Provider: "openai", Model: "gpt-4", Tokens: 1000}
+
+	// One process, every call kept in flight: exactly the limit is
+	// admitted, from leases and then one by one.
+	var held []billing.Reservation
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 2 * limit {
+		wg.Go(func() {
+			r, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "lease-one", Provider: "openai", Model: "gpt-4",
+				Tokens: 1000, InProcess: true})
+			if err != nil {
+				if billing.ErrorCode(err) != billing.CodeLimitExceeded {
+					t.Errorf("reserve: %v", err)
+				}
+				return
+			}
+			mu.Lock()
+			held = append(held, r)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(held) != limit {
+		t.Errorf("one process holding every call admitted %d; want exactly the limit, %d", len(held), limit)
+	}
+	if f.m.LeasesGranted() == 0 {
+		t.Error("no lease was taken for calls far from the limit")
+	}
+	for _, r := range held {
+		if _, err := f.m.Release(f.ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// One process: released calls give their units back, so the storm
+	// ends with exactly the limit settled.
+	var settledOne int64
+	for round := 0; settledOne < limit && round < 20; round++ {
+		_, s := leaseStorm(t, []*metering.Meter{f.m}, "lease-one", 2*limit, req)
+		settledOne += s
+	}
+	if settledOne != limit {
+		t.Errorf("one process settled %d calls; want exactly the limit, %d", settledOne, limit)
+	}
+	_, tokensSettled := leaseStorm(t, []*metering.Meter{f.m}, "lease-tokens", 300, req)
+	for round := 0; round < 20; round++ {
+		a, s := leaseStorm(t, []*metering.Meter{f.m}, "lease-tokens", 100, req)
+		tokensSettled += s
+		if a == 0 {
+			break
+		}
+	}
+	if tokensSettled != 100 {
+		t.Errorf("one process settled %d calls of 1,000 tokens against 100,000; want 100", tokensSettled)
+	}
+
+	// Three processes: never more than the limit.
+	meters := []*metering.Meter{f.m, metering.New(storetest.OpenURL(t, url), f.clk.Now, nil),
+		metering.New(storetest.OpenURL(t, url), f.clk.Now, nil)}
+	var settledMany int64
+	for range 3 {
+		_, s := leaseStorm(t, meters, "lease-many", limit, req)
+		settledMany += s
+	}
+	if settledMany > limit || settledMany < limit/2 {
+		t.Errorf("three processes settled %d calls; want at most the limit, %d (and most of it)", settledMany, limit)
+	}
+	for _, m := range meters {
+		if err := m.Close(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var leases int64
+	for _, m := range meters {
+		leases += m.LeasesGranted()
+	}
+	for _, user := range []string{"lease-one", "lease-many", "lease-tokens"} {
+		total, held, _, _, err := f.counters(user, p, "openai")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int64{"lease-one": settledOne, "lease-many": settledMany, "lease-tokens": tokensSettled}[user]
+		if total.Calls != want || held != (billing.Counters{}) {
+			t.Errorf("%s: %d calls used, %+v held after the meters closed; want %d and nothing", user, total.Calls, held, want)
+		}
+	}
+	if leases == 0 {
+		t.Error("no lease was taken: the test did not exercise leases")
+	}
+	f.consistent()
+}
