@@ -56,9 +56,13 @@ type Config struct {
 	// revoked key stops working on the gateway within it.
 	KeyCacheTTL time.Duration
 	// MaxBackgroundSettles bounds the calls being recorded after their
-	// client was answered (default 1024). Past it a call is recorded
+	// client was answered (default 256). Past it a call is recorded
 	// before its response completes: back-pressure, never an unbounded
-	// number of goroutines.
+	// number of goroutines. It is what keeps the gateway from answering
+	// faster than the ledger commits when admission costs nothing (SQLite,
+	// PostgreSQL leases): at 1,024 the backlog's goroutines and records
+	// kept the collector busy under the soft memory limit, and the
+	// PostgreSQL gateway served half as many calls (docs/BENCHMARKS.md).
 	MaxBackgroundSettles int
 	// RetryEvery is how often pending records are retried (default 2 s).
 	RetryEvery time.Duration
@@ -104,7 +108,7 @@ func (c Config) withDefaults() Config {
 		c.MaxPending = 100_000
 	}
 	if c.MaxBackgroundSettles <= 0 {
-		c.MaxBackgroundSettles = 1024
+		c.MaxBackgroundSettles = 256
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -15,26 +15,34 @@ import (
 // gateway's). Admitting a call on PostgreSQL is a round trip that inserts a
 // reservation row, and settling it updates that row. When a user is far
 // from their limits, the meter instead takes a lease: one reservation of
-// many calls' units (store.ShrinkLease explains the rows), admitted by the
-// same atomic statement as any reservation, and hands its units out to
-// calls in memory. A call's units leave the lease in the transaction that
-// records its usage. What the lease holds counts against the limits for
-// every process, so no process ever admits past a limit.
+// many calls' units, admitted by the same atomic statement as any
+// reservation, and hands its units out to calls in memory. What the lease
+// holds counts against the limits for every process, so no process ever
+// admits past a limit.
+//
+// The units of a call whose usage is recorded are given back to the
+// database a moment later (leaseGiveBack), by one statement for all of a
+// lease's calls, outside the transactions that record them: one lease row
+// updated by every ledger commit serialised those commits on its row lock.
+// Until they are given back they count twice (as usage and as held), which
+// can only refuse early. Unused units go back when the lease is retired:
+// after leaseIdle without use, at leaseMaxAge, or when a call does not fit.
 //
 // Leases only take a small part of what a limit has left (1/leaseHeadroom),
 // and none when that part is under leaseMinCalls calls: near a limit every
 // call is reserved exactly, so that the last units go to whoever asks
-// first. A refusal is never caused by this process's own lease: its units
-// go to calls before any exact reservation is tried, and a refused caller
-// looks again once a lease granted or given back meanwhile has settled.
-// Another process's lease can make a call wait for its units until that
-// process gives them back (at most leaseIdle after its last use, or when
-// the lease ages out).
+// first. A refusal is never caused by this process's own leases: their
+// units go to calls before any exact reservation is tried, and a refused
+// caller first gives back what its own leases hold for no call in flight
+// and asks again. Another process's lease can make a call wait for its
+// units until that process gives them back (leaseGiveBack after their use,
+// leaseIdle after the lease's last use).
 
 const (
-	leaseMaxCalls  = 64
+	leaseMaxCalls  = 256
 	leaseMinCalls  = 4
 	leaseHeadroom  = 16
+	leaseGiveBack  = 100 * time.Millisecond
 	leaseIdle      = 250 * time.Millisecond
 	leaseMaxAge    = 30 * time.Second
 	noLeaseBackoff = time.Second
@@ -46,19 +54,31 @@ type leaseKey struct {
 	provider     string
 }
 
-// lease is one lease's state. held is what its row holds now; inflight
-// the units of calls handed out and not yet settled or released; settling
-// those of calls whose usage is being recorded.
+// lease is one lease's state: row is what its database row holds now;
+// inflight the units of calls handed out and neither settled nor
+// released; settling those of calls being recorded; spent those of
+// recorded calls not yet given back.
 type lease struct {
-	id                       string
-	limits                   billing.Limits
-	held, inflight, settling units
-	retired                  bool
-	granted, used            time.Time // real clock
+	id                             string
+	limits                         billing.Limits
+	row, inflight, settling, spent units
+	retired                        bool
+	granted, used                  time.Time // real clock
 }
 
+// free is what the lease can still hand out.
 func (l *lease) free() units {
-	f := l.held
+	f := l.row
+	f.add(l.inflight, -1)
+	f.add(l.settling, -1)
+	f.add(l.spent, -1)
+	return f
+}
+
+// idle is what the row holds for no call in flight: what goes back when
+// the lease is retired.
+func (l *lease) idle() units {
+	f := l.row
 	f.add(l.inflight, -1)
 	f.add(l.settling, -1)
 	return f
@@ -80,8 +100,8 @@ type leaseSlot struct {
 	mu  sync.Mutex
 	key leaseKey
 	// Under leaseBook.mu: the lease calls are handed from, a count of the
-	// units given back to the database (ends and shrinks), and how many
-	// reservations are using the slot.
+	// give-backs to the database, and how many reservations are using the
+	// slot.
 	cur   *lease
 	gen   int
 	users int
@@ -153,12 +173,6 @@ func (b *leaseBook) handOut(s *leaseSlot, r billing.Reservation, lim billing.Lim
 	return true
 }
 
-func (b *leaseBook) generation(s *leaseSlot) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return s.gen
-}
-
 // reserveLeased admits r, a call this process settles itself, from a lease
 // when it can and by an exact reservation otherwise.
 func (m *Meter) reserveLeased(ctx context.Context, r billing.Reservation, lim billing.Limits, now time.Time) error {
@@ -169,28 +183,28 @@ func (m *Meter) reserveLeased(ctx context.Context, r billing.Reservation, lim bi
 		return nil
 	}
 	s.mu.Lock()
-	if !b.handOut(s, r, lim) {
-		// The current lease (if any) cannot serve r: its units go back
-		// before r is admitted otherwise, so that they refuse nobody.
-		b.mu.Lock()
-		l := s.cur
-		b.mu.Unlock()
-		if l != nil {
-			m.retireLease(ctx, s, l)
-		}
-		if time.Now().After(s.noLeaseUntil) {
-			if err := m.grantLease(ctx, s, r, lim, now); err != nil {
-				m.logger.Warn("lease not granted; reserving calls one by one", "user_id", r.UserID, "error", err)
-				s.noLeaseUntil = time.Now().Add(noLeaseBackoff)
-			}
-		}
-	} else {
-		s.mu.Unlock()
-		return nil
-	}
 	if b.handOut(s, r, lim) {
 		s.mu.Unlock()
 		return nil
+	}
+	// The current lease (if any) cannot serve r: it retires, and what it
+	// holds for no call goes back before r is admitted otherwise.
+	b.mu.Lock()
+	if s.cur != nil {
+		s.cur.retired = true
+		s.cur = nil
+	}
+	b.mu.Unlock()
+	m.giveBack(ctx, s)
+	if time.Now().After(s.noLeaseUntil) {
+		if err := m.grantLease(ctx, s, r, lim, now); err != nil {
+			m.logger.Warn("lease not granted; reserving calls one by one", "user_id", r.UserID, "error", err)
+			s.noLeaseUntil = time.Now().Add(noLeaseBackoff)
+		}
+		if b.handOut(s, r, lim) {
+			s.mu.Unlock()
+			return nil
+		}
 	}
 	gen := b.generation(s)
 	s.mu.Unlock()
@@ -203,11 +217,13 @@ func (m *Meter) reserveLeased(ctx context.Context, r billing.Reservation, lim bi
 		if billing.ErrorCode(err) != billing.CodeLimitExceeded || attempt == 3 {
 			return err
 		}
-		// Refused. A lease granted meanwhile serves r; units given back
-		// meanwhile may have been counted as held: ask again.
+		// Refused. A lease granted meanwhile may serve r; units this
+		// process held for no call may have refused it: give them back
+		// (or see that they went back meanwhile) and ask again.
 		s.mu.Lock()
 		ok := b.handOut(s, r, lim)
-		again := b.generation(s) != gen
+		gave := !ok && m.giveBack(ctx, s)
+		again := gave || b.generation(s) != gen
 		gen = b.generation(s)
 		s.mu.Unlock()
 		if ok {
@@ -255,7 +271,7 @@ func (m *Meter) grantLease(ctx context.Context, s *leaseSlot, r billing.Reservat
 	}
 	b.granted.Add(1)
 	t := time.Now()
-	l := &lease{id: lr.ID, limits: lim, held: unitsOf(lr), granted: t, used: t}
+	l := &lease{id: lr.ID, limits: lim, row: unitsOf(lr), granted: t, used: t}
 	s.cur = l
 	b.leases[l] = s
 	if b.stop == nil {
@@ -294,52 +310,73 @@ func leaseSize(calls, providerCalls, providerTokens, cost int64, lim billing.Lim
 	return n
 }
 
-// retireLease stops l handing out calls and gives back what it does not
-// hold for calls in flight (all of it, ending its row, when none are),
-// under s.mu.
-func (m *Meter) retireLease(ctx context.Context, s *leaseSlot, l *lease) {
+// giveBack returns to the database what s's leases hold for recorded calls
+// and, for retired leases, for no call at all, ending those without calls
+// in flight; under s.mu. It reports whether anything went back.
+func (m *Meter) giveBack(ctx context.Context, s *leaseSlot) bool {
 	b := &m.leases
+	type back struct {
+		l     *lease
+		u     units // what goes back
+		spent units // of which spent
+		end   bool
+	}
+	var work []back
 	b.mu.Lock()
-	l.retired = true
-	if s.cur == l {
-		s.cur = nil
-	}
-	free, empty := l.free(), l.empty()
-	b.mu.Unlock()
-	if empty {
-		m.endLease(ctx, s, l)
-		return
-	}
-	if free == (units{}) {
-		return
-	}
-	held, err := m.db.ShrinkLease(ctx, l.id, free.calls, free.tokens, money.Amount(free.cost))
-	if err != nil {
-		m.logger.Warn("lease not shrunk; its units come back when it ends or expires", "lease", l.id, "error", err)
-		return
-	}
-	b.mu.Lock()
-	l.held.add(free, -1)
-	s.gen++
-	if !held {
-		delete(b.leases, l) // expired: it holds nothing any more
+	for l, ls := range b.leases {
+		if ls != s {
+			continue
+		}
+		switch {
+		case l.retired && l.empty():
+			work = append(work, back{l, l.row, l.spent, true})
+		case l.retired:
+			work = append(work, back{l, l.idle(), l.spent, false})
+		case l.spent != units{}:
+			work = append(work, back{l, l.spent, l.spent, false})
+		}
 	}
 	b.mu.Unlock()
+	gave := false
+	for _, w := range work {
+		if w.end {
+			if _, err := m.db.FinishReservations(ctx, []string{w.l.id}, billing.ReservationReleased, m.now()); err != nil {
+				m.logger.Warn("lease not ended; it is tried again", "lease", w.l.id, "error", err)
+				continue
+			}
+			b.mu.Lock()
+			delete(b.leases, w.l)
+			w.l.row, w.l.spent = units{}, units{}
+			s.gen++
+			b.mu.Unlock()
+			gave = true
+			continue
+		}
+		if w.u == (units{}) {
+			continue
+		}
+		held, err := m.db.ShrinkLease(ctx, w.l.id, w.u.calls, w.u.tokens, money.Amount(w.u.cost))
+		if err != nil {
+			m.logger.Warn("lease units not given back; they are tried again", "lease", w.l.id, "error", err)
+			continue
+		}
+		b.mu.Lock()
+		w.l.row.add(w.u, -1)
+		w.l.spent.add(w.spent, -1)
+		s.gen++
+		if !held {
+			delete(b.leases, w.l) // expired: it holds nothing any more
+		}
+		b.mu.Unlock()
+		gave = true
+	}
+	return gave
 }
 
-// endLease gives back everything l's row still holds, once l is retired
-// and no call of it is in flight.
-func (m *Meter) endLease(ctx context.Context, s *leaseSlot, l *lease) {
-	if _, err := m.db.FinishReservations(ctx, []string{l.id}, billing.ReservationReleased, m.now()); err != nil {
-		m.logger.Warn("lease not ended; the keeper tries again", "lease", l.id, "error", err)
-		return
-	}
-	b := &m.leases
+func (b *leaseBook) generation(s *leaseSlot) int {
 	b.mu.Lock()
-	delete(b.leases, l)
-	l.held = units{}
-	s.gen++
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	return s.gen
 }
 
 // takeLeased removes a leased call for its settle; its units stay in the
@@ -357,24 +394,20 @@ func (b *leaseBook) takeLeased(id string) (*leasedCall, bool) {
 	return c, true
 }
 
-// settledLeased ends a leased call's settle: recorded means its units
-// left the lease with its usage, failed that the call is in flight again.
-// It ends a retired lease that has no call left.
+// settledLeased ends a leased call's settle: recorded means its usage is
+// in the ledger (its units go back with the next give-back), failed that
+// the call is in flight again.
 func (m *Meter) settledLeased(c *leasedCall, recorded, failed bool) {
 	b := &m.leases
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	c.l.settling.add(c.u, -1)
 	switch {
 	case recorded:
-		c.l.held.add(c.u, -1)
+		c.l.spent.add(c.u, 1)
 	case failed:
 		c.l.inflight.add(c.u, 1)
 		b.calls[c.r.ID] = c
-	}
-	end := c.l.retired && c.l.empty()
-	b.mu.Unlock()
-	if end {
-		m.endRetired(c.slot, c.l)
 	}
 }
 
@@ -383,36 +416,24 @@ func (m *Meter) settledLeased(c *leasedCall, recorded, failed bool) {
 func (m *Meter) releaseLeased(id string) (billing.Reservation, bool) {
 	b := &m.leases
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	c, ok := b.calls[id]
 	if !ok {
-		b.mu.Unlock()
 		return billing.Reservation{}, false
 	}
 	delete(b.calls, id)
 	c.l.inflight.add(c.u, -1)
-	end := c.l.retired && c.l.empty()
-	b.mu.Unlock()
-	if end {
-		m.endRetired(c.slot, c.l)
-	}
 	r := c.r
 	r.Status = billing.ReservationReleased
 	return r, true
 }
 
-// endRetired ends a retired lease whose last call finished.
-func (m *Meter) endRetired(s *leaseSlot, l *lease) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m.endLease(context.Background(), s, l)
-}
-
-// keepLeases retires leases that were not used for leaseIdle or are older
-// than leaseMaxAge, and ends retired ones whose calls finished, until no
-// lease is left or stop closes.
+// keepLeases gives back spent units every leaseGiveBack and retires
+// leases that were not used for leaseIdle or are older than leaseMaxAge,
+// until no lease is left or stop closes.
 func (m *Meter) keepLeases(stop <-chan struct{}, kept chan<- struct{}) {
 	defer close(kept)
-	t := time.NewTicker(leaseIdle / 2)
+	t := time.NewTicker(leaseGiveBack)
 	defer t.Stop()
 	for {
 		select {
@@ -426,38 +447,31 @@ func (m *Meter) keepLeases(stop <-chan struct{}, kept chan<- struct{}) {
 	}
 }
 
-// tendLeases retires idle or old leases (all of them with all) and ends
-// the retired ones without calls in flight. It reports whether leases
-// remain; when none do, it stops the keeper (which then returns).
+// tendLeases retires idle or old leases (every lease with all) and gives
+// back what each slot's leases hold for no call. It reports whether leases
+// remain; when none do, the keeper stops.
 func (m *Meter) tendLeases(all bool) bool {
 	b := &m.leases
-	type due struct {
-		s *leaseSlot
-		l *lease
-	}
-	var work []due
 	now := time.Now()
+	due := map[*leaseSlot]bool{}
 	b.mu.Lock()
 	for l, s := range b.leases {
-		if all || l.retired || now.Sub(l.used) > leaseIdle || now.Sub(l.granted) > leaseMaxAge {
-			work = append(work, due{s, l})
+		if all || now.Sub(l.used) > leaseIdle || now.Sub(l.granted) > leaseMaxAge {
+			l.retired = true
+			if s.cur == l {
+				s.cur = nil
+			}
+		}
+		if l.retired || l.spent != (units{}) {
+			due[s] = true
 		}
 	}
 	b.mu.Unlock()
 	ctx := context.Background()
-	for _, w := range work {
-		w.s.mu.Lock()
-		b.mu.Lock()
-		retired, empty, live := w.l.retired, w.l.empty(), b.leases[w.l] != nil
-		b.mu.Unlock()
-		switch {
-		case !live:
-		case !retired:
-			m.retireLease(ctx, w.s, w.l)
-		case empty:
-			m.endLease(ctx, w.s, w.l)
-		}
-		w.s.mu.Unlock()
+	for s := range due {
+		s.mu.Lock()
+		m.giveBack(ctx, s)
+		s.mu.Unlock()
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -470,31 +484,28 @@ func (m *Meter) tendLeases(all bool) bool {
 			delete(b.slots, k)
 		}
 	}
-	if len(b.leases) > 0 {
+	if len(b.leases) > 0 && !b.closed {
 		return true
 	}
 	b.stop = nil
 	return false
 }
 
-// closeLeases gives back every lease's units (the calls in flight keep
-// theirs until they settle) and stops the keeper.
+// closeLeases gives back what every lease holds for no call and stops the
+// keeper. Leases with calls in flight end when those calls' settles are
+// given back by a later tend, or expire.
 func (m *Meter) closeLeases() {
 	b := &m.leases
 	b.mu.Lock()
 	b.closed = true
 	stop, kept := b.stop, b.kept
+	b.stop = nil
 	b.mu.Unlock()
-	m.tendLeases(true)
 	if stop != nil {
-		b.mu.Lock()
-		if b.stop == stop {
-			b.stop = nil
-			close(stop)
-		}
-		b.mu.Unlock()
+		close(stop)
 		<-kept
 	}
+	m.tendLeases(true)
 }
 
 func sameLimits(a, b billing.Limits) bool {

@@ -64,8 +64,43 @@ func TestLeasedAdmissionIsExact(t *testing.T) {
 	f.planUser("lease-many", billing.Plan{Name: "lease-many", TotalCallsLimit: billing.Ptr[int64](limit)})
 	f.planUser("lease-tokens", billing.Plan{Name: "lease-tokens",
 		ProviderLimits: map[string]billing.ProviderLimit{"openai": {Tokens: billing.Ptr[int64](100 * 1000)}}})
+	f.planUser("lease-flow", billing.Plan{Name: "lease-flow", TotalCallsLimit: billing.Ptr[int64](3 * limit)})
 	p := billing.CalendarMonths().At(baseTime)
 	req := billing.ReserveRequest{Provider: "openai", Model: "gpt-4", Tokens: 1000}
+
+	// One process, every call settled at once: leases serve the calls far
+	// from the limit (a recorded call's units never serve another), exact
+	// reservations the last ones, and exactly the limit is recorded.
+	var flowCalls []billing.Reservation
+	var flowMu sync.Mutex
+	var flow sync.WaitGroup
+	for range 6 * limit {
+		flow.Go(func() {
+			r, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "lease-flow", Provider: "openai", Model: "gpt-4",
+				Tokens: 1000, InProcess: true})
+			if err != nil {
+				if billing.ErrorCode(err) != billing.CodeLimitExceeded {
+					t.Errorf("reserve: %v", err)
+				}
+				return
+			}
+			if _, err := f.m.Settle(f.ctx, r.ID, billing.UsageEvent{EventID: "ev-" + r.ID, StatusCode: 200,
+				Quantities: billing.Quantities{Input: 995, Output: 5}, Timestamp: r.CreatedAt}); err != nil {
+				t.Errorf("settle: %v", err)
+			}
+			flowMu.Lock()
+			flowCalls = append(flowCalls, r)
+			flowMu.Unlock()
+		})
+	}
+	flow.Wait()
+	if len(flowCalls) != 3*limit {
+		t.Errorf("one process settling every call admitted %d; want exactly the limit, %d", len(flowCalls), 3*limit)
+	}
+	if f.m.LeasesGranted() == 0 {
+		t.Error("no lease was taken for calls far from the limit")
+	}
+	granted := f.m.LeasesGranted()
 
 	// One process, every call kept in flight: exactly the limit is
 	// admitted, from leases and then one by one.
@@ -91,8 +126,8 @@ func TestLeasedAdmissionIsExact(t *testing.T) {
 	if len(held) != limit {
 		t.Errorf("one process holding every call admitted %d; want exactly the limit, %d", len(held), limit)
 	}
-	if f.m.LeasesGranted() == 0 {
-		t.Error("no lease was taken for calls far from the limit")
+	if f.m.LeasesGranted() == granted {
+		t.Error("no lease was taken for calls kept in flight")
 	}
 	for _, r := range held {
 		if _, err := f.m.Release(f.ctx, r.ID); err != nil {
@@ -143,12 +178,12 @@ func TestLeasedAdmissionIsExact(t *testing.T) {
 	for _, m := range meters {
 		leases += m.LeasesGranted()
 	}
-	for _, user := range []string{"lease-one", "lease-many", "lease-tokens"} {
+	for _, user := range []string{"lease-flow", "lease-one", "lease-many", "lease-tokens"} {
 		total, held, _, _, err := f.counters(user, p, "openai")
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]int64{"lease-one": settledOne, "lease-many": settledMany, "lease-tokens": tokensSettled}[user]
+		want := map[string]int64{"lease-flow": 3 * limit, "lease-one": settledOne, "lease-many": settledMany, "lease-tokens": tokensSettled}[user]
 		if total.Calls != want || held != (billing.Counters{}) {
 			t.Errorf("%s: %d calls used, %+v held after the meters closed; want %d and nothing", user, total.Calls, held, want)
 		}

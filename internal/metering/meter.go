@@ -727,10 +727,11 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 	return results[0], nil
 }
 
-// settleLeased records the usage of a call admitted from a lease: its
-// units leave the lease in the same transaction. After a settle that
-// fails the call is still in flight (to be settled again or released);
-// one whose event was recorded before gives its units back to the lease.
+// settleLeased records the usage of a call admitted from a lease; its
+// units are given back to the database a moment later (see lease.go).
+// After a settle that fails the call is still in flight (to be settled
+// again or released); one whose event was recorded before gives its units
+// back to the lease.
 func (m *Meter) settleLeased(ctx context.Context, c *leasedCall, e billing.UsageEvent) (res billing.EventResult, err error) {
 	recorded := false
 	defer func() { m.settledLeased(c, recorded, err != nil) }()
@@ -743,7 +744,6 @@ func (m *Meter) settleLeased(ctx context.Context, c *leasedCall, e billing.Usage
 	if err != nil {
 		return res, err
 	}
-	b.items[0].Lease = store.LeaseDebit{ID: c.l.id, Calls: c.u.calls, Tokens: c.u.tokens, Cost: money.Amount(c.u.cost)}
 	results, err := m.commit(ctx, b)
 	if err != nil {
 		return res, err

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/alwrity/alwrity-billing/internal/money"
 )
@@ -16,43 +14,12 @@ import (
 // any reservation) and then hands out to its own calls in memory. What it
 // holds counts against every limit like any held reservation, so the
 // database never admits more than the limits allow, whichever process
-// admits. Each call's units leave the lease in the transaction that
-// records the call's usage (debitLeases), and the process gives back what
-// it has not handed out (ShrinkLease) or ends the lease (finished like any
-// reservation) when it stops using it. A process that dies leaves its
-// leases to expire like any reservation.
-
-// debitLeases shrinks each lease by the units of its calls whose usage
-// this transaction records: used goes up and held down together, so
-// admission never counts a call twice or not at all. A lease that is no
-// longer held (expired) holds nothing to shrink.
-func debitLeases(ctx context.Context, tx *sql.Tx, debits []LeaseDebit) error {
-	if len(debits) == 0 {
-		return nil
-	}
-	sum := map[string]LeaseDebit{}
-	for _, d := range debits {
-		t := sum[d.ID]
-		t.ID, t.Calls, t.Tokens, t.Cost = d.ID, t.Calls+d.Calls, t.Tokens+d.Tokens, t.Cost+d.Cost
-		sum[d.ID] = t
-	}
-	ids := make([]string, 0, len(sum))
-	for id := range sum {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, strings.Compare) // one lock order for every transaction
-	calls, tokens, costs := make([]int64, len(ids)), make([]int64, len(ids)), make([]int64, len(ids))
-	for i, id := range ids {
-		calls[i], tokens[i], costs[i] = sum[id].Calls, sum[id].Tokens, int64(sum[id].Cost)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE reservations AS r
-		SET calls = r.calls - d.calls, tokens = r.tokens - d.tokens, cost = r.cost - d.cost
-		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS d(id, calls, tokens, cost)
-		WHERE r.id = d.id AND r.status = 'held'`, ids, calls, tokens, costs); err != nil {
-		return fmt.Errorf("debit leases: %w", err)
-	}
-	return nil
-}
+// admits. The process gives back (ShrinkLease) the units of calls whose
+// usage is recorded, a moment later, and what it will not hand out, and
+// ends the lease (finished like any reservation) when it stops using it.
+// Until a recorded call's units are given back they count twice, which
+// can only refuse early, never admit past a limit. A process that dies
+// leaves its leases to expire like any reservation.
 
 // ShrinkLease gives back units of a held lease that its process has not
 // handed out. It reports whether the lease was still held.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
-	"github.com/alwrity/alwrity-billing/internal/money"
 )
 
 // IngestItem is one rated event ready for the ledger.
@@ -23,21 +22,6 @@ type IngestItem struct {
 	// Exclusive refuses the event (result status "conflict", nothing
 	// stored) when ReservationID was settled by another event already.
 	Exclusive bool
-	// Lease, when its ID is set, is the lease the event's call was
-	// admitted from (PostgreSQL): if the event is new, the lease's hold
-	// shrinks by the call's units in the same transaction.
-	Lease LeaseDebit
-}
-
-// LeaseDebit is what one call admitted from a lease (a held reservation
-// of many calls' units, which a process hands out to its own calls
-// without a round trip) gives back to it when the call's usage is
-// recorded.
-type LeaseDebit struct {
-	ID     string
-	Calls  int64
-	Tokens int64
-	Cost   money.Amount
 }
 
 // AlertContext is what alert evaluation needs about the users of a batch:
@@ -129,7 +113,6 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 	results := make([]billing.EventResult, len(items))
 	var fresh []billing.UsageLog
 	var dups []string
-	var debits []LeaseDebit
 	periods := map[periodKey]billing.Period{}
 	for i, it := range items {
 		l := it.Log
@@ -144,9 +127,6 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 		// An id inserted by this batch counts once, at its first item.
 		delete(inserted, l.EventID)
 		fresh = append(fresh, l)
-		if it.Lease.ID != "" {
-			debits = append(debits, it.Lease)
-		}
 		results[i] = billing.EventResult{EventID: l.EventID, Status: billing.EventRecorded, Cost: l.CostTotal,
 			BillingPeriod: l.BillingPeriod, Unpriced: l.Unpriced}
 		periods[logPeriodKey(l)] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: it.PeriodEnd}
@@ -165,9 +145,6 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 				results[i] = r
 			}
 		}
-	}
-	if err := debitLeases(ctx, tx, debits); err != nil {
-		return nil, err
 	}
 	if err := addLogsToSummaries(ctx, tx, stmts, fresh, periods, now); err != nil {
 		return nil, err
