@@ -193,3 +193,45 @@ func TestLeasedAdmissionIsExact(t *testing.T) {
 	}
 	f.consistent()
 }
+
+// TestLeaseFollowsAPlanChange (PostgreSQL): a lease taken under one plan's
+// limits serves no call once the user's limits change; the new limit
+// admits exactly its room at once.
+func TestLeaseFollowsAPlanChange(t *testing.T) {
+	f := newFixtureURL(t, storetest.PostgresURL(t), baseTime)
+	plan := f.planUser("lease-change", billing.Plan{Name: "lease-change", TotalCallsLimit: billing.Ptr[int64](1000)})
+	t.Cleanup(func() { _ = f.m.Close(f.ctx) })
+	reserve := func(n int) int {
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				r, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "lease-change", Provider: "openai", Model: "gpt-4",
+					Tokens: 100, InProcess: true})
+				if err != nil {
+					if billing.ErrorCode(err) != billing.CodeLimitExceeded {
+						t.Errorf("reserve: %v", err)
+					}
+					return
+				}
+				admitted.Add(1)
+				if _, err := f.m.Settle(f.ctx, r.ID, billing.UsageEvent{EventID: "ev-" + r.ID, StatusCode: 200,
+					Quantities: billing.Quantities{Input: 95, Output: 5}, Timestamp: r.CreatedAt}); err != nil {
+					t.Errorf("settle: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		return int(admitted.Load())
+	}
+	if got := reserve(20); got != 20 || f.m.LeasesGranted() == 0 {
+		t.Fatalf("admitted %d of 20 with %d leases; want all, from a lease", got, f.m.LeasesGranted())
+	}
+	plan.TotalCallsLimit = billing.Ptr[int64](25)
+	if _, err := f.db.EditPlan(f.ctx, plan.ID, plan, true, f.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := reserve(40); got != 5 {
+		t.Errorf("after the limit fell to 25 with 20 used, %d of 40 admitted; want 5", got)
+	}
+}
