@@ -3,7 +3,6 @@ package metering_test
 import (
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
@@ -11,19 +10,26 @@ import (
 	"github.com/alwrity/alwrity-billing/internal/storetest"
 )
 
-// leaseStorm races calls of one user, each admitted in process (as the
-// gateway admits them) by one of meters, and settles or releases every
-// admitted call at random. It returns how many were admitted and how many
-// settled.
-func leaseStorm(t *testing.T, meters []*metering.Meter, user string, calls int, req billing.ReserveRequest) (admitted, settled int64) {
+// What a storm does with each call it admitted.
+const (
+	keep    = iota // keep it in flight
+	settle         // record that it used what it reserved
+	release        // give it back unused
+)
+
+// storm races calls of user, each admitted in process (as the gateway
+// admits them: req's user and InProcess are set) by one of meters in turn,
+// and does what with each admitted call: keep, settle or release, or any
+// of them at random when what is -1 (settle three times in four). It
+// returns the calls admitted and how many were settled.
+func storm(t *testing.T, meters []*metering.Meter, user string, calls int, req billing.ReserveRequest, what int) (admitted []billing.Reservation, settled int) {
 	t.Helper()
+	req.UserID, req.InProcess = user, true
+	var mu sync.Mutex
 	var wg sync.WaitGroup
-	var seq atomic.Int64
 	for i := range calls {
 		m := meters[i%len(meters)]
 		wg.Go(func() {
-			req := req
-			req.UserID, req.InProcess = user, true
 			r, err := m.Reserve(t.Context(), req)
 			if err != nil {
 				if billing.ErrorCode(err) != billing.CodeLimitExceeded {
@@ -31,24 +37,32 @@ func leaseStorm(t *testing.T, meters []*metering.Meter, user string, calls int, 
 				}
 				return
 			}
-			seq.Add(1)
-			if rand.IntN(4) == 0 {
+			do := what
+			if do < 0 {
+				do = []int{settle, settle, settle, release}[rand.IntN(4)]
+			}
+			switch do {
+			case release:
 				if _, err := m.Release(t.Context(), r.ID); err != nil {
 					t.Errorf("release: %v", err)
 				}
-				return
+			case settle:
+				if _, err := m.Settle(t.Context(), r.ID, billing.UsageEvent{EventID: "ev-" + r.ID, StatusCode: 200,
+					Quantities: billing.Quantities{Input: req.Tokens - 5, Output: 5}, Timestamp: r.CreatedAt}); err != nil {
+					t.Errorf("settle: %v", err)
+					return
+				}
 			}
-			// The call uses what it reserved.
-			if _, err := m.Settle(t.Context(), r.ID, billing.UsageEvent{EventID: "ev-" + r.ID, StatusCode: 200,
-				Quantities: billing.Quantities{Input: req.Tokens - 5, Output: 5}, Timestamp: r.CreatedAt}); err != nil {
-				t.Errorf("settle: %v", err)
-				return
+			mu.Lock()
+			defer mu.Unlock()
+			admitted = append(admitted, r)
+			if do == settle {
+				settled++
 			}
-			atomic.AddInt64(&settled, 1)
 		})
 	}
 	wg.Wait()
-	return seq.Load(), settled
+	return admitted, settled
 }
 
 // TestLeasedAdmissionIsExact (PostgreSQL): calls admitted in process come
@@ -68,61 +82,22 @@ func TestLeasedAdmissionIsExact(t *testing.T) {
 	p := billing.CalendarMonths().At(baseTime)
 	req := billing.ReserveRequest{Provider: "openai", Model: "gpt-4", Tokens: 1000}
 
+	one := []*metering.Meter{f.m}
+
 	// One process, every call settled at once: leases serve the calls far
 	// from the limit (a recorded call's units never serve another), exact
 	// reservations the last ones, and exactly the limit is recorded.
-	var flowCalls []billing.Reservation
-	var flowMu sync.Mutex
-	var flow sync.WaitGroup
-	for range 6 * limit {
-		flow.Go(func() {
-			r, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "lease-flow", Provider: "openai", Model: "gpt-4",
-				Tokens: 1000, InProcess: true})
-			if err != nil {
-				if billing.ErrorCode(err) != billing.CodeLimitExceeded {
-					t.Errorf("reserve: %v", err)
-				}
-				return
-			}
-			if _, err := f.m.Settle(f.ctx, r.ID, billing.UsageEvent{EventID: "ev-" + r.ID, StatusCode: 200,
-				Quantities: billing.Quantities{Input: 995, Output: 5}, Timestamp: r.CreatedAt}); err != nil {
-				t.Errorf("settle: %v", err)
-			}
-			flowMu.Lock()
-			flowCalls = append(flowCalls, r)
-			flowMu.Unlock()
-		})
-	}
-	flow.Wait()
-	if len(flowCalls) != 3*limit {
-		t.Errorf("one process settling every call admitted %d; want exactly the limit, %d", len(flowCalls), 3*limit)
-	}
-	if f.m.LeasesGranted() == 0 {
-		t.Error("no lease was taken for calls far from the limit")
+	if flow, _ := storm(t, one, "lease-flow", 6*limit, req, settle); len(flow) != 3*limit {
+		t.Errorf("one process settling every call admitted %d; want exactly the limit, %d", len(flow), 3*limit)
 	}
 	granted := f.m.LeasesGranted()
+	if granted == 0 {
+		t.Error("no lease was taken for calls far from the limit")
+	}
 
 	// One process, every call kept in flight: exactly the limit is
 	// admitted, from leases and then one by one.
-	var held []billing.Reservation
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range 2 * limit {
-		wg.Go(func() {
-			r, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "lease-one", Provider: "openai", Model: "gpt-4",
-				Tokens: 1000, InProcess: true})
-			if err != nil {
-				if billing.ErrorCode(err) != billing.CodeLimitExceeded {
-					t.Errorf("reserve: %v", err)
-				}
-				return
-			}
-			mu.Lock()
-			held = append(held, r)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
+	held, _ := storm(t, one, "lease-one", 2*limit, req, keep)
 	if len(held) != limit {
 		t.Errorf("one process holding every call admitted %d; want exactly the limit, %d", len(held), limit)
 	}
@@ -135,21 +110,21 @@ func TestLeasedAdmissionIsExact(t *testing.T) {
 		}
 	}
 
-	// One process: released calls give their units back, so the storm
-	// ends with exactly the limit settled.
-	var settledOne int64
+	// One process: released calls give their units back, so the storms
+	// end with exactly the limit settled.
+	settledOne := 0
 	for round := 0; settledOne < limit && round < 20; round++ {
-		_, s := leaseStorm(t, []*metering.Meter{f.m}, "lease-one", 2*limit, req)
+		_, s := storm(t, one, "lease-one", 2*limit, req, -1)
 		settledOne += s
 	}
 	if settledOne != limit {
 		t.Errorf("one process settled %d calls; want exactly the limit, %d", settledOne, limit)
 	}
-	_, tokensSettled := leaseStorm(t, []*metering.Meter{f.m}, "lease-tokens", 300, req)
+	tokensSettled := 0
 	for round := 0; round < 20; round++ {
-		a, s := leaseStorm(t, []*metering.Meter{f.m}, "lease-tokens", 100, req)
+		a, s := storm(t, one, "lease-tokens", 300, req, -1)
 		tokensSettled += s
-		if a == 0 {
+		if len(a) == 0 {
 			break
 		}
 	}
@@ -160,9 +135,9 @@ func TestLeasedAdmissionIsExact(t *testing.T) {
 	// Three processes: never more than the limit.
 	meters := []*metering.Meter{f.m, metering.New(storetest.OpenURL(t, url), f.clk.Now, nil),
 		metering.New(storetest.OpenURL(t, url), f.clk.Now, nil)}
-	var settledMany int64
+	settledMany := 0
 	for range 3 {
-		_, s := leaseStorm(t, meters, "lease-many", limit, req)
+		_, s := storm(t, meters, "lease-many", limit, req, -1)
 		settledMany += s
 	}
 	if settledMany > limit || settledMany < limit/2 {
@@ -183,7 +158,7 @@ func TestLeasedAdmissionIsExact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]int64{"lease-flow": 3 * limit, "lease-one": settledOne, "lease-many": settledMany, "lease-tokens": tokensSettled}[user]
+		want := int64(map[string]int{"lease-flow": 3 * limit, "lease-one": settledOne, "lease-many": settledMany, "lease-tokens": tokensSettled}[user])
 		if total.Calls != want || held != (billing.Counters{}) {
 			t.Errorf("%s: %d calls used, %+v held after the meters closed; want %d and nothing", user, total.Calls, held, want)
 		}
@@ -201,28 +176,10 @@ func TestLeaseFollowsAPlanChange(t *testing.T) {
 	f := newFixtureURL(t, storetest.PostgresURL(t), baseTime)
 	plan := f.planUser("lease-change", billing.Plan{Name: "lease-change", TotalCallsLimit: billing.Ptr[int64](1000)})
 	t.Cleanup(func() { _ = f.m.Close(f.ctx) })
+	req := billing.ReserveRequest{Provider: "openai", Model: "gpt-4", Tokens: 100}
 	reserve := func(n int) int {
-		var admitted atomic.Int64
-		var wg sync.WaitGroup
-		for range n {
-			wg.Go(func() {
-				r, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "lease-change", Provider: "openai", Model: "gpt-4",
-					Tokens: 100, InProcess: true})
-				if err != nil {
-					if billing.ErrorCode(err) != billing.CodeLimitExceeded {
-						t.Errorf("reserve: %v", err)
-					}
-					return
-				}
-				admitted.Add(1)
-				if _, err := f.m.Settle(f.ctx, r.ID, billing.UsageEvent{EventID: "ev-" + r.ID, StatusCode: 200,
-					Quantities: billing.Quantities{Input: 95, Output: 5}, Timestamp: r.CreatedAt}); err != nil {
-					t.Errorf("settle: %v", err)
-				}
-			})
-		}
-		wg.Wait()
-		return int(admitted.Load())
+		admitted, _ := storm(t, []*metering.Meter{f.m}, "lease-change", n, req, settle)
+		return len(admitted)
 	}
 	if got := reserve(20); got != 20 || f.m.LeasesGranted() == 0 {
 		t.Fatalf("admitted %d of 20 with %d leases; want all, from a lease", got, f.m.LeasesGranted())
