@@ -46,6 +46,9 @@ const (
 	leaseIdle      = 250 * time.Millisecond
 	leaseMaxAge    = 30 * time.Second
 	noLeaseBackoff = time.Second
+	// leaseTendTimeout bounds the keeper's give-back of one slot's units
+	// (a database that does not answer).
+	leaseTendTimeout = 2 * time.Second
 )
 
 type leaseKey struct {
@@ -467,11 +470,13 @@ func (m *Meter) tendLeases(all bool) bool {
 		}
 	}
 	b.mu.Unlock()
-	ctx := context.Background()
 	for s := range due {
+		// Bounded: calls of the slot wait for its lock meanwhile.
+		ctx, cancel := context.WithTimeout(context.Background(), leaseTendTimeout)
 		s.mu.Lock()
 		m.giveBack(ctx, s)
 		s.mu.Unlock()
+		cancel()
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
