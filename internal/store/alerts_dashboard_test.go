@@ -108,3 +108,47 @@ func TestUnreadAlerts(t *testing.T) {
 		}
 	})
 }
+
+// TestUnreadAlertsOfASubscriptionsFirstPeriod: the calendar month a
+// subscription began in and the subscription's first period share a name;
+// each alerts once for the same limit, and the subscription's period lists
+// only its own alerts (the calendar month, which starts earlier, lists
+// both, as its usage sums both periods of the name).
+func TestUnreadAlertsOfASubscriptionsFirstPeriod(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		db := openMigrated(t, b)
+		calendar := billing.Period{Key: "2024-06", Start: time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2024, 6, 10, 10, 0, 0, 0, time.UTC)}
+		sub := billing.Period{Key: "2024-06", Start: calendar.End, End: time.Date(2024, 7, 10, 10, 0, 0, 0, time.UTC)}
+		var ids []int64
+		for _, p := range []billing.Period{calendar, sub, sub} {
+			id, created, err := db.CreateAlert(ctx, billing.Alert{UserID: "u", Type: billing.AlertUsageWarning, LimitKey: "total_calls",
+				ThresholdPercentage: 80, Title: "t", Message: "m", Severity: "warning", BillingPeriod: p.Key, PeriodStart: p.Start}, p.Start.Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if created {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) != 2 {
+			t.Fatalf("created %d alerts; want one per period (the repeat is deduplicated)", len(ids))
+		}
+		for _, c := range []struct {
+			p    billing.Period
+			want []int64
+		}{{sub, ids[1:]}, {calendar, []int64{ids[1], ids[0]}}} {
+			got, err := db.UnreadAlerts(ctx, "u", c.p, 10, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var period []int64
+			for _, a := range got.Period {
+				period = append(period, a.ID)
+			}
+			if !slices.Equal(period, c.want) || len(got.Recent) != 2 || got.Count != 2 {
+				t.Errorf("period from %s: its alerts %v, %d recent, %d unread; want %v, 2, 2", c.p.Start, period, len(got.Recent), got.Count, c.want)
+			}
+		}
+	})
+}
