@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -21,62 +22,76 @@ import (
 
 const chatBody = `{"model":"gpt-4o","max_tokens":300,"messages":[{"role":"user","content":"Hello"}]}`
 
+// TestConcurrentCallsAgainstRemainingLimit: 100 concurrent calls against
+// 10 remaining admit exactly 10, and the provider sees exactly those; the
+// same for 600 against 300, which on PostgreSQL the gateway admits from
+// leases until the last few calls.
 func TestConcurrentCallsAgainstRemainingLimit(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
-		h := newHarness(t, b, nil)
-		h.planUser(billing.Plan{Name: "ten-calls", TotalCallsLimit: billing.Ptr[int64](10)})
-		const n = 100
-		var ok, refused atomic.Int64
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for range n {
-			wg.Go(func() {
-				<-start
-				req, _ := http.NewRequest(http.MethodPost, h.url+"/gateway/openai/v1/chat/completions", strings.NewReader(chatBody))
-				req.Header.Set("Authorization", "Bearer "+h.key)
-				resp, err := h.http.Do(req)
-				if err != nil {
-					t.Errorf("call: %v", err)
-					return
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				switch resp.StatusCode {
-				case http.StatusOK:
-					ok.Add(1)
-				case http.StatusTooManyRequests:
-					refused.Add(1)
-					var p struct {
-						Error     string `json:"error"`
-						Provider  string `json:"provider"`
-						UsageInfo struct {
-							Type  string      `json:"type"`
-							Limit json.Number `json:"limit"`
-						} `json:"usage_info"`
-					}
-					if err := json.Unmarshal(body, &p); err != nil || p.Error != "Usage limit exceeded" || p.Provider != "openai" ||
-						p.UsageInfo.Type != "total_calls" || p.UsageInfo.Limit != "10" {
-						t.Errorf("429 body = %s", body)
-					}
-				default:
-					t.Errorf("unexpected %d %s", resp.StatusCode, body)
-				}
+		for _, c := range []struct{ limit, n int64 }{{10, 100}, {300, 600}} {
+			t.Run(fmt.Sprintf("%d of %d", c.limit, c.n), func(t *testing.T) {
+				concurrentCallsAgainst(t, b, c.limit, c.n)
 			})
 		}
-		close(start)
-		wg.Wait()
-		if ok.Load() != 10 || refused.Load() != n-10 {
-			t.Errorf("admitted %d and refused %d of %d calls against 10 remaining; want 10 and %d", ok.Load(), refused.Load(), n, n-10)
-		}
-		if got := h.fakes["openai"].calls.Load(); got != 10 {
-			t.Errorf("the provider saw %d calls; want exactly 10", got)
-		}
-		rows := h.waitLedger(10)
-		for _, l := range rows {
-			h.checkRow(l, openaiWant)
-		}
-		h.consistent()
 	})
+}
+
+func concurrentCallsAgainst(t *testing.T, b storetest.Backend, limit, n int64) {
+	h := newHarness(t, b, nil)
+	h.planUser(billing.Plan{Name: "capped", TotalCallsLimit: billing.Ptr(limit)})
+	var ok, refused atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			req, _ := http.NewRequest(http.MethodPost, h.url+"/gateway/openai/v1/chat/completions", strings.NewReader(chatBody))
+			req.Header.Set("Authorization", "Bearer "+h.key)
+			resp, err := h.http.Do(req)
+			if err != nil {
+				t.Errorf("call: %v", err)
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusOK:
+				ok.Add(1)
+			case http.StatusTooManyRequests:
+				refused.Add(1)
+				var p struct {
+					Error     string `json:"error"`
+					Provider  string `json:"provider"`
+					UsageInfo struct {
+						Type  string      `json:"type"`
+						Limit json.Number `json:"limit"`
+					} `json:"usage_info"`
+				}
+				if err := json.Unmarshal(body, &p); err != nil || p.Error != "Usage limit exceeded" || p.Provider != "openai" ||
+					p.UsageInfo.Type != "total_calls" || p.UsageInfo.Limit != json.Number(fmt.Sprint(limit)) {
+					t.Errorf("429 body = %s", body)
+				}
+			default:
+				t.Errorf("unexpected %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if ok.Load() != limit || refused.Load() != n-limit {
+		t.Errorf("admitted %d and refused %d of %d calls against %d remaining; want %d and %d", ok.Load(), refused.Load(), n, limit, limit, n-limit)
+	}
+	if got := h.fakes["openai"].calls.Load(); got != limit {
+		t.Errorf("the provider saw %d calls; want exactly %d", got, limit)
+	}
+	if b.Name == "postgres" && limit >= 100 && h.meter.LeasesGranted() == 0 {
+		t.Error("no lease served calls far from the limit")
+	}
+	rows := h.waitLedger(int(limit))
+	for _, l := range rows {
+		h.checkRow(l, openaiWant)
+	}
+	h.consistent()
 }
 
 // flakyMeter is the real meter behind a switch that makes every call fail
