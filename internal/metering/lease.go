@@ -3,12 +3,14 @@ package metering
 import (
 	"context"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/money"
+	"github.com/alwrity/alwrity-billing/internal/store"
 )
 
 // Leases (PostgreSQL, for calls this process settles itself: the
@@ -64,6 +66,7 @@ type leaseKey struct {
 type lease struct {
 	id                             string
 	limits                         billing.Limits
+	expires                        time.Time // its row's (the meter's clock)
 	row, inflight, settling, spent units
 	retired                        bool
 	granted, used                  time.Time // real clock
@@ -167,7 +170,7 @@ func (b *leaseBook) handOut(s *leaseSlot, r billing.Reservation, lim billing.Lim
 	defer b.mu.Unlock()
 	l := s.cur
 	u := unitsOf(r)
-	if l == nil || l.retired || b.closed || !sameLimits(l.limits, lim) || !u.fits(l.free()) {
+	if l == nil || l.retired || b.closed || !sameLimits(l.limits, lim) || !u.fits(l.free()) || r.ExpiresAt.After(l.expires) {
 		return false
 	}
 	l.inflight.add(u, 1)
@@ -192,12 +195,7 @@ func (m *Meter) reserveLeased(ctx context.Context, r billing.Reservation, lim bi
 	}
 	// The current lease (if any) cannot serve r: it retires, and what it
 	// holds for no call goes back before r is admitted otherwise.
-	b.mu.Lock()
-	if s.cur != nil {
-		s.cur.retired = true
-		s.cur = nil
-	}
-	b.mu.Unlock()
+	b.retireCurrent(s)
 	m.giveBack(ctx, s)
 	if time.Now().After(s.noLeaseUntil) {
 		if err := m.grantLease(ctx, s, r, lim, now); err != nil {
@@ -221,16 +219,25 @@ func (m *Meter) reserveLeased(ctx context.Context, r billing.Reservation, lim bi
 			return err
 		}
 		// Refused. A lease granted meanwhile may serve r; units this
-		// process held for no call may have refused it: give them back
-		// (or see that they went back meanwhile) and ask again.
+		// process held for no call, for r's provider or (the total and
+		// cost limits are the user's) any other, may have refused it:
+		// give them back (or see that they went back meanwhile) and ask
+		// again.
 		s.mu.Lock()
 		ok := b.handOut(s, r, lim)
-		gave := !ok && m.giveBack(ctx, s)
+		gave := false
+		if !ok {
+			b.retireCurrent(s)
+			gave = m.giveBack(ctx, s)
+		}
 		again := gave || b.generation(s) != gen
 		gen = b.generation(s)
 		s.mu.Unlock()
 		if ok {
 			return nil
+		}
+		if m.giveBackUser(ctx, s) {
+			again = true
 		}
 		if !again {
 			return err
@@ -241,6 +248,12 @@ func (m *Meter) reserveLeased(ctx context.Context, r billing.Reservation, lim bi
 // grantLease asks for a lease sized from what r's limits have left, under
 // s.mu. Without room for leaseMinCalls calls of r's size it asks for none.
 func (m *Meter) grantLease(ctx context.Context, s *leaseSlot, r billing.Reservation, lim billing.Limits, now time.Time) error {
+	m.leases.mu.Lock()
+	closed := m.leases.closed
+	m.leases.mu.Unlock()
+	if closed {
+		return nil
+	}
 	c, err := m.db.Counters(ctx, r.UserID, r.Period, r.Provider)
 	if err != nil {
 		return err
@@ -260,6 +273,13 @@ func (m *Meter) grantLease(ctx context.Context, s *leaseSlot, r billing.Reservat
 			s.noLeaseUntil = time.Now().Add(noLeaseBackoff)
 			return nil
 		}
+		// The row may exist (its commit's answer lost): end it rather
+		// than let it hold its units until it expires.
+		end, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaseTendTimeout)
+		defer cancel()
+		if _, ferr := m.db.FinishReservations(end, []string{lr.ID}, billing.ReservationReleased, now); ferr != nil {
+			m.logger.Warn("a lease whose grant failed could not be ended; it expires", "lease", lr.ID, "error", ferr)
+		}
 		return err
 	}
 	b := &m.leases
@@ -274,8 +294,9 @@ func (m *Meter) grantLease(ctx context.Context, s *leaseSlot, r billing.Reservat
 	}
 	b.granted.Add(1)
 	t := time.Now()
-	l := &lease{id: lr.ID, limits: lim, row: unitsOf(lr), granted: t, used: t}
+	l := &lease{id: lr.ID, limits: lim, expires: lr.ExpiresAt, row: unitsOf(lr), granted: t, used: t}
 	s.cur = l
+	s.gen++
 	b.leases[l] = s
 	if b.stop == nil {
 		b.stop, b.kept = make(chan struct{}), make(chan struct{})
@@ -317,9 +338,13 @@ func leaseSize(calls, providerCalls, providerTokens, cost int64, lim billing.Lim
 // and, for retired leases, for no call at all, ending those without calls
 // in flight; under s.mu. It reports whether anything went back.
 func (m *Meter) giveBack(ctx context.Context, s *leaseSlot) bool {
+	// A caller that gives up does not stop a give-back half way.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaseTendTimeout)
+	defer cancel()
 	b := &m.leases
 	type back struct {
 		l     *lease
+		from  units // what its row holds
 		u     units // what goes back
 		spent units // of which spent
 		end   bool
@@ -332,11 +357,11 @@ func (m *Meter) giveBack(ctx context.Context, s *leaseSlot) bool {
 		}
 		switch {
 		case l.retired && l.empty():
-			work = append(work, back{l, l.row, l.spent, true})
+			work = append(work, back{l, l.row, l.row, l.spent, true})
 		case l.retired:
-			work = append(work, back{l, l.idle(), l.spent, false})
+			work = append(work, back{l, l.row, l.idle(), l.spent, false})
 		case l.spent != units{}:
-			work = append(work, back{l, l.spent, l.spent, false})
+			work = append(work, back{l, l.row, l.spent, l.spent, false})
 		}
 	}
 	b.mu.Unlock()
@@ -358,20 +383,77 @@ func (m *Meter) giveBack(ctx context.Context, s *leaseSlot) bool {
 		if w.u == (units{}) {
 			continue
 		}
-		held, err := m.db.ShrinkLease(ctx, w.l.id, w.u.calls, w.u.tokens, money.Amount(w.u.cost))
+		to := w.from
+		to.add(w.u, -1)
+		cur, held, err := m.db.ShrinkLease(ctx, w.l.id, leaseUnits(w.from), leaseUnits(to))
 		if err != nil {
 			m.logger.Warn("lease units not given back; they are tried again", "lease", w.l.id, "error", err)
 			continue
 		}
 		b.mu.Lock()
-		w.l.row.add(w.u, -1)
-		w.l.spent.add(w.spent, -1)
+		// Normally the row now holds to; what went back is spent first.
+		back := w.from
+		back.add(unitsOfLease(cur), -1)
+		w.l.row = unitsOfLease(cur)
+		w.l.spent.add(units{min(w.spent.calls, back.calls), min(w.spent.tokens, back.tokens), min(w.spent.cost, back.cost)}, -1)
 		s.gen++
 		if !held {
-			delete(b.leases, w.l) // expired: it holds nothing any more
+			// Expired or finished elsewhere: it holds nothing, and serves
+			// no call.
+			delete(b.leases, w.l)
+			w.l.retired = true
+			if s.cur == w.l {
+				s.cur = nil
+			}
 		}
 		b.mu.Unlock()
 		gave = true
+	}
+	return gave
+}
+
+func leaseUnits(u units) store.LeaseUnits {
+	return store.LeaseUnits{Calls: u.calls, Tokens: u.tokens, Cost: money.Amount(u.cost)}
+}
+
+func unitsOfLease(u store.LeaseUnits) units {
+	return units{calls: u.Calls, tokens: u.Tokens, cost: int64(u.Cost)}
+}
+
+// retireCurrent retires s's current lease, if any: it serves no more
+// calls, and giveBack returns what it holds for none.
+func (b *leaseBook) retireCurrent(s *leaseSlot) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.cur != nil {
+		s.cur.retired = true
+		s.cur = nil
+	}
+}
+
+// giveBackUser retires the leases of the other slots of s's user and
+// period (other providers) and gives back what they hold for no call,
+// one slot at a time (never two slot locks at once). It reports whether
+// anything went back.
+func (m *Meter) giveBackUser(ctx context.Context, s *leaseSlot) bool {
+	b := &m.leases
+	var others []*leaseSlot
+	b.mu.Lock()
+	for _, ls := range b.leases {
+		k := ls.key
+		if ls != s && k.user == s.key.user && k.period == s.key.period && k.start == s.key.start && !slices.Contains(others, ls) {
+			others = append(others, ls)
+		}
+	}
+	b.mu.Unlock()
+	gave := false
+	for _, o := range others {
+		o.mu.Lock()
+		b.retireCurrent(o)
+		if m.giveBack(ctx, o) {
+			gave = true
+		}
+		o.mu.Unlock()
 	}
 	return gave
 }

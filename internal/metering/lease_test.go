@@ -1,6 +1,7 @@
 package metering_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -190,5 +191,44 @@ func TestLeaseFollowsAPlanChange(t *testing.T) {
 	}
 	if got := reserve(40); got != 5 {
 		t.Errorf("after the limit fell to 25 with 20 used, %d of 40 admitted; want 5", got)
+	}
+}
+
+// TestOwnLeaseOfAnotherProviderRefusesNothing (PostgreSQL): the total-calls
+// limit is the user's, a lease is a provider's. A call on one provider
+// that the database refuses because of units this process's lease on
+// another provider holds for no call gets them back and is admitted.
+func TestOwnLeaseOfAnotherProviderRefusesNothing(t *testing.T) {
+	f := newFixtureURL(t, storetest.PostgresURL(t), baseTime)
+	t.Cleanup(func() { _ = f.m.Close(f.ctx) })
+	const limit = 200
+	f.planUser("lease-two", billing.Plan{Name: "lease-two", TotalCallsLimit: billing.Ptr[int64](limit)})
+	r, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "lease-two", Provider: "openai", Model: "gpt-4", Tokens: 100, InProcess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "lease-two", Provider: "openai", Model: "gpt-4", Tokens: 100, InProcess: true}); err != nil {
+		t.Fatal(err)
+	}
+	if f.m.LeasesGranted() == 0 {
+		t.Fatal("no lease was taken")
+	}
+	if _, err := f.m.Release(f.ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	// All but one call of the limit are used elsewhere; the openai lease
+	// still holds units for no call (it is not idle yet).
+	events := make([]billing.UsageEvent, limit-2)
+	for i := range events {
+		events[i] = gpt4Event(fmt.Sprintf("elsewhere-%d", i), "lease-two", baseTime, 10, 5)
+	}
+	f.record(events...)
+	if _, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "lease-two", Provider: "gemini", Model: "gemini-2.5-flash",
+		Tokens: 100, InProcess: true}); err != nil {
+		t.Errorf("the last call of the limit, on another provider: %v; want it admitted", err)
+	}
+	if _, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "lease-two", Provider: "gemini", Model: "gemini-2.5-flash",
+		Tokens: 100, InProcess: true}); billing.ErrorCode(err) != billing.CodeLimitExceeded {
+		t.Errorf("a call past the limit: %v; want limit_exceeded", err)
 	}
 }

@@ -21,25 +21,53 @@ import (
 // can only refuse early, never admit past a limit. A process that dies
 // leaves its leases to expire like any reservation.
 
-// ShrinkLease gives back units of a held lease that its process has not
-// handed out. It reports whether the lease was still held.
-func (db *DB) ShrinkLease(ctx context.Context, id string, calls, tokens int64, cost money.Amount) (bool, error) {
+// LeaseUnits are the units a lease row holds.
+type LeaseUnits struct {
+	Calls, Tokens int64
+	Cost          money.Amount
+}
+
+// ShrinkLease gives back units of a held lease: its process knows the row
+// holds from and sets it to to (no more than from in any unit, none
+// negative). Only that process writes a lease's amounts, so the update is
+// conditional on from: when an earlier attempt committed but its caller
+// never learnt it (a timeout), the row no longer holds from and nothing is
+// given back twice. It returns what the row holds afterwards and whether
+// it is still held (an expired or finished lease holds nothing).
+func (db *DB) ShrinkLease(ctx context.Context, id string, from, to LeaseUnits) (LeaseUnits, bool, error) {
 	if db.dialect != Postgres {
-		return false, errors.New("leases are PostgreSQL admission")
+		return LeaseUnits{}, false, errors.New("leases are PostgreSQL admission")
 	}
-	var held bool
+	if to.Calls < 0 || to.Tokens < 0 || to.Cost < 0 || to.Calls > from.Calls || to.Tokens > from.Tokens || to.Cost > from.Cost {
+		return LeaseUnits{}, false, fmt.Errorf("shrink lease %s from %+v to %+v: not a give-back", id, from, to)
+	}
+	cur, held := to, true
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		if err := db.holdsOnly(ctx, tx); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE reservations SET calls = calls - $2, tokens = tokens - $3, cost = cost - $4
-			WHERE id = $1 AND status = 'held'`, id, calls, tokens, int64(cost))
+		res, err := tx.ExecContext(ctx, `UPDATE reservations SET calls = $5, tokens = $6, cost = $7
+			WHERE id = $1 AND status = 'held' AND calls = $2 AND tokens = $3 AND cost = $4`,
+			id, from.Calls, from.Tokens, int64(from.Cost), to.Calls, to.Tokens, int64(to.Cost))
 		if err != nil {
 			return fmt.Errorf("shrink lease %s: %w", id, err)
 		}
-		n, _ := res.RowsAffected()
-		held = n > 0
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		var status string
+		var cost int64
+		err = tx.QueryRowContext(ctx, `SELECT status, calls, tokens, cost FROM reservations WHERE id = $1`, id).
+			Scan(&status, &cur.Calls, &cur.Tokens, &cost)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			cur, held = LeaseUnits{}, false
+			return nil
+		case err != nil:
+			return fmt.Errorf("read lease %s: %w", id, err)
+		}
+		cur.Cost, held = money.Amount(cost), status == "held"
 		return nil
 	})
-	return held, err
+	return cur, held, err
 }

@@ -36,6 +36,9 @@ func TestPeriodIdentityMigration(t *testing.T) {
 			}
 		}
 		const june, sub = "2024-06-01T00:00:00.000000Z", "2024-06-10T10:00:00.000000Z"
+		// A start with a fraction of a second (imported data): its key
+		// takes whole seconds, truncated, as Go's time.Unix does.
+		const frac = "2024-06-10T10:00:00.734512Z"
 		// mid: 3 calls on the free plan, then 2 on a subscription that
 		// began on the 10th, all in one summary row (version 9 kept one per
 		// name). cal: 2 calls of a calendar month. paid: a subscription's
@@ -44,7 +47,7 @@ func TestPeriodIdentityMigration(t *testing.T) {
 			user, start string
 			n, tokens   int
 			cost        int64
-		}{{"mid", june, 3, 100, 7}, {"mid", sub, 2, 50, 11}, {"cal", june, 2, 10, 1}, {"paid", sub, 4, 20, 2}}
+		}{{"mid", june, 3, 100, 7}, {"mid", sub, 2, 50, 11}, {"cal", june, 2, 10, 1}, {"paid", sub, 4, 20, 2}, {"frac", frac, 1, 10, 1}}
 		seq := 0
 		for _, c := range calls {
 			for range c.n {
@@ -65,7 +68,7 @@ func TestPeriodIdentityMigration(t *testing.T) {
 			SELECT user_id, billing_period, provider, COUNT(*), SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END),
 				SUM(tokens_input), SUM(tokens_output), SUM(tokens_total), SUM(cost_total), SUM(response_time), $1
 			FROM api_usage_logs GROUP BY user_id, billing_period, provider`, "2024-07-01T00:00:00.000000Z")
-		for _, u := range []string{"mid", "paid"} {
+		for _, u := range []string{"mid", "paid", "frac"} {
 			exec(`INSERT INTO usage_alerts (user_id, alert_type, limit_key, threshold_percentage, title, message,
 				billing_period, dedupe_key, created_at) VALUES ($1, 'usage_warning', 'total_calls', 80, 't', 'm', '2024-06', $2, $3)`,
 				u, u+"|usage_warning|total_calls|80|2024-06", sub)
@@ -120,6 +123,11 @@ func TestPeriodIdentityMigration(t *testing.T) {
 			want != "paid|usage_warning|total_calls|80|2024-06|"+strconv.FormatInt(subPeriod.Start.Unix(), 10) {
 			t.Errorf("alert keys %v; want paid's %q and mid's unchanged", keys, want)
 		}
+		fracAlert := paidAlert
+		fracAlert.UserID, fracAlert.PeriodStart = "frac", time.Date(2024, 6, 10, 10, 0, 0, 734512000, time.UTC)
+		if want := fracAlert.DedupeKey(); keys["frac"] != want {
+			t.Errorf("alert key of a start with a fraction of a second %q; want %q", keys["frac"], want)
+		}
 		var held sql.NullString
 		if err := raw.QueryRowContext(ctx, `SELECT CAST(period_start AS TEXT) FROM reservations WHERE id = 'held-mid'`).Scan(&held); err != nil {
 			t.Fatal(err)
@@ -129,8 +137,23 @@ func TestPeriodIdentityMigration(t *testing.T) {
 			t.Errorf("held reservation %+v (%v), period_start %v; want the subscription's period", r, err, held)
 		}
 
+		// Two alerts of one limit in the two periods named 2024-06, the
+		// subscription's written first: Down keeps the calendar month's.
+		exec(`INSERT INTO usage_alerts (user_id, alert_type, limit_key, threshold_percentage, title, message,
+			billing_period, period_start, dedupe_key, created_at)
+			VALUES ('cal', 'usage_warning', 'total_calls', 90, 't', 'm', '2024-06', $1, $2, $3)`,
+			sub, "cal|usage_warning|total_calls|90|2024-06|"+strconv.FormatInt(subPeriod.Start.Unix(), 10), sub)
+		exec(`INSERT INTO usage_alerts (user_id, alert_type, limit_key, threshold_percentage, title, message,
+			billing_period, period_start, dedupe_key, created_at)
+			VALUES ('cal', 'usage_warning', 'total_calls', 90, 't', 'm', '2024-06', $1, $2, $3)`,
+			june, "cal|usage_warning|total_calls|90|2024-06", sub)
 		if err := db.MigrateTo(ctx, 9); err != nil {
 			t.Fatal(err)
+		}
+		var calKey string
+		if err := raw.QueryRowContext(ctx, `SELECT dedupe_key FROM usage_alerts WHERE user_id = 'cal' AND threshold_percentage = 90`).Scan(&calKey); err != nil ||
+			calKey != "cal|usage_warning|total_calls|90|2024-06" {
+			t.Errorf("down: cal's alerts of one limit in two periods: %q, %v; want the calendar month's alone", calKey, err)
 		}
 		var n int64
 		if err := raw.QueryRowContext(ctx, `SELECT total_calls FROM usage_summaries WHERE user_id = 'mid'`).Scan(&n); err != nil || n != 5 {

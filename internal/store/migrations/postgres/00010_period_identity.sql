@@ -11,7 +11,7 @@ UPDATE usage_alerts a SET period_start = s.period_start
   FROM usage_summaries s
  WHERE s.user_id = a.user_id AND s.billing_period = a.billing_period
    AND a.alert_type IN ('usage_warning', 'limit_reached', 'cost_warning', 'cost_overrun');
-UPDATE usage_alerts SET dedupe_key = dedupe_key || '|' || extract(epoch FROM period_start)::BIGINT
+UPDATE usage_alerts SET dedupe_key = dedupe_key || '|' || floor(extract(epoch FROM period_start))::BIGINT
  WHERE period_start IS NOT NULL
    AND period_start <> date_trunc('month', period_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
 
@@ -249,12 +249,15 @@ INSERT INTO usage_summary_providers (user_id, billing_period, provider, calls, e
         tokens, cost, response_time_sum, updated_at)
     SELECT * FROM merged_providers;
 
--- Alerts of two periods of one name become one: the earlier stays.
+-- Alerts of two periods of one name become one: the calendar month's if
+-- there is one, else the earliest.
 DELETE FROM usage_alerts a USING usage_alerts o
- WHERE o.id < a.id AND o.user_id = a.user_id AND o.alert_type = a.alert_type AND o.limit_key = a.limit_key
+ WHERE o.id <> a.id AND o.user_id = a.user_id AND o.alert_type = a.alert_type AND o.limit_key = a.limit_key
    AND o.threshold_percentage = a.threshold_percentage AND o.billing_period = a.billing_period
-   AND a.period_start IS NOT NULL AND a.period_start <> date_trunc('month', a.period_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
-UPDATE usage_alerts SET dedupe_key = left(dedupe_key, length(dedupe_key) - length('|' || extract(epoch FROM period_start)::BIGINT))
+   AND a.period_start IS NOT NULL AND a.period_start <> date_trunc('month', a.period_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+   AND (o.id < a.id OR o.period_start IS NULL
+        OR o.period_start = date_trunc('month', o.period_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC');
+UPDATE usage_alerts SET dedupe_key = left(dedupe_key, length(dedupe_key) - length('|' || floor(extract(epoch FROM period_start))::BIGINT))
  WHERE period_start IS NOT NULL
    AND period_start <> date_trunc('month', period_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
 ALTER TABLE usage_alerts DROP COLUMN period_start;

@@ -160,12 +160,14 @@ ALTER TABLE usage_summaries_prev RENAME TO usage_summaries;
 ALTER TABLE usage_summary_providers_prev RENAME TO usage_summary_providers;
 CREATE INDEX usage_summaries_period_calls ON usage_summaries (billing_period, total_calls);
 
--- Alerts of two periods of one name become one: the earlier stays.
+-- Alerts of two periods of one name become one: the calendar month's if
+-- there is one, else the earliest.
 DELETE FROM usage_alerts WHERE period_start IS NOT NULL AND substr(period_start, 9) <> '01T00:00:00.000000Z'
-   AND EXISTS (SELECT 1 FROM usage_alerts o WHERE o.id < usage_alerts.id
+   AND EXISTS (SELECT 1 FROM usage_alerts o WHERE o.id <> usage_alerts.id
         AND o.user_id = usage_alerts.user_id AND o.alert_type = usage_alerts.alert_type
         AND o.limit_key = usage_alerts.limit_key AND o.threshold_percentage = usage_alerts.threshold_percentage
-        AND o.billing_period = usage_alerts.billing_period);
+        AND o.billing_period = usage_alerts.billing_period
+        AND (o.id < usage_alerts.id OR o.period_start IS NULL OR substr(o.period_start, 9) = '01T00:00:00.000000Z'));
 UPDATE usage_alerts SET dedupe_key = substr(dedupe_key, 1, length(dedupe_key) - length(strftime('%s', period_start)) - 1)
  WHERE period_start IS NOT NULL AND substr(period_start, 9) <> '01T00:00:00.000000Z';
 ALTER TABLE usage_alerts DROP COLUMN period_start;
