@@ -63,6 +63,7 @@ type Config struct {
 	// PostgreSQL leases): at 1,024 the backlog's goroutines and records
 	// kept the collector busy under the soft memory limit, and the
 	// PostgreSQL gateway served half as many calls (docs/BENCHMARKS.md).
+	// On SQLite, whose commits keep up, the server sets 1024.
 	MaxBackgroundSettles int
 	// RetryEvery is how often pending records are retried (default 2 s).
 	RetryEvery time.Duration
