@@ -136,8 +136,10 @@ type providerKey struct {
 // statement per (user, period) and per (user, period, provider), taken in
 // a fixed order (all totals, then all provider rows, each sorted) so that
 // concurrent transactions lock rows alike and cannot deadlock each other.
+// On PostgreSQL it also returns each period's usage after the write
+// (upsertSummariesBatch); on SQLite nil.
 func addLogsToSummaries(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs []billing.UsageLog, periods map[periodKey]billing.Period,
-	now time.Time) error {
+	now time.Time) (map[periodKey]*billing.PeriodUsage, error) {
 	totals := map[periodKey]*counterDelta{}
 	byProvider := map[providerKey]*counterDelta{}
 	delta := func(pk periodKey, provider string) (*counterDelta, *counterDelta) {
@@ -169,7 +171,7 @@ func addLogsToSummaries(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs 
 		if _, err := stmts.exec(ctx, tx, upsertTotalSQL,
 			k.user, k.period, ts(p.Start), ts(p.End), d.calls, d.errors, d.tokensIn, d.tokensOut,
 			d.tokensIn+d.tokensOut, d.cost, d.responseTime, nowText); err != nil {
-			return fmt.Errorf("update usage summary: %w", err)
+			return nil, fmt.Errorf("update usage summary: %w", err)
 		}
 	}
 	vkeys := sortedProviderKeys(byProvider)
@@ -178,10 +180,10 @@ func addLogsToSummaries(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs 
 		if _, err := stmts.exec(ctx, tx, upsertProviderSQL,
 			k.user, k.period, ts(periods[k.periodKey].Start), k.provider, d.calls, d.errors, d.tokensIn, d.tokensOut, d.tokensIn+d.tokensOut,
 			d.cost, d.responseTime, nowText); err != nil {
-			return fmt.Errorf("update provider usage summary: %w", err)
+			return nil, fmt.Errorf("update provider usage summary: %w", err)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // sortedProviderKeys returns m's keys in user, period, provider order.

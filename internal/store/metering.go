@@ -146,7 +146,8 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 			}
 		}
 	}
-	if err := addLogsToSummaries(ctx, tx, stmts, fresh, periods, now); err != nil {
+	after, err := addLogsToSummaries(ctx, tx, stmts, fresh, periods, now)
+	if err != nil {
 		return nil, err
 	}
 	keys := make([]periodKey, 0, len(periods))
@@ -154,12 +155,8 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, periodKey.compare)
-	var after map[periodKey]*billing.PeriodUsage
-	if ac.Before == nil && stmts.dialect == Postgres {
-		planned := slices.DeleteFunc(slices.Clone(keys), func(k periodKey) bool { _, ok := ac.Plans[k.user]; return !ok })
-		if after, err = periodUsages(ctx, tx, planned, periods); err != nil {
-			return nil, err
-		}
+	if ac.Before != nil {
+		after = nil // the caller's counters are the ones to add to
 	}
 	for _, k := range keys {
 		plan, ok := ac.Plans[k.user]

@@ -12,9 +12,10 @@ import (
 // A group commit on PostgreSQL touches the summary rows of every user in
 // it. Row by row that is two upserts and two reads per (user, period), each
 // a round trip while the transaction holds those users' rows; here the
-// whole group's upserts are two statements and its reads two more, with the
-// rows taken in the same sorted order as row by row (unnest keeps the
-// arrays' order), so concurrent groups still cannot deadlock.
+// whole group's upserts are two statements, which return the rows as they
+// are after them (what the alert checks read), with the rows taken in the
+// same sorted order as row by row (unnest keeps the arrays' order), so
+// concurrent groups still cannot deadlock.
 
 const upsertTotalsBatchSQL = `INSERT INTO usage_summaries (user_id, billing_period, period_start, period_end,
 	total_calls, total_errors, tokens_input, tokens_output, total_tokens, total_cost, response_time_sum,
@@ -24,7 +25,9 @@ const upsertTotalsBatchSQL = `INSERT INTO usage_summaries (user_id, billing_peri
 	FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[], $6::bigint[],
 		$7::bigint[], $8::bigint[], $9::bigint[], $10::float8[], $11::int[])
 		AS u(user_id, billing_period, period_start, period_end, calls, errors, tokens_in, tokens_out, cost, response_time, ord)
-	ORDER BY u.ord ` + addToTotals
+	ORDER BY u.ord ` + addToTotals + `
+	RETURNING user_id, billing_period, period_start, total_calls, total_errors, tokens_input, tokens_output,
+		total_cost, response_time_sum, updated_at`
 
 const upsertProvidersBatchSQL = `INSERT INTO usage_summary_providers (user_id, billing_period, period_start, provider,
 	calls, errors, tokens_input, tokens_output, tokens, cost, response_time_sum, updated_at)
@@ -33,12 +36,17 @@ const upsertProvidersBatchSQL = `INSERT INTO usage_summary_providers (user_id, b
 	FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
 		$8::bigint[], $9::bigint[], $10::float8[], $11::int[])
 		AS u(user_id, billing_period, period_start, provider, calls, errors, tokens_in, tokens_out, cost, response_time, ord)
-	ORDER BY u.ord ` + addToProviders
+	ORDER BY u.ord ` + addToProviders + `
+	RETURNING user_id, billing_period, period_start, provider, calls, errors, tokens_input, tokens_output, cost,
+		response_time_sum`
 
 // upsertSummariesBatch is addLogsToSummaries' write on PostgreSQL; tkeys
-// and vkeys are sorted.
+// and vkeys are sorted. It returns each period's usage after the write:
+// the totals, and the providers this group used (the others did not
+// change, so no alert of theirs can be due now).
 func upsertSummariesBatch(ctx context.Context, tx *sql.Tx, totals map[periodKey]*counterDelta, tkeys []periodKey,
-	byProvider map[providerKey]*counterDelta, vkeys []providerKey, periods map[periodKey]billing.Period, now time.Time) error {
+	byProvider map[providerKey]*counterDelta, vkeys []providerKey, periods map[periodKey]billing.Period, now time.Time) (map[periodKey]*billing.PeriodUsage, error) {
+	after := make(map[periodKey]*billing.PeriodUsage, len(tkeys))
 	n := len(tkeys)
 	users, keys := make([]string, n), make([]string, n)
 	starts, ends := make([]time.Time, n), make([]time.Time, n)
@@ -48,9 +56,29 @@ func upsertSummariesBatch(ctx context.Context, tx *sql.Tx, totals map[periodKey]
 		d, p := totals[k], periods[k]
 		users[i], keys[i], starts[i], ends[i] = k.user, k.period, p.Start, p.End
 		calls[i], errs[i], in[i], out[i], cost[i], rt[i], ord[i] = d.calls, d.errors, d.tokensIn, d.tokensOut, d.cost, d.responseTime, int32(i)
+		after[k] = &billing.PeriodUsage{UserID: k.user, Period: p, ByProvider: map[string]billing.Counters{}}
 	}
-	if _, err := tx.ExecContext(ctx, upsertTotalsBatchSQL, users, keys, starts, ends, calls, errs, in, out, cost, rt, ord, now); err != nil {
-		return fmt.Errorf("update usage summaries: %w", err)
+	rows, err := tx.QueryContext(ctx, upsertTotalsBatchSQL, users, keys, starts, ends, calls, errs, in, out, cost, rt, ord, now)
+	if err != nil {
+		return nil, fmt.Errorf("update usage summaries: %w", err)
+	}
+	for rows.Next() {
+		var k periodKey
+		var start, updated time.Time
+		var c billing.Counters
+		if err := rows.Scan(&k.user, &k.period, &start, &c.Calls, &c.Errors, &c.TokensInput, &c.TokensOutput, &c.Cost,
+			&c.ResponseTimeSum, &updated); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("update usage summaries: %w", err)
+		}
+		k.start = start.UnixMicro()
+		if u := after[k]; u != nil {
+			u.Total, u.LastUpdated = c, updated
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("update usage summaries: %w", err)
 	}
 	n = len(vkeys)
 	users, keys, provs := make([]string, n), make([]string, n), make([]string, n)
@@ -62,53 +90,9 @@ func upsertSummariesBatch(ctx context.Context, tx *sql.Tx, totals map[periodKey]
 		users[i], keys[i], starts[i], provs[i] = k.user, k.period, periods[k.periodKey].Start, k.provider
 		calls[i], errs[i], in[i], out[i], cost[i], rt[i], ord[i] = d.calls, d.errors, d.tokensIn, d.tokensOut, d.cost, d.responseTime, int32(i)
 	}
-	if _, err := tx.ExecContext(ctx, upsertProvidersBatchSQL, users, keys, starts, provs, calls, errs, in, out, cost, rt, ord, now); err != nil {
-		return fmt.Errorf("update provider usage summaries: %w", err)
-	}
-	return nil
-}
-
-// periodUsages reads the usage of several (user, period)s in two
-// statements (PostgreSQL).
-func periodUsages(ctx context.Context, tx *sql.Tx, keys []periodKey, periods map[periodKey]billing.Period) (map[periodKey]*billing.PeriodUsage, error) {
-	out := make(map[periodKey]*billing.PeriodUsage, len(keys))
-	users, ps := make([]string, len(keys)), make([]string, len(keys))
-	starts := make([]time.Time, len(keys))
-	for i, k := range keys {
-		users[i], ps[i], starts[i] = k.user, k.period, periods[k].Start
-		out[k] = &billing.PeriodUsage{UserID: k.user, Period: periods[k], ByProvider: map[string]billing.Counters{}}
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT s.user_id, s.billing_period, s.period_start, s.total_calls, s.total_errors,
-		s.tokens_input, s.tokens_output, s.total_cost, s.response_time_sum, s.updated_at
-		FROM usage_summaries s JOIN unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(user_id, billing_period, period_start)
-		ON s.user_id = k.user_id AND s.billing_period = k.billing_period AND s.period_start = k.period_start`, users, ps, starts)
+	prow, err := tx.QueryContext(ctx, upsertProvidersBatchSQL, users, keys, starts, provs, calls, errs, in, out, cost, rt, ord, now)
 	if err != nil {
-		return nil, fmt.Errorf("read usage summaries: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k periodKey
-		var start time.Time
-		var c billing.Counters
-		var updated time.Time
-		if err := rows.Scan(&k.user, &k.period, &start, &c.Calls, &c.Errors, &c.TokensInput, &c.TokensOutput, &c.Cost,
-			&c.ResponseTimeSum, &updated); err != nil {
-			return nil, fmt.Errorf("scan usage summary: %w", err)
-		}
-		k.start = start.UnixMicro()
-		if u := out[k]; u != nil {
-			u.Total, u.LastUpdated = c, updated
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read usage summaries: %w", err)
-	}
-	prow, err := tx.QueryContext(ctx, `SELECT p.user_id, p.billing_period, p.period_start, p.provider, p.calls, p.errors,
-		p.tokens_input, p.tokens_output, p.cost, p.response_time_sum
-		FROM usage_summary_providers p JOIN unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(user_id, billing_period, period_start)
-		ON p.user_id = k.user_id AND p.billing_period = k.billing_period AND p.period_start = k.period_start`, users, ps, starts)
-	if err != nil {
-		return nil, fmt.Errorf("read provider summaries: %w", err)
+		return nil, fmt.Errorf("update provider usage summaries: %w", err)
 	}
 	defer prow.Close()
 	for prow.Next() {
@@ -118,15 +102,15 @@ func periodUsages(ctx context.Context, tx *sql.Tx, keys []periodKey, periods map
 		var c billing.Counters
 		if err := prow.Scan(&k.user, &k.period, &start, &provider, &c.Calls, &c.Errors, &c.TokensInput, &c.TokensOutput,
 			&c.Cost, &c.ResponseTimeSum); err != nil {
-			return nil, fmt.Errorf("scan provider summary: %w", err)
+			return nil, fmt.Errorf("update provider usage summaries: %w", err)
 		}
 		k.start = start.UnixMicro()
-		if u := out[k]; u != nil {
+		if u := after[k]; u != nil {
 			u.ByProvider[provider] = c
 		}
 	}
 	if err := prow.Err(); err != nil {
-		return nil, fmt.Errorf("read provider summaries: %w", err)
+		return nil, fmt.Errorf("update provider usage summaries: %w", err)
 	}
-	return out, nil
+	return after, nil
 }

@@ -36,7 +36,8 @@ func (db *DB) RecordUsage(ctx context.Context, logs []billing.UsageLog, periodEn
 			delete(inserted, l.EventID)
 			periods[logPeriodKey(l)] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: periodEnd[l.BillingPeriod]}
 		}
-		return addLogsToSummaries(ctx, tx, &db.stmts, logs, periods, now)
+		_, err = addLogsToSummaries(ctx, tx, &db.stmts, logs, periods, now)
+		return err
 	})
 }
 
