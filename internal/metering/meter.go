@@ -673,9 +673,8 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 	if leased != nil {
 		return m.settleLeased(ctx, leased, e)
 	}
-	if e.UserID != r.UserID || e.Provider != r.Provider {
-		return billing.EventResult{}, billing.Errorf(billing.CodeInvalid, "the usage names user %q / provider %q but reservation %s is for %q / %q",
-			e.UserID, e.Provider, id, r.UserID, r.Provider)
+	if err := usageOf(e, r); err != nil {
+		return billing.EventResult{}, err
 	}
 	b, err := m.prepare(ctx, []billing.UsageEvent{e}, m.now())
 	if err != nil {
@@ -727,6 +726,16 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 	return results[0], nil
 }
 
+// usageOf refuses usage e as the settle of reservation r unless it names
+// r's user and provider.
+func usageOf(e billing.UsageEvent, r billing.Reservation) error {
+	if e.UserID != r.UserID || e.Provider != r.Provider {
+		return billing.Errorf(billing.CodeInvalid, "the usage names user %q / provider %q but reservation %s is for %q / %q",
+			e.UserID, e.Provider, r.ID, r.UserID, r.Provider)
+	}
+	return nil
+}
+
 // settleLeased records the usage of a call admitted from a lease; its
 // units are given back to the database a moment later (see lease.go).
 // After a settle that fails the call is still in flight (to be settled
@@ -735,10 +744,8 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 func (m *Meter) settleLeased(ctx context.Context, c *leasedCall, e billing.UsageEvent) (res billing.EventResult, err error) {
 	recorded := false
 	defer func() { m.settledLeased(c, recorded, err != nil) }()
-	r := c.r
-	if e.UserID != r.UserID || e.Provider != r.Provider {
-		return res, billing.Errorf(billing.CodeInvalid, "the usage names user %q / provider %q but reservation %s is for %q / %q",
-			e.UserID, e.Provider, r.ID, r.UserID, r.Provider)
+	if err := usageOf(e, c.r); err != nil {
+		return res, err
 	}
 	b, err := m.prepare(ctx, []billing.UsageEvent{e}, m.now())
 	if err != nil {

@@ -155,9 +155,6 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, periodKey.compare)
-	if ac.Before != nil {
-		after = nil // the caller's counters are the ones to add to
-	}
 	for _, k := range keys {
 		plan, ok := ac.Plans[k.user]
 		if !ok || periods[k].Start.Before(ac.Anchors[k.user]) {
