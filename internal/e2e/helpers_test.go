@@ -139,7 +139,8 @@ func startServers(t *testing.T, n int, dbURL string) []*server {
 	return servers
 }
 
-func launch(t *testing.T, name, dbURL string) *server {
+// launch starts a server on dbURL with env added to its environment.
+func launch(t *testing.T, name, dbURL string, env ...string) *server {
 	t.Helper()
 	s := &server{t: t, name: name, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(binary, "serve", "--host", "127.0.0.1", "--port", "0")
@@ -149,6 +150,7 @@ func launch(t *testing.T, name, dbURL string) *server {
 	s.cmd.Dir = t.TempDir()
 	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.cmd.Dir, "TMPDIR=" + os.TempDir(),
 		"DATABASE_URL=" + dbURL, "ALWRITY_ADMIN_KEY=" + adminKey, "GORACE=halt_on_error=0"}
+	s.cmd.Env = append(s.cmd.Env, env...)
 	s.cmd.Stdout = io.Discard
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
