@@ -72,11 +72,23 @@ type ReserveRequest struct {
 	InProcess bool
 }
 
+// InUse is what a refusal reports as used: the settled usage plus what
+// reservations hold, the holds counted up to the room the limit left. An
+// admission never holds more than that room, but on PostgreSQL a call's
+// units are counted twice for a moment after it is recorded — in the
+// usage, and in the lease that admitted it until the lease gives them back
+// (metering/lease.go) — so the raw sum can pass the limit ("Used 154 of
+// 145") with no call over it. Settled usage is reported whole, also
+// beyond the limit.
+func (l LimitInfo) InUse() int64 {
+	return l.Used + min(l.Reserved, max(0, l.Limit-l.Used))
+}
+
 // RefusalMessage says, for people, which limit refused an admission.
 func (l LimitInfo) RefusalMessage() string {
-	used, limit := fmt.Sprint(l.Used+l.Reserved), fmt.Sprint(l.Limit)
+	used, limit := fmt.Sprint(l.InUse()), fmt.Sprint(l.Limit)
 	if l.Money {
-		used, limit = money.Amount(l.Used+l.Reserved).Dollars(), money.Amount(l.Limit).Dollars()
+		used, limit = money.Amount(l.InUse()).Dollars(), money.Amount(l.Limit).Dollars()
 	}
 	switch {
 	case l.Money:

@@ -135,7 +135,7 @@ func (p *LimitProblem) Error() string { return p.Message }
 // API and the LLM gateway alike.
 func NewLimitProblem(e *billing.Error) *LimitProblem {
 	l := e.Limit
-	used := l.Used + l.Reserved
+	used := l.InUse()
 	// Amounts are in the limit's unit: counts for calls and tokens, exact
 	// USD for the cost limit (never pico-dollars beside a limit in USD).
 	amount := func(v int64) json.Number {
