@@ -53,6 +53,7 @@ type result struct {
 	errors   int64
 	elapsed  time.Duration
 	cpu      time.Duration // the target process's CPU time during the run
+	dbCPU    time.Duration // the PostgreSQL server's CPU time during the run, for a gateway on PostgreSQL
 	lats     []time.Duration
 }
 
@@ -160,8 +161,8 @@ func bench(args []string) error {
 
 	fmt.Printf("\n%d rounds × %s per run (after %s warm-up), targets alternated within each round; gateway calls spread over %d user(s)\n\n",
 		*rounds, *duration, *warmup, max(*users, 1))
-	fmt.Println("| mode | conns | target | req/s | × proxy | p50 ms | p99 ms | p50 − proxy (ms) | CPU µs/req | errors |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| mode | conns | target | req/s | × proxy | p50 ms | p99 ms | p50 − proxy (ms) | CPU µs/req | PostgreSQL CPU µs/req | errors |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, mode := range strings.Split(*modes, ",") {
 		for _, cs := range strings.Split(*concs, ",") {
 			conc, err := strconv.Atoi(strings.TrimSpace(cs))
@@ -177,6 +178,7 @@ func bench(args []string) error {
 					total[i].errors += r.errors
 					total[i].elapsed += r.elapsed
 					total[i].cpu += r.cpu
+					total[i].dbCPU += r.dbCPU
 					total[i].lats = append(total[i].lats, r.lats...)
 				}
 			}
@@ -194,7 +196,11 @@ func bench(args []string) error {
 					delta = fmt.Sprintf("%+.3f", p50-proxyP50)
 				}
 				cpu := float64(r.cpu.Microseconds()) / float64(max(r.requests, 1))
-				fmt.Printf("| %s | %d | %s | %.0f | %s | %.3f | %.3f | %s | %.0f | %d |\n", mode, conc, t.name, rate, ratio, p50, p99, delta, cpu, r.errors)
+				dbCPU := ""
+				if t.onPostgres() {
+					dbCPU = fmt.Sprintf("%.0f", float64(r.dbCPU.Microseconds())/float64(max(r.requests, 1)))
+				}
+				fmt.Printf("| %s | %d | %s | %.0f | %s | %.3f | %.3f | %s | %.0f | %s | %d |\n", mode, conc, t.name, rate, ratio, p50, p99, delta, cpu, dbCPU, r.errors)
 			}
 		}
 	}
@@ -276,6 +282,10 @@ func run(t *target, mode string, conc int, d time.Duration) result {
 		body = streamBody
 	}
 	cpu0 := cpuTime(t.cmd.Process.Pid)
+	var db0 time.Duration
+	if t.onPostgres() {
+		db0 = postgresCPU()
+	}
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -329,6 +339,9 @@ func run(t *target, mode string, conc int, d time.Duration) result {
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	res.cpu = cpuTime(t.cmd.Process.Pid) - cpu0
+	if t.onPostgres() {
+		res.dbCPU = postgresCPU() - db0
+	}
 	res.requests = int64(len(res.lats))
 	return res
 }
@@ -343,20 +356,51 @@ func pct(lats []time.Duration, p int) float64 {
 	return float64(s[i].Microseconds()) / 1000
 }
 
+// onPostgres reports whether t is a gateway on PostgreSQL.
+func (t *target) onPostgres() bool {
+	return t.gateway && (strings.HasPrefix(t.dbURL, "postgres://") || strings.HasPrefix(t.dbURL, "postgresql://"))
+}
+
 // cpuTime is a process's user plus system CPU time, from /proc.
 func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	_, cpu := procCPU(fmt.Sprintf("/proc/%d/stat", pid))
+	return cpu
+}
+
+// procCPU reads a /proc/PID/stat file: the command name and its user
+// plus system CPU time.
+func procCPU(path string) (string, time.Duration) {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0
+		return "", 0
+	}
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open || end+2 > len(b) {
+		return "", 0
 	}
 	// Fields after the command name, which is in parentheses.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	f := strings.Fields(string(b[end+2:]))
 	if len(f) < 13 {
-		return 0
+		return "", 0
 	}
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+	return string(b[open+1 : end]), time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// postgresCPU is the CPU time of every PostgreSQL process on this host (the
+// server shares the machine with the load, so its backends' work is part of
+// each call's cost). Backends that exit during a run take their time with
+// them; the gateways keep their connections open.
+func postgresCPU() time.Duration {
+	paths, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var total time.Duration
+	for _, p := range paths {
+		if name, cpu := procCPU(p); name == "postgres" {
+			total += cpu
+		}
+	}
+	return total
 }
 
 // memory returns a process's peak and current resident set, in MB.
