@@ -30,7 +30,7 @@ type UserOverview struct {
 // two periods of one name (a subscription that started mid-month and the
 // calendar month before it) it returns the later, the subscription's.
 func (db *DB) ListUserOverviews(ctx context.Context, periodKeys []string, limit int) ([]UserOverview, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT user_id FROM (
+	rows, err := db.readRows(ctx, `SELECT user_id FROM (
 			SELECT user_id FROM usage_summaries
 			UNION SELECT user_id FROM user_subscriptions
 			UNION SELECT user_id FROM api_keys WHERE role = 'user' AND user_id <> ''
@@ -59,7 +59,7 @@ func (db *DB) ListUserOverviews(ctx context.Context, periodKeys []string, limit 
 
 	// The newest active or past-due subscription per user, as
 	// CurrentSubscription picks it: rows come newest first per user.
-	subs, err := db.read.QueryContext(ctx, `SELECT `+subscriptionColumns+` FROM user_subscriptions
+	subs, err := db.readRows(ctx, `SELECT `+subscriptionColumns+` FROM user_subscriptions
 		WHERE status IN ('active', 'past_due') ORDER BY user_id, created_at DESC, id DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
@@ -103,7 +103,7 @@ func (db *DB) ListUserOverviews(ctx context.Context, periodKeys []string, limit 
 	put := func(u billing.PeriodUsage) { out[index[u.UserID]].Usage[u.Period.Key] = u }
 	type named struct{ user, key string }
 	latest := map[named]time.Time{} // the start of each user's latest period of a name
-	totals, err := db.read.QueryContext(ctx, `SELECT user_id, billing_period, period_start, total_calls, total_errors,
+	totals, err := db.readRows(ctx, `SELECT user_id, billing_period, period_start, total_calls, total_errors,
 		tokens_input, tokens_output, total_cost, response_time_sum, updated_at FROM usage_summaries
 		WHERE billing_period IN (`+in+`) ORDER BY period_start`, args...)
 	if err != nil {
@@ -132,7 +132,7 @@ func (db *DB) ListUserOverviews(ctx context.Context, periodKeys []string, limit 
 	if err := totals.Err(); err != nil {
 		return nil, fmt.Errorf("read usage summaries: %w", err)
 	}
-	prov, err := db.read.QueryContext(ctx, `SELECT user_id, billing_period, period_start, provider, calls, errors,
+	prov, err := db.readRows(ctx, `SELECT user_id, billing_period, period_start, provider, calls, errors,
 		tokens_input, tokens_output, cost, response_time_sum FROM usage_summary_providers WHERE billing_period IN (`+in+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read provider summaries: %w", err)
@@ -156,7 +156,7 @@ func (db *DB) ListUserOverviews(ctx context.Context, periodKeys []string, limit 
 
 // ListRecentAlerts returns the newest alerts of every user, newest first.
 func (db *DB) ListRecentAlerts(ctx context.Context, limit int) ([]billing.Alert, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+alertColumns+` FROM usage_alerts
+	rows, err := db.readRows(ctx, `SELECT `+alertColumns+` FROM usage_alerts
 		ORDER BY created_at DESC, id DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list recent alerts: %w", err)

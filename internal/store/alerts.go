@@ -55,7 +55,7 @@ func (db *DB) ListAlerts(ctx context.Context, f billing.AlertFilter) (alerts []b
 		where = append(where, fmt.Sprintf("billing_period = $%d", len(args)))
 	}
 	base := strings.Join(where, " AND ")
-	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN is_read THEN 0 ELSE 1 END), 0)
+	if err := db.readRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN is_read THEN 0 ELSE 1 END), 0)
 		FROM usage_alerts WHERE `+base, args...).Scan(&total, &unread); err != nil {
 		return nil, 0, 0, fmt.Errorf("count alerts: %w", err)
 	}
@@ -65,7 +65,7 @@ func (db *DB) ListAlerts(ctx context.Context, f billing.AlertFilter) (alerts []b
 		total = unread
 	}
 	args = append(args, f.Limit)
-	rows, err := db.read.QueryContext(ctx, `SELECT `+alertColumns+` FROM usage_alerts WHERE `+cond+
+	rows, err := db.readRows(ctx, `SELECT `+alertColumns+` FROM usage_alerts WHERE `+cond+
 		fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args)), args...)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("list alerts: %w", err)
@@ -99,7 +99,7 @@ func scanAlert(r rowScanner) (billing.Alert, error) {
 
 // GetAlert returns one alert. Errors: not_found.
 func (db *DB) GetAlert(ctx context.Context, id int64) (billing.Alert, error) {
-	a, err := scanAlert(db.read.QueryRowContext(ctx, `SELECT `+alertColumns+` FROM usage_alerts WHERE id = $1`, id))
+	a, err := scanAlert(db.readRow(ctx, `SELECT `+alertColumns+` FROM usage_alerts WHERE id = $1`, id))
 	if err != nil {
 		return a, notFound(err, "alert %d not found", id)
 	}

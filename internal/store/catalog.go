@@ -15,7 +15,7 @@ import (
 
 // ListProviders returns the known providers in display order.
 func (db *DB) ListProviders(ctx context.Context) ([]billing.Provider, error) {
-	rows, err := db.read.QueryContext(ctx,
+	rows, err := db.readRows(ctx,
 		`SELECT name, display_name, kind, meters_tokens, sort_order FROM api_providers ORDER BY sort_order, name`)
 	if err != nil {
 		return nil, fmt.Errorf("list providers: %w", err)
@@ -74,7 +74,7 @@ func (db *DB) DefaultPlan(ctx context.Context) (billing.Plan, error) {
 }
 
 func (db *DB) queryPlans(ctx context.Context, q string, args ...any) ([]billing.Plan, error) {
-	rows, err := db.read.QueryContext(ctx, q, args...)
+	rows, err := db.readRows(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query plans: %w", err)
 	}
@@ -119,7 +119,7 @@ func (db *DB) queryPlans(ctx context.Context, q string, args ...any) ([]billing.
 	if len(plans) == 0 {
 		return plans, nil
 	}
-	lrows, err := db.read.QueryContext(ctx, `SELECT plan_id, provider, calls_limit, tokens_limit FROM plan_provider_limits`)
+	lrows, err := db.readRows(ctx, `SELECT plan_id, provider, calls_limit, tokens_limit FROM plan_provider_limits`)
 	if err != nil {
 		return nil, fmt.Errorf("query plan limits: %w", err)
 	}
@@ -222,7 +222,7 @@ func (db *DB) ListPrices(ctx context.Context, provider string, at time.Time) ([]
 		args = append(args, provider)
 	}
 	q += ` ORDER BY provider, model_name, effective_date DESC`
-	rows, err := db.read.QueryContext(ctx, q, args...)
+	rows, err := db.readRows(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query prices: %w", err)
 	}
@@ -410,7 +410,7 @@ func (db *DB) MissingDefaults(ctx context.Context, plans []billing.Plan, prices 
 	var missing []string
 	for _, p := range plans {
 		var ok bool
-		if err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM subscription_plans WHERE name = $1)`, p.Name).Scan(&ok); err != nil {
+		if err := db.readRow(ctx, `SELECT EXISTS (SELECT 1 FROM subscription_plans WHERE name = $1)`, p.Name).Scan(&ok); err != nil {
 			return nil, err
 		}
 		if !ok {
@@ -419,7 +419,7 @@ func (db *DB) MissingDefaults(ctx context.Context, plans []billing.Plan, prices 
 	}
 	for _, p := range prices {
 		var ok bool
-		if err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM api_provider_pricing WHERE provider = $1 AND model_name = $2)`,
+		if err := db.readRow(ctx, `SELECT EXISTS (SELECT 1 FROM api_provider_pricing WHERE provider = $1 AND model_name = $2)`,
 			p.Provider, p.ModelName).Scan(&ok); err != nil {
 			return nil, err
 		}

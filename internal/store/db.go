@@ -64,6 +64,7 @@ type DB struct {
 	// reads are hot read statements prepared on the read pool (SQLite).
 	readMu sync.Mutex
 	reads  map[string]*sql.Stmt
+	closed bool   // Close has run: no statement is kept any more
 	path   string // the SQLite file
 	// allLogs caches the count of every user's ledger rows.
 	allLogs atomic.Pointer[allLogsCount]
@@ -240,7 +241,7 @@ func (db *DB) Close() error {
 	for _, st := range db.reads {
 		st.Close()
 	}
-	db.reads = nil
+	db.reads, db.closed = nil, true
 	db.readMu.Unlock()
 	var errs []error
 	if db.read != nil && db.read != db.write {
@@ -332,7 +333,7 @@ func (db *DB) tables(ctx context.Context) (map[string]bool, error) {
 	if db.dialect == Postgres {
 		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
 	}
-	rows, err := db.read.QueryContext(ctx, q)
+	rows, err := db.readRows(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
 	}
@@ -421,21 +422,35 @@ func (db *DB) readRows(ctx context.Context, q string, args ...any) (*sql.Rows, e
 	return db.read.QueryContext(ctx, q, args...)
 }
 
+// maxReadStmts bounds the read statements kept prepared. The texts come
+// from a fixed set of queries, some with a variable number of bound
+// values (a usage read of n periods), so the set is small but not fixed.
+const maxReadStmts = 256
+
 // readStmt returns q prepared on the SQLite read pool, preparing it the
-// first time; nil on PostgreSQL or when it cannot be prepared (the caller
-// then runs the text).
+// first time; nil on PostgreSQL, when it cannot be prepared or when
+// maxReadStmts are kept already (the caller then runs the text).
 func (db *DB) readStmt(ctx context.Context, q string) *sql.Stmt {
 	if db.dialect != SQLite {
 		return nil
 	}
 	db.readMu.Lock()
-	defer db.readMu.Unlock()
-	if st := db.reads[q]; st != nil {
+	st, full := db.reads[q], len(db.reads) >= maxReadStmts
+	db.readMu.Unlock()
+	if st != nil || full {
 		return st
 	}
+	// Prepared outside the lock: preparing waits for a free connection,
+	// and other reads must not wait behind it.
 	st, err := db.read.PrepareContext(ctx, q)
 	if err != nil {
 		return nil
+	}
+	db.readMu.Lock()
+	defer db.readMu.Unlock()
+	if kept := db.reads[q]; kept != nil || db.closed {
+		st.Close() // prepared meanwhile by another read, or the store closed
+		return kept
 	}
 	if db.reads == nil {
 		db.reads = map[string]*sql.Stmt{}

@@ -77,7 +77,7 @@ func (db *DB) FinishReservations(ctx context.Context, ids []string, status strin
 
 // HeldReservations returns every reservation still held, oldest first.
 func (db *DB) HeldReservations(ctx context.Context) ([]billing.Reservation, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+reservationColumns+` FROM reservations WHERE status = 'held' ORDER BY created_at`)
+	rows, err := db.readRows(ctx, `SELECT `+reservationColumns+` FROM reservations WHERE status = 'held' ORDER BY created_at`)
 	if err != nil {
 		return nil, fmt.Errorf("read held reservations: %w", err)
 	}

@@ -37,7 +37,7 @@ func scanKey(r rowScanner, extra ...any) (billing.APIKey, error) {
 // KeyByPrefix returns a key and its stored hash. Errors: not_found.
 func (db *DB) KeyByPrefix(ctx context.Context, prefix string) (billing.APIKey, string, error) {
 	var hash string
-	k, err := scanKey(db.read.QueryRowContext(ctx, `SELECT `+keyColumns+`, key_hash FROM api_keys WHERE key_prefix = $1`, prefix), &hash)
+	k, err := scanKey(db.readRow(ctx, `SELECT `+keyColumns+`, key_hash FROM api_keys WHERE key_prefix = $1`, prefix), &hash)
 	if err != nil {
 		return k, "", notFound(err, "api key not found")
 	}
@@ -51,7 +51,7 @@ func (db *DB) ListKeys(ctx context.Context, userID string) ([]billing.APIKey, er
 		q += ` WHERE user_id = $1`
 		args = append(args, userID)
 	}
-	rows, err := db.read.QueryContext(ctx, q+` ORDER BY id DESC`, args...)
+	rows, err := db.readRows(ctx, q+` ORDER BY id DESC`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list api keys: %w", err)
 	}
@@ -82,7 +82,7 @@ func (db *DB) RevokeKey(ctx context.Context, prefix string, now time.Time) error
 // HasActiveAdminKey reports whether any unrevoked admin key is stored.
 func (db *DB) HasActiveAdminKey(ctx context.Context) (bool, error) {
 	var ok bool
-	err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL)`).Scan(&ok)
+	err := db.readRow(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL)`).Scan(&ok)
 	return ok, err
 }
 

@@ -358,7 +358,7 @@ func notifyChange(ctx context.Context, tx *sql.Tx, s billing.Subscription, plan 
 func (db *DB) CloseDue(ctx context.Context, now time.Time, limit int) (int, error) {
 	closed := 0
 	for closed < limit {
-		rows, err := db.read.QueryContext(ctx, `SELECT id FROM user_subscriptions WHERE next_close_at <= $1
+		rows, err := db.readRows(ctx, `SELECT id FROM user_subscriptions WHERE next_close_at <= $1
 			ORDER BY next_close_at, id LIMIT 100`, ts(now))
 		if err != nil {
 			return closed, fmt.Errorf("find periods to close: %w", err)
@@ -689,14 +689,14 @@ func (db *DB) Invoices(ctx context.Context, f InvoiceFilter) ([]billing.Invoice,
 		where += fmt.Sprintf(` AND billing_period = $%d`, len(args))
 	}
 	var total int
-	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM billing_history `+where, args...).Scan(&total); err != nil {
+	if err := db.readRow(ctx, `SELECT COUNT(*) FROM billing_history `+where, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count invoices: %w", err)
 	}
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
 	args = append(args, f.Limit, f.Offset)
-	rows, err := db.read.QueryContext(ctx, `SELECT `+invoiceColumns+` FROM billing_history `+where+
+	rows, err := db.readRows(ctx, `SELECT `+invoiceColumns+` FROM billing_history `+where+
 		fmt.Sprintf(` ORDER BY period_start DESC, id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args)), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list invoices: %w", err)
@@ -771,7 +771,7 @@ func (db *DB) SubscriptionHistory(ctx context.Context, userID string, limit int)
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT id, user_id, subscription_id, event, from_plan_id, from_plan_name,
+	rows, err := db.readRows(ctx, `SELECT id, user_id, subscription_id, event, from_plan_id, from_plan_name,
 		to_plan_id, to_plan_name, billing_cycle, period_start, period_end, usage_calls, usage_tokens, usage_cost,
 		effective_at, created_at FROM subscription_history WHERE user_id = $1 ORDER BY effective_at DESC, id DESC LIMIT $2`,
 		userID, limit)

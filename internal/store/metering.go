@@ -397,7 +397,7 @@ const countersSQL = `SELECT COALESCE(s.total_calls, 0), COALESCE(s.total_cost, 0
 // and for one provider, for preflight checks.
 func (db *DB) Counters(ctx context.Context, userID string, p billing.Period, provider string) (Counters, error) {
 	var c Counters
-	err := db.read.QueryRowContext(ctx, countersSQL, userID, p.Key, provider, ts(p.Start)).Scan(
+	err := db.readRow(ctx, countersSQL, userID, p.Key, provider, ts(p.Start)).Scan(
 		&c.Total.Calls, &c.Total.Cost,
 		&c.Provider.Calls, &c.Provider.TokensInput, &c.Provider.TokensOutput, &c.Provider.Cost,
 		&c.HeldTotal.Calls, &c.HeldTotal.Cost, &c.HeldProvider.Calls, &c.HeldProvider.TokensInput, &c.HeldProvider.Cost)
@@ -425,7 +425,7 @@ func scanReservation(r rowScanner) (billing.Reservation, error) {
 
 // GetReservation returns a reservation. Errors: not_found.
 func (db *DB) GetReservation(ctx context.Context, id string) (billing.Reservation, error) {
-	r, err := scanReservation(db.read.QueryRowContext(ctx, `SELECT `+reservationColumns+` FROM reservations WHERE id = $1`, id))
+	r, err := scanReservation(db.readRow(ctx, `SELECT `+reservationColumns+` FROM reservations WHERE id = $1`, id))
 	if err != nil {
 		return r, notFound(err, "reservation %s not found", id)
 	}
@@ -631,7 +631,7 @@ func (db *DB) ExpireReservations(ctx context.Context, now time.Time, limit int) 
 // UserKnown reports whether a user has a key or a subscription.
 func (db *DB) UserKnown(ctx context.Context, userID string) (bool, error) {
 	var ok bool
-	err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys WHERE user_id = $1)
+	err := db.readRow(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys WHERE user_id = $1)
 		OR EXISTS (SELECT 1 FROM user_subscriptions WHERE user_id = $1)`, userID).Scan(&ok)
 	return ok, err
 }

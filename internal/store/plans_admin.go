@@ -95,7 +95,7 @@ func (db *DB) SetPlanActive(ctx context.Context, id int64, active bool, now time
 	}
 	if !active && p.IsFree() && p.IsActive {
 		var others int
-		if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM subscription_plans WHERE is_active = TRUE
+		if err := db.readRow(ctx, `SELECT COUNT(*) FROM subscription_plans WHERE is_active = TRUE
 			AND price_monthly = 0 AND price_yearly = 0 AND id <> $1`, id).Scan(&others); err != nil {
 			return p, err
 		}

@@ -19,7 +19,7 @@ import (
 func (db *DB) PriceHistory(ctx context.Context, provider, model string) ([]billing.Price, error) {
 	q := `SELECT ` + priceColumns + ` FROM api_provider_pricing WHERE ($1 = '' OR provider = $1) AND ($2 = '' OR model_name = $2)
 		ORDER BY provider, model_name, effective_date DESC, id DESC`
-	rows, err := db.read.QueryContext(ctx, q, provider, model)
+	rows, err := db.readRows(ctx, q, provider, model)
 	if err != nil {
 		return nil, fmt.Errorf("query price history: %w", err)
 	}
@@ -288,7 +288,7 @@ func priceByID(ctx context.Context, tx *sql.Tx, id int64) (billing.Price, error)
 // ListAliases returns the model aliases of one provider or ("") all,
 // ordered by provider and alias.
 func (db *DB) ListAliases(ctx context.Context, provider string) ([]pricefile.Alias, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT provider, alias, model_name FROM model_aliases
+	rows, err := db.readRows(ctx, `SELECT provider, alias, model_name FROM model_aliases
 		WHERE ($1 = '' OR provider = $1) ORDER BY provider, alias`, provider)
 	if err != nil {
 		return nil, fmt.Errorf("list model aliases: %w", err)

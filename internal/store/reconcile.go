@@ -28,7 +28,7 @@ func (m Mismatch) String() string {
 func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 	var out []Mismatch
 	compare := func(kind, q string, provider bool) error {
-		rows, err := db.read.QueryContext(ctx, q)
+		rows, err := db.readRows(ctx, q)
 		if err != nil {
 			return fmt.Errorf("reconcile %s: %w", kind, err)
 		}
@@ -90,7 +90,7 @@ func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 // check of their own: admission sums the held rows themselves.
 func (db *DB) HeldReservationsMismatch(ctx context.Context) (int, error) {
 	var n int
-	err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM reservations r
+	err := db.readRow(ctx, `SELECT COUNT(*) FROM reservations r
 		WHERE (r.status = 'held' AND (r.event_id IS NOT NULL OR r.finished_at IS NOT NULL))
 		   OR (r.status = 'settled' AND r.event_id IS NULL)
 		   OR (r.event_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM api_usage_logs l WHERE l.event_id = r.event_id))`).Scan(&n)

@@ -237,7 +237,7 @@ func (db *DB) ListLogs(ctx context.Context, f billing.LogFilter) ([]billing.Usag
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 	args = append(args, f.Limit, f.Offset)
-	rows, err := db.read.QueryContext(ctx, `SELECT `+logColumns+` FROM api_usage_logs`+cond+
+	rows, err := db.readRows(ctx, `SELECT `+logColumns+` FROM api_usage_logs`+cond+
 		fmt.Sprintf(` ORDER BY "timestamp" DESC, id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args)), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list usage logs: %w", err)
@@ -303,20 +303,20 @@ func (db *DB) countLogs(ctx context.Context, f billing.LogFilter, where []string
 	case f.StatusCode == 0 && len(where) == 0:
 		return db.countAllLogs(ctx, summarised)
 	case f.StatusCode == 0:
-		if err := db.read.QueryRowContext(ctx, summarised, args...).Scan(&total); err != nil {
+		if err := db.readRow(ctx, summarised, args...).Scan(&total); err != nil {
 			return 0, fmt.Errorf("count usage logs: %w", err)
 		}
 	case f.StatusCode == commonStatus:
-		if err := db.read.QueryRowContext(ctx, summarised, args...).Scan(&total); err != nil {
+		if err := db.readRow(ctx, summarised, args...).Scan(&total); err != nil {
 			return 0, fmt.Errorf("count usage logs: %w", err)
 		}
-		if err := db.read.QueryRowContext(ctx, unusual(), args...).Scan(&other); err != nil {
+		if err := db.readRow(ctx, unusual(), args...).Scan(&other); err != nil {
 			return 0, fmt.Errorf("count usage logs by status: %w", err)
 		}
 		total -= other
 	default:
 		q := unusual() + fmt.Sprintf(" AND status_code = $%d", len(args)+1)
-		if err := db.read.QueryRowContext(ctx, q, append(slices.Clip(args), f.StatusCode)...).Scan(&total); err != nil {
+		if err := db.readRow(ctx, q, append(slices.Clip(args), f.StatusCode)...).Scan(&total); err != nil {
 			return 0, fmt.Errorf("count usage logs by status: %w", err)
 		}
 	}
@@ -344,7 +344,7 @@ func (db *DB) countAllLogs(ctx context.Context, q string) (int64, error) {
 		return c.total, nil
 	}
 	var total int64
-	if err := db.read.QueryRowContext(ctx, q).Scan(&total); err != nil {
+	if err := db.readRow(ctx, q).Scan(&total); err != nil {
 		return 0, fmt.Errorf("count usage logs: %w", err)
 	}
 	db.allLogs.Store(&allLogsCount{mark: mark, total: total, at: time.Now()})
@@ -369,7 +369,7 @@ func (db *DB) ProviderHealth(ctx context.Context, since time.Time) (map[string]b
 	if db.dialect == Postgres {
 		return db.providerHealthSQL(ctx, since)
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT provider, status_code, response_time FROM api_usage_logs
+	rows, err := db.readRows(ctx, `SELECT provider, status_code, response_time FROM api_usage_logs
 		WHERE "timestamp" >= $1`, ts(since))
 	if err != nil {
 		return nil, fmt.Errorf("read provider health: %w", err)
@@ -407,7 +407,7 @@ func (db *DB) ProviderHealth(ctx context.Context, since time.Time) (map[string]b
 }
 
 func (db *DB) providerHealthSQL(ctx context.Context, since time.Time) (map[string]billing.ProviderHealth, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT provider, COUNT(*),
+	rows, err := db.readRows(ctx, `SELECT provider, COUNT(*),
 			COALESCE(SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END), 0),
 			percentile_disc(0.5) WITHIN GROUP (ORDER BY response_time),
 			percentile_disc(0.95) WITHIN GROUP (ORDER BY response_time)
@@ -437,7 +437,7 @@ func (db *DB) providerHealthSQL(ctx context.Context, since time.Time) (map[strin
 // commit of the same moment; callers bound the reuse in time as well.)
 func (db *DB) LedgerMark(ctx context.Context) (int64, error) {
 	var mark int64
-	if err := db.read.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM api_usage_logs`).Scan(&mark); err != nil {
+	if err := db.readRow(ctx, `SELECT COALESCE(MAX(id), 0) FROM api_usage_logs`).Scan(&mark); err != nil {
 		return 0, fmt.Errorf("read ledger mark: %w", err)
 	}
 	return mark, nil
@@ -448,7 +448,7 @@ var _ sql.Scanner = (*money.Amount)(nil)
 
 // ProviderErrors counts a provider's calls and failed calls since `since`.
 func (db *DB) ProviderErrors(ctx context.Context, provider string, since time.Time) (calls, failed int64, err error) {
-	err = db.read.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END), 0)
+	err = db.readRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END), 0)
 		FROM api_usage_logs WHERE provider = $1 AND "timestamp" >= $2`, provider, ts(since)).Scan(&calls, &failed)
 	if err != nil {
 		err = fmt.Errorf("count %s errors: %w", provider, err)

@@ -182,7 +182,7 @@ func (db *DB) ClaimWebhookDeliveries(ctx context.Context, now, leaseUntil time.T
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err = db.read.QueryContext(ctx, `SELECT d.id, e.event_id, e.type, e.payload, e.created_at, p.id, p.url, p.secret,
+	rows, err = db.readRows(ctx, `SELECT d.id, e.event_id, e.type, e.payload, e.created_at, p.id, p.url, p.secret,
 		p.previous_secret, p.previous_secret_until
 		FROM webhook_deliveries d JOIN webhook_events e ON e.event_id = d.event_id JOIN webhook_endpoints p ON p.id = d.endpoint_id
 		WHERE d.id IN (`+placeholders(1, len(ids))+`) ORDER BY d.next_attempt_at, d.id`, ids...)
@@ -304,7 +304,7 @@ func (db *DB) CreateWebhookEndpoint(ctx context.Context, e webhook.Endpoint, now
 // ListWebhookEndpoints returns every endpoint, active or not, oldest
 // first, without secrets.
 func (db *DB) ListWebhookEndpoints(ctx context.Context) ([]webhook.Endpoint, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints ORDER BY id`)
+	rows, err := db.readRows(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list webhook endpoints: %w", err)
 	}
@@ -414,11 +414,11 @@ func (db *DB) ListWebhookDeliveries(ctx context.Context, f webhook.DeliveryFilte
 		args = append(args, f.Status)
 	}
 	var total int64
-	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM webhook_deliveries d WHERE `+where, args...).Scan(&total); err != nil {
+	if err := db.readRow(ctx, `SELECT COUNT(*) FROM webhook_deliveries d WHERE `+where, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count webhook deliveries: %w", err)
 	}
 	n := len(args)
-	rows, err := db.read.QueryContext(ctx, fmt.Sprintf(`SELECT d.id, d.event_id, e.type, e.created_at, d.endpoint_id, d.status,
+	rows, err := db.readRows(ctx, fmt.Sprintf(`SELECT d.id, d.event_id, e.type, e.created_at, d.endpoint_id, d.status,
 		d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.delivered_at, d.created_at
 		FROM webhook_deliveries d JOIN webhook_events e ON e.event_id = d.event_id
 		WHERE %s ORDER BY d.id DESC LIMIT $%d OFFSET $%d`, where, n+1, n+2), append(args, f.Limit, f.Offset)...)
@@ -454,7 +454,7 @@ func (db *DB) ListWebhookDeliveries(ctx context.Context, f webhook.DeliveryFilte
 	if len(ids) == 0 {
 		return out, total, nil
 	}
-	rows, err = db.read.QueryContext(ctx, `SELECT delivery_id, attempt, attempted_at, status_code, error, duration_ms
+	rows, err = db.readRows(ctx, `SELECT delivery_id, attempt, attempted_at, status_code, error, duration_ms
 		FROM webhook_attempts WHERE delivery_id IN (`+placeholders(1, len(ids))+`) ORDER BY delivery_id, attempt`, ids...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list webhook attempts: %w", err)
