@@ -21,12 +21,38 @@ func (a Amount) Decimal() decimal.Decimal {
 // It never uses exponent notation because many consumers (spreadsheets,
 // humans, some JSON parsers) mishandle it.
 func (a Amount) String() string {
-	// StringFixed is used instead of decimal's String because the latter
-	// obeys package-level switches (TrimTrailingZeros, UseScientificNotation)
-	// that other code in the process might flip.
-	s := a.Decimal().StringFixed(fracDigits)
-	s = strings.TrimRight(s, "0")
-	return strings.TrimSuffix(s, ".")
+	var buf [canonicalLen]byte
+	return string(a.appendText(buf[:0]))
+}
+
+// canonicalLen bounds String's text: a sign, 7 whole digits ($9,223,372 is
+// the largest amount), a point and fracDigits places.
+const canonicalLen = 1 + 7 + 1 + fracDigits
+
+// appendText appends String's text to b, in integer arithmetic: every API
+// answer formats several amounts per row, and going through a big decimal
+// cost more than the rest of a row's encoding.
+func (a Amount) appendText(b []byte) []byte {
+	u := uint64(a)
+	if a < 0 {
+		b = append(b, '-')
+		u = -u // the magnitude, also of math.MinInt64
+	}
+	b = strconv.AppendUint(b, u/uint64(Dollar), 10)
+	frac := u % uint64(Dollar)
+	if frac == 0 {
+		return b
+	}
+	var places [fracDigits]byte
+	for i := fracDigits - 1; i >= 0; i-- {
+		places[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	n := fracDigits
+	for places[n-1] == '0' {
+		n--
+	}
+	return append(append(b, '.'), places[:n]...)
 }
 
 // Dollars returns the amount rounded to whole cents, half away from zero, with

@@ -11,7 +11,7 @@ import (
 // precision is lost on our side. Clients that parse JSON numbers as float64
 // will round, which is why UnmarshalJSON also accepts strings.
 func (a Amount) MarshalJSON() ([]byte, error) {
-	return []byte(a.String()), nil
+	return a.appendText(make([]byte, 0, canonicalLen)), nil
 }
 
 // UnmarshalJSON reads a JSON number such as 0.00155, or a JSON string holding
@@ -52,7 +52,7 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 // MarshalText writes the same exact decimal text as String, so amounts work
 // as map keys in JSON and in text-based formats such as YAML and env files.
 func (a Amount) MarshalText() ([]byte, error) {
-	return []byte(a.String()), nil
+	return a.appendText(make([]byte, 0, canonicalLen)), nil
 }
 
 // UnmarshalText reads decimal text under the rules of Parse, for the same

@@ -73,6 +73,10 @@ func TestPropStringRoundTrip(t *testing.T) {
 		if got, err := FromDecimal(a.Decimal()); err != nil || got != a {
 			t.Fatalf("FromDecimal(Decimal()) = %d, %v; want %d", got, err, a)
 		}
+		// The spelling of an exact decimal library, trailing zeros cut.
+		if want := strings.TrimSuffix(strings.TrimRight(a.Decimal().StringFixed(fracDigits), "0"), "."); s != want {
+			t.Fatalf("String() = %q; the decimal spelling is %q", s, want)
+		}
 	})
 }
 
