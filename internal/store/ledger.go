@@ -51,6 +51,9 @@ func logArgs(l billing.UsageLog, now string) []any {
 // logs is inserted once.
 func insertLogs(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs []billing.UsageLog, now time.Time) (map[string]bool, error) {
 	d := stmts.dialect
+	if d == Postgres {
+		return insertLogsPG(ctx, tx, logs, now)
+	}
 	inserted := make(map[string]bool, len(logs))
 	nowText := ts(now)
 	for start := 0; start < len(logs); {
@@ -80,6 +83,99 @@ func insertLogs(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs []billin
 		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("insert usage logs: %w", err)
 		}
+	}
+	return inserted, nil
+}
+
+// insertLogsPGSQL inserts any number of logs in one statement: each
+// column is bound as one array and unnest turns the arrays back into rows.
+// Against multi-row VALUES (31 parameters a row, in chunks whose texts each
+// need their own plan) it is one text, planned once per connection, one
+// round trip however many logs a group commit holds, and times bound in
+// binary instead of parsed from text.
+const insertLogsPGSQL = `INSERT INTO api_usage_logs (` + logColumnsInsert + `)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+		$7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[],
+		$13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[],
+		$21::float8[], $22::bigint[], $23::text[], $24::bigint[], $25::boolean[], $26::boolean[], $27::text[], $28::timestamptz[],
+		$29::text[], $30::timestamptz[], $31::timestamptz[])
+	ON CONFLICT (event_id) DO NOTHING RETURNING event_id`
+
+// insertLogsPG is insertLogs on PostgreSQL, in one statement.
+func insertLogsPG(ctx context.Context, tx *sql.Tx, logs []billing.UsageLog, now time.Time) (map[string]bool, error) {
+	n := len(logs)
+	var (
+		texts   [6][]string // event_id … model_used
+		counts  [14][]int64 // tokens_input … cost_total
+		times   [3][]time.Time
+		periods = make([]string, 0, n)
+		rt      = make([]float64, 0, n)
+		status  = make([]int64, 0, n)
+		retries = make([]int64, 0, n)
+		flags   [2][]bool
+		notes   [2][]*string // error_message, metadata: NULL when empty
+	)
+	for i := range texts {
+		texts[i] = make([]string, 0, n)
+	}
+	for i := range counts {
+		counts[i] = make([]int64, 0, n)
+	}
+	for i := range times {
+		times[i] = make([]time.Time, 0, n)
+	}
+	for i := range flags {
+		flags[i] = make([]bool, 0, n)
+		notes[i] = make([]*string, 0, n)
+	}
+	orNull := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	now = now.UTC()
+	for _, l := range logs {
+		for i, v := range [...]string{l.EventID, l.UserID, l.Provider, l.Endpoint, l.Method, l.ModelUsed} {
+			texts[i] = append(texts[i], v)
+		}
+		for i, v := range [...]int64{l.TokensInput, l.TokensOutput, l.TokensTotal(), l.TokensCachedInput, l.TokensCacheWrite5m,
+			l.TokensCacheWrite1h, l.TokensReasoning, l.RequestCount, l.SearchCount, l.ImageCount, l.PageCount,
+			int64(l.CostInput), int64(l.CostOutput), int64(l.CostTotal)} {
+			counts[i] = append(counts[i], v)
+		}
+		rt = append(rt, l.ResponseTime)
+		status = append(status, int64(l.StatusCode))
+		retries = append(retries, int64(l.RetryCount))
+		flags[0], flags[1] = append(flags[0], l.Unpriced), append(flags[1], l.Partial)
+		notes[0], notes[1] = append(notes[0], orNull(l.ErrorMessage)), append(notes[1], orNull(l.Metadata))
+		times[0] = append(times[0], l.Timestamp.UTC())
+		periods = append(periods, l.BillingPeriod)
+		times[1], times[2] = append(times[1], l.PeriodStart.UTC()), append(times[2], now)
+	}
+	args := make([]any, 0, logParams)
+	for _, c := range texts {
+		args = append(args, c)
+	}
+	for _, c := range counts {
+		args = append(args, c)
+	}
+	args = append(args, rt, status, notes[0], retries, flags[0], flags[1], notes[1], times[0], periods, times[1], times[2])
+	rows, err := tx.QueryContext(ctx, insertLogsPGSQL, args...)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d usage logs: %w", n, err)
+	}
+	defer rows.Close()
+	inserted := make(map[string]bool, n)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		inserted[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert usage logs: %w", err)
 	}
 	return inserted, nil
 }
