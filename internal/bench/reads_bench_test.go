@@ -434,6 +434,11 @@ func (f *readsFill) routes() []readsRoute {
 		{"dashboard", func(r *rand.Rand) string { return p + "/dashboard/" + user(r) }},
 		{"trends-12", func(r *rand.Rand) string { return p + "/trends/" + user(r) + "?months=12" }},
 		{"logs-user", func(r *rand.Rand) string { return p + "/usage-logs?limit=50&user_id=" + user(r) }},
+		// One month of a random user's logs, newest first: mostly a past
+		// month, whose rows no recent read has brought into memory.
+		{"logs-user-period", func(r *rand.Rand) string {
+			return p + "/usage-logs?user_id=" + user(r) + "&billing_period=" + period(r)
+		}},
 		{"logs-user-provider-period", func(r *rand.Rand) string {
 			return p + "/usage-logs?user_id=" + user(r) + "&provider=openai&billing_period=" + period(r)
 		}},
