@@ -248,15 +248,10 @@ func (m *Meter) commitGroup(ctx context.Context, group []*commitJob) {
 		return
 	}
 	var items []store.IngestItem
-	ac := store.AlertContext{Plans: map[string]billing.Plan{}, Anchors: map[string]time.Time{}}
 	for _, j := range group {
 		items = append(items, j.items...)
-		maps.Copy(ac.Plans, j.alerts.Plans)
-		maps.Copy(ac.Anchors, j.alerts.Anchors)
-		ac.Providers = j.alerts.Providers
-		ac.Extra = append(ac.Extra, j.alerts.Extra...)
-		ac.RatedWith = max(ac.RatedWith, j.alerts.RatedWith)
 	}
+	ac := groupAlerts(group)
 	start := time.Now()
 	results, err := m.db.Ingest(ctx, items, ac, m.now())
 	m.committed(len(items), start, err)
@@ -278,6 +273,29 @@ func (m *Meter) commitGroup(ctx context.Context, group []*commitJob) {
 	}
 }
 
+// groupAlerts is the alert context of a group's transaction: every
+// batch's plans, schedule anchors and extra alerts. The group is checked
+// against one price catalog version, so batches rated with different
+// versions must not pass as rated with the newest: the group then carries
+// the oldest, the transaction fails with ErrStaleCatalog, and each batch
+// is written on its own, where those rated with old prices fail alone and
+// are rated again.
+func groupAlerts(group []*commitJob) store.AlertContext {
+	ac := store.AlertContext{Plans: map[string]billing.Plan{}, Anchors: map[string]time.Time{}}
+	for _, j := range group {
+		maps.Copy(ac.Plans, j.alerts.Plans)
+		maps.Copy(ac.Anchors, j.alerts.Anchors)
+		if j.alerts.Providers != nil {
+			ac.Providers = j.alerts.Providers
+		}
+		ac.Extra = append(ac.Extra, j.alerts.Extra...)
+		if v := j.alerts.RatedWith; v != 0 && (ac.RatedWith == 0 || v < ac.RatedWith) {
+			ac.RatedWith = v
+		}
+	}
+	return ac
+}
+
 // commitGroupMem is commitGroup on SQLite, where admission counters live in
 // memory: under the commit lock it journals the holds that are due, writes
 // the group, and only then adds the recorded usage to the counters and
@@ -293,17 +311,11 @@ func (m *Meter) commitGroupMem(ctx context.Context, group []*commitJob) {
 		// A group of one (a lone settle) is written as its batch was made.
 		force, items, ac = group[0].journal, group[0].items, group[0].alerts
 	} else {
-		ac.Plans = map[string]billing.Plan{}
 		for _, j := range group {
 			force = force || j.journal
 			items = append(items, j.items...)
-			maps.Copy(ac.Plans, j.alerts.Plans)
-			if j.alerts.Providers != nil {
-				ac.Providers = j.alerts.Providers
-			}
-			ac.Extra = append(ac.Extra, j.alerts.Extra...)
-			ac.RatedWith = max(ac.RatedWith, j.alerts.RatedWith)
 		}
+		ac = groupAlerts(group)
 	}
 	ac.Before = a.usage
 	hs, rs := a.due(time.Now(), force)

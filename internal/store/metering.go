@@ -101,6 +101,11 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 		}
 		logs = append(logs, it.Log)
 	}
+	// An id given twice in one transaction (a client's resend, changed, in
+	// another batch of the same group commit) is written as its first item
+	// has it, the one the results and summaries below count: so the rest
+	// are left out here, and no sort decides between them.
+	logs = firstOfEachEvent(logs)
 	// Event ids are inserted in one global order, so that concurrent
 	// batches sharing ids (a client's retries) wait for each other on
 	// PostgreSQL instead of deadlocking. insertLogs answers by id, so the
@@ -178,6 +183,19 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 		}
 	}
 	return results, nil
+}
+
+// firstOfEachEvent returns logs without the logs whose event id an
+// earlier one has, in place.
+func firstOfEachEvent(logs []billing.UsageLog) []billing.UsageLog {
+	seen := make(map[string]bool, len(logs))
+	return slices.DeleteFunc(logs, func(l billing.UsageLog) bool {
+		if seen[l.EventID] {
+			return true
+		}
+		seen[l.EventID] = true
+		return false
+	})
 }
 
 // usageAfter is a user's usage of a period including this transaction's

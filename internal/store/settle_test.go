@@ -122,3 +122,62 @@ func mustExecTx(t *testing.T, tx *sql.Tx, q string) {
 		t.Fatalf("%s: %v", q, err)
 	}
 }
+
+// TestIngestCountsTheFirstCopyOfAnEventGivenTwice: one transaction (a
+// group commit of several batches) holds an event id twice with different
+// contents — a client's resend, changed, while the first was queued. The
+// ledger and the summaries both take the first copy, which is answered
+// "recorded"; the second is a duplicate answered with the first's result.
+// The copies are placed among other events in every layout of fifteen
+// with the first copy at the front or next to it: in some of them
+// (0 and 1, for one) an unstable sort by id swaps the two.
+func TestIngestCountsTheFirstCopyOfAnEventGivenTwice(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		db := storetest.Open(t, b)
+		now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+		p := billing.CalendarMonths().At(now)
+		const n = 15
+		for first := range 2 {
+			for second := first + 1; second < n; second++ {
+				user := fmt.Sprintf("u-%d-%d", first, second)
+				items := make([]store.IngestItem, n)
+				for i := range items {
+					l := storetest.Log(user, fmt.Sprintf("%s-id-%03d", user, i*37%n), now)
+					switch i {
+					case first:
+						l.EventID, l.TokensInput, l.CostInput, l.CostTotal = user+"-resent", 1, 10, 10
+					case second:
+						l.EventID, l.TokensInput, l.CostInput, l.CostTotal = user+"-resent", 1000, 1000, 1000
+					}
+					items[i] = store.IngestItem{Log: l, PeriodEnd: p.End}
+				}
+				res, err := db.Ingest(ctx, items, store.AlertContext{}, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r := res[first]; r.Status != billing.EventRecorded || r.Cost != 10 {
+					t.Errorf("%s: first copy %+v; want recorded at 10", user, r)
+				}
+				if r := res[second]; r.Status != billing.EventDuplicate || r.Cost != 10 {
+					t.Errorf("%s: second copy %+v; want a duplicate answered with the first's cost, 10", user, r)
+				}
+				logs, _, err := db.ListLogs(ctx, billing.LogFilter{UserID: user, Limit: 2 * n})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, l := range logs {
+					if l.EventID == user+"-resent" && l.TokensInput != 1 {
+						t.Errorf("%s: the ledger holds the second copy (%d tokens in)", user, l.TokensInput)
+					}
+				}
+				if len(logs) != n-1 {
+					t.Errorf("%s: the ledger holds %d rows; want %d", user, len(logs), n-1)
+				}
+			}
+		}
+		if m, err := db.Reconcile(ctx); err != nil || len(m) != 0 {
+			t.Errorf("Reconcile = %+v, %v; want the summaries to equal the ledger", m, err)
+		}
+	})
+}
