@@ -112,4 +112,12 @@ func TestAlertDedupeKeyNamesThePeriod(t *testing.T) {
 	if ny.DedupeKey() == calendar.DedupeKey() {
 		t.Errorf("a period starting 2024-06-01 04:00 UTC shares the calendar month's key %q", calendar.DedupeKey())
 	}
+	// A New York subscription anchored at 2024-06-30 20:00 local time: its
+	// period "2024-06" starts at July's UTC start, and must not share the
+	// key of June's calendar period.
+	west := sub
+	west.PeriodStart = time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC)
+	if got, want := west.DedupeKey(), "u|usage_warning|total_calls|80|2024-06|1719792000"; got != want {
+		t.Errorf("a period named 2024-06 starting 2024-07-01 00:00 UTC: %q; want %q", got, want)
+	}
 }

@@ -40,17 +40,26 @@ type Alert struct {
 }
 
 // DedupeKey is the identity that makes an alert fire once. A period that
-// starts at a UTC calendar month's start (every period of a user without
-// a subscription, and of a subscription anchored there) is named by its
-// key alone; any other has its start too, so that a subscription's first
-// period and the calendar month it began in, which share a key, alert
-// apart.
+// starts where the UTC calendar month its key names starts (every period
+// of a user without a subscription, and of a subscription anchored there)
+// is named by its key alone; any other has its start too, so that a
+// subscription's first period and the calendar month it began in, which
+// share a key, alert apart — also when the subscription's period starts
+// at another month's UTC start (a zone west of UTC anchored at its
+// evening of the last day: "2026-04" starting May 1, 00:00 UTC).
 func (a Alert) DedupeKey() string {
 	k := a.UserID + "|" + a.Type + "|" + a.LimitKey + "|" + strconv.Itoa(a.ThresholdPercentage) + "|" + a.BillingPeriod
-	if s := a.PeriodStart.UTC(); !s.IsZero() && (s.Day() != 1 || s.Hour() != 0 || s.Minute() != 0 || s.Second() != 0 || s.Nanosecond() != 0) {
+	if s := a.PeriodStart.UTC(); !s.IsZero() && !isCalendarStartOf(s, a.BillingPeriod) {
 		k += "|" + strconv.FormatInt(s.Unix(), 10)
 	}
 	return k
+}
+
+// isCalendarStartOf reports whether t is the start, in UTC, of the
+// calendar month that key ("2006-01") names.
+func isCalendarStartOf(t time.Time, key string) bool {
+	return t.Day() == 1 && t.Hour() == 0 && t.Minute() == 0 && t.Second() == 0 && t.Nanosecond() == 0 &&
+		t.Format("2006-01") == key
 }
 
 // AlertFilter selects alerts, newest first.
