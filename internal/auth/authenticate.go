@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -78,7 +79,10 @@ func (a *Authenticator) Principal(ctx context.Context) (billing.Principal, error
 	return a.Resolve(ctx, strings.TrimSpace(key))
 }
 
-// Resolve checks a presented key. Errors: unauthorized.
+// Resolve checks a presented key. Errors: unauthorized when the key is
+// malformed, unknown or revoked; any other error means the key could not be
+// looked up (the database failed or ctx ended) and says nothing about the
+// key, which it never contains.
 func (a *Authenticator) Resolve(ctx context.Context, key string) (billing.Principal, error) {
 	if a.AdminKey != "" {
 		a.adminOnce.Do(func() { a.adminSum = sha256.Sum256([]byte(a.AdminKey)) })
@@ -96,7 +100,7 @@ func (a *Authenticator) Resolve(ctx context.Context, key string) (billing.Princi
 		return billing.Principal{}, billing.Errorf(billing.CodeUnauthorized, "the API key is not valid")
 	}
 	if err != nil {
-		return billing.Principal{}, err
+		return billing.Principal{}, fmt.Errorf("look up api key: %w", err)
 	}
 	if k.RevokedAt != nil {
 		return billing.Principal{}, billing.Errorf(billing.CodeUnauthorized, "the API key has been revoked")
@@ -120,8 +124,17 @@ func (a *Authenticator) touch(ctx context.Context, id int64) {
 	}
 	a.touchMu.Unlock()
 	if fresh {
-		// Last-use time is informational; a failure must not fail the request.
-		_ = a.Keys.TouchKey(context.WithoutCancel(ctx), id, now)
+		// Last-use time is informational; a failure must not fail the
+		// request, nor a client that leaves cancel it. It keeps the
+		// caller's deadline, though: a database that stops answering must
+		// not hold the request past the bound its lookup had.
+		tctx := context.WithoutCancel(ctx)
+		if d, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			tctx, cancel = context.WithDeadline(tctx, d)
+			defer cancel()
+		}
+		_ = a.Keys.TouchKey(tctx, id, now)
 	}
 }
 

@@ -35,8 +35,9 @@ type Config struct {
 	// records them once it returns; by default such calls are refused with
 	// 503 and Retry-After.
 	FailOpen bool
-	// AdmissionTimeout bounds a reservation (default 5 s), so an
-	// unreachable database answers 503 instead of hanging the client.
+	// AdmissionTimeout bounds a reservation, and the database lookup of a
+	// key the cache does not hold (default 5 s each), so an unreachable
+	// database answers 503 instead of hanging the client.
 	AdmissionTimeout time.Duration
 	// DrainTimeout and DrainBytes bound how long and how much the gateway
 	// keeps reading an upstream stream after its client went away, to
@@ -55,6 +56,15 @@ type Config struct {
 	// database lookup (default 2 s; negative turns the cache off): a
 	// revoked key stops working on the gateway within it.
 	KeyCacheTTL time.Duration
+	// StaleKeyMaxAge is how long after the database last confirmed a key
+	// the gateway still accepts it while the database cannot be reached,
+	// under FailOpen only (default 24 h). Without FailOpen, or for a key
+	// this process never verified (or verified longer ago), a call whose
+	// key cannot be looked up is refused with 503 and Retry-After. A key
+	// revoked during an outage keeps working until the database returns,
+	// then stops within KeyCacheTTL. With the key cache off no key is
+	// remembered, so none is accepted during an outage.
+	StaleKeyMaxAge time.Duration
 	// MaxBackgroundSettles bounds the calls being recorded after their
 	// client was answered (default 256). Past it a call is recorded
 	// before its response completes: back-pressure, never an unbounded
@@ -90,6 +100,7 @@ func (c Config) withDefaults() Config {
 	def(&c.AdmissionTimeout, 5*time.Second)
 	def(&c.DrainTimeout, 2*time.Minute)
 	def(&c.RetryEvery, 2*time.Second)
+	def(&c.StaleKeyMaxAge, 24*time.Hour)
 	if c.KeyCacheTTL == 0 {
 		c.KeyCacheTTL = 2 * time.Second
 	}

@@ -39,6 +39,17 @@ type exchange struct {
 func (x *exchange) serve() {
 	g, r := x.g, x.r
 	p, err := g.principal(r)
+	if errors.Is(err, errKeyUnverifiable) {
+		if r.Context().Err() != nil {
+			return // the client left; nothing was called
+		}
+		// The key cannot be checked: refused as any call is while the
+		// database is away. Fail-open does not let an unverified key
+		// through (principal serves keys it verified before).
+		g.cfg.Logger.Error("gateway key lookup failed; refusing the call", "provider", x.rt.provider, "error", err)
+		x.databaseUnavailable()
+		return
+	}
 	if err != nil {
 		x.problemFor(err)
 		return
@@ -117,8 +128,7 @@ func (x *exchange) admit() bool {
 			return true
 		}
 		g.cfg.Logger.Error("gateway admission failed; refusing the call", "provider", x.rt.provider, "error", err)
-		x.w.Header().Set("Retry-After", "5")
-		x.problem(http.StatusServiceUnavailable, "usage metering is unavailable; try again shortly")
+		x.databaseUnavailable()
 		return false
 	default:
 		x.problemFor(err)
@@ -196,6 +206,10 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 	b.timer.Reset(b.d)
 	t := time.Now()
 	n, err := b.r.Read(p)
+	// The timeout covers waiting for the provider only. Left running, it
+	// would fire while the relay writes to a slow client and cancel an
+	// upstream that had answered in time, losing the call's usage.
+	b.timer.Stop()
 	*b.wait += time.Since(t)
 	return n, err
 }

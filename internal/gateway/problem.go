@@ -22,6 +22,14 @@ func (x *exchange) problemFor(err error) {
 	x.problem(status, billing.ErrorMessage(err))
 }
 
+// databaseUnavailable refuses a call the database is needed for and does
+// not answer: 503 with Retry-After, so that SDKs retry it (they do on 503)
+// once the database may be back.
+func (x *exchange) databaseUnavailable() {
+	x.w.Header().Set("Retry-After", "5")
+	x.problem(http.StatusServiceUnavailable, "usage metering is unavailable; try again shortly")
+}
+
 // problem answers with an RFC 9457 problem.
 func (x *exchange) problem(status int, detail string) {
 	x.writeJSON(status, map[string]any{"title": http.StatusText(status), "status": status, "detail": detail})
