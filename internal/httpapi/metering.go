@@ -56,7 +56,9 @@ func (s *Server) registerMetering() {
 			Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden}}
 	}
 	op := sec("record-usage", http.MethodPost, "/usage", "Record usage events (one, or a batch of up to 1,000)", http.StatusOK)
-	op.Description = "Idempotent on event_id: a resend returns the first result and changes nothing. " +
+	op.Description = "Idempotent on event_id: a resend returns the first result and changes nothing, " +
+		"also when the event would no longer pass validation (e.g. it is now more than 35 days old). " +
+		"An event_id is unique across users: one that another user's event holds is a bad event. " +
 		"A batch is validated whole: one bad event refuses the batch with every problem listed, and nothing is stored. " +
 		"A 2xx means the events are committed."
 	op.RequestBody = &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -284,8 +285,11 @@ func (m *Meter) readAccount(ctx context.Context, userID string) (account, error)
 
 // Record validates, rates and records a batch of events in one
 // transaction: a bad event refuses the whole batch (with every problem
-// named) and stores nothing. A resent event returns its first result.
-// Errors: invalid, too_large.
+// named) and stores nothing. A resent event returns its first result, also
+// when it would not pass validation now (it has grown too old, its
+// provider was removed, its user's last key deleted). An event whose id
+// another user's event holds is a bad event: the id is named, nothing of
+// that event. Errors: invalid, too_large.
 func (m *Meter) Record(ctx context.Context, events []billing.UsageEvent) ([]billing.EventResult, error) {
 	now := m.now()
 	if len(events) == 0 {
@@ -303,9 +307,15 @@ func (m *Meter) Record(ctx context.Context, events []billing.UsageEvent) ([]bill
 		if b, err = m.prepare(ctx, events, now); err != nil {
 			return nil, err
 		}
+		if len(b.items) == 0 {
+			break // every event is a resend answered from the ledger
+		}
 		results, err = m.commit(ctx, b)
+		var taken *store.EventIDsTaken
 		if retry, err := m.retryRating(ctx, err, attempt); retry {
 			continue
+		} else if errors.As(err, &taken) {
+			return nil, refuseBatch(takenIDs(events, taken.IDs))
 		} else if err != nil {
 			return nil, fmt.Errorf("record %d events: %w", len(b.items), err)
 		}
@@ -314,6 +324,10 @@ func (m *Meter) Record(ctx context.Context, events []billing.UsageEvent) ([]bill
 	m.checkHealth(ctx, events)
 	out := make([]billing.EventResult, len(events))
 	for i := range events {
+		if r, ok := b.answered[i]; ok {
+			out[i] = r
+			continue
+		}
 		out[i] = results[b.itemOf[i]]
 		if b.repeat[i] {
 			// A repeat inside the batch answers like a resend.
@@ -330,12 +344,46 @@ type batch struct {
 	settles []*hold // holds in memory the items settle (SQLite)
 	itemOf  []int   // event index → item index (repeats share their first's item)
 	repeat  []bool  // event index → an exact repeat of an earlier event
+	// answered are the resends that validation refused, by event index:
+	// their first results, read from the ledger; they have no item.
+	answered map[int]billing.EventResult
+}
+
+// takenIDs names the events whose ids are among taken (held by another
+// user's events) as bad fields.
+func takenIDs(events []billing.UsageEvent, taken []string) []billing.FieldError {
+	var fields []billing.FieldError
+	for i, e := range events {
+		if slices.Contains(taken, e.EventID) {
+			fields = append(fields, billing.FieldError{Location: fmt.Sprintf("body.events[%d].event_id", i),
+				Message: "already used by another event", Value: e.EventID})
+		}
+	}
+	return fields
 }
 
 // prepare validates and rates events; an exact repeat of an earlier event
-// of the batch is stored once.
+// of the batch is stored once. The events that validation refuses are
+// looked up in the ledger: when each of them is a resend (its id is
+// recorded for its user), they are answered with their first results
+// (batch.answered) and the others go on; otherwise the batch is refused,
+// every problem named.
 func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now time.Time) (batch, error) {
 	var fields []billing.FieldError
+	// refused marks the events with a problem; contradicts those that
+	// repeat an earlier event's id with other contents, which no ledger
+	// entry answers.
+	var refused, contradicts map[int]bool
+	refuse := func(i int, fs ...billing.FieldError) {
+		if len(fs) == 0 {
+			return
+		}
+		if refused == nil {
+			refused = map[int]bool{}
+		}
+		refused[i] = true
+		fields = append(fields, fs...)
+	}
 	var first map[string]int // event id → its first event; a batch of one needs none
 	if len(events) > 1 {
 		first = make(map[string]int, len(events))
@@ -369,6 +417,10 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 			if !e.SameContent(events[j]) {
 				fs = append(fs, billing.FieldError{Location: prefix() + ".event_id",
 					Message: fmt.Sprintf("repeats the id of event %d with different contents", j), Value: e.EventID})
+				if contradicts == nil {
+					contradicts = map[int]bool{}
+				}
+				contradicts[i] = true
 			} else {
 				b.repeat[i] = true
 			}
@@ -382,7 +434,7 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 			}
 			fs = append(fs, rfs...)
 		}
-		fields = append(fields, fs...)
+		refuse(i, fs...)
 		if e.UserID != "" {
 			users[e.UserID] = true
 		}
@@ -396,7 +448,7 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 		if !ok {
 			for i, e := range events {
 				if e.UserID == u {
-					fields = append(fields, billing.FieldError{Location: fmt.Sprintf("body.events[%d].user_id", i),
+					refuse(i, billing.FieldError{Location: fmt.Sprintf("body.events[%d].user_id", i),
 						Message: "unknown user (a user needs an API key or a subscription)", Value: u})
 				}
 			}
@@ -407,7 +459,12 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 		}
 	}
 	if len(fields) > 0 {
-		return batch{}, refuseBatch(fields)
+		if b.answered, err = m.answerResends(ctx, events, refused, contradicts); err != nil {
+			return batch{}, err
+		}
+		if b.answered == nil {
+			return batch{}, refuseBatch(fields)
+		}
 	}
 	pr, err := m.ratingPrices(ctx)
 	if err != nil {
@@ -417,6 +474,10 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 		RatedWith: pr.catalog.Version}
 	var unpriced map[string]bool // provider/model of the unpriced events, one alert each
 	for i, e := range events {
+		if _, ok := b.answered[i]; ok {
+			b.itemOf[i] = -1
+			continue
+		}
 		if b.repeat[i] {
 			b.itemOf[i] = b.itemOf[first[e.EventID]]
 			continue
@@ -458,6 +519,42 @@ func (m *Meter) prepare(ctx context.Context, events []billing.UsageEvent, now ti
 		}
 	}
 	return b, nil
+}
+
+// answerResends returns the first results of the refused events when
+// every one of them is a resend: its id is recorded for its user in the
+// ledger, so it was valid when first sent, and a resend returns the first
+// result and changes nothing, however long ago (within retention) that
+// was. It returns nil when any refused event is not such a resend (an
+// event that contradicts another of the batch never is): the batch is
+// then refused as validation found it. Only the refused events' own
+// user's events are read, so another user's event with the same id
+// answers nothing.
+func (m *Meter) answerResends(ctx context.Context, events []billing.UsageEvent, refused, contradicts map[int]bool) (map[int]billing.EventResult, error) {
+	ask := make(map[string]string, len(refused))
+	for i := range refused {
+		e := events[i]
+		if contradicts[i] || e.EventID == "" || e.UserID == "" {
+			return nil, nil
+		}
+		if u, ok := ask[e.EventID]; ok && u != e.UserID {
+			return nil, nil
+		}
+		ask[e.EventID] = e.UserID
+	}
+	recorded, err := m.db.RecordedEvents(ctx, ask)
+	if err != nil {
+		return nil, err
+	}
+	answered := make(map[int]billing.EventResult, len(refused))
+	for i := range refused {
+		r, ok := recorded[events[i].EventID]
+		if !ok {
+			return nil, nil
+		}
+		answered[i] = r
+	}
+	return answered, nil
 }
 
 // checkReservation checks that the reservation an event settles is for the
@@ -680,6 +777,9 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 	if err != nil {
 		return billing.EventResult{}, err
 	}
+	if r, ok := b.answered[0]; ok {
+		return r, nil // a resend
+	}
 	if a == nil {
 		if r.Status != billing.ReservationHeld {
 			// Settled, released or expired already: the late-settle rules.
@@ -750,6 +850,9 @@ func (m *Meter) settleLeased(ctx context.Context, c *leasedCall, e billing.Usage
 	b, err := m.prepare(ctx, []billing.UsageEvent{e}, m.now())
 	if err != nil {
 		return res, err
+	}
+	if r, ok := b.answered[0]; ok {
+		return r, nil // a resend
 	}
 	results, err := m.commit(ctx, b)
 	if err != nil {

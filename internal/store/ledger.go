@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -298,8 +299,45 @@ func sortedProviderKeys(m map[providerKey]*counterDelta) []providerKey {
 }
 
 // eventResults reads the first results of events already in the ledger.
-func eventResults(ctx context.Context, tx *sql.Tx, d Dialect, ids []string) (map[string]billing.EventResult, error) {
-	out := make(map[string]billing.EventResult, len(ids))
+// The ledger's unique index is on event_id alone, so an id may be held
+// by another user's event, this transaction's included: items are the
+// transaction's (every one, so that two users' items with one id in one
+// group commit are seen too), and when one of them has an id that the
+// ledger holds for another user the whole transaction is refused with
+// *EventIDsTaken, naming the ids and nothing of the events that hold
+// them (their cost and period are that user's).
+func eventResults(ctx context.Context, tx *sql.Tx, d Dialect, ids []string, items []IngestItem) (map[string]billing.EventResult, error) {
+	recorded, err := recordedEvents(ctx, tx, d, ids)
+	if err != nil {
+		return nil, err
+	}
+	var taken []string
+	for _, it := range items {
+		r, ok := recorded[it.Log.EventID]
+		if ok && r.user != it.Log.UserID && !slices.Contains(taken, r.result.EventID) {
+			taken = append(taken, r.result.EventID)
+		}
+	}
+	if len(taken) > 0 {
+		return nil, &EventIDsTaken{IDs: taken}
+	}
+	out := make(map[string]billing.EventResult, len(recorded))
+	for id, r := range recorded {
+		out[id] = r.result
+	}
+	return out, nil
+}
+
+// recordedEvent is an event in the ledger: its user and its first result.
+type recordedEvent struct {
+	user   string
+	result billing.EventResult
+}
+
+// recordedEvents reads the events of ids that are in the ledger, of any
+// user, by id.
+func recordedEvents(ctx context.Context, q querier, d Dialect, ids []string) (map[string]recordedEvent, error) {
+	out := make(map[string]recordedEvent, len(ids))
 	for start := 0; start < len(ids); start += 1000 {
 		chunk := ids[start:min(start+1000, len(ids))]
 		args := make([]any, len(chunk))
@@ -310,18 +348,19 @@ func eventResults(ctx context.Context, tx *sql.Tx, d Dialect, ids []string) (map
 		for i := range chunk {
 			vars[i] = bindVar(d, i+1)
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT event_id, cost_total, billing_period, unpriced FROM api_usage_logs
+		rows, err := q.QueryContext(ctx, `SELECT event_id, user_id, cost_total, billing_period, unpriced FROM api_usage_logs
 			WHERE event_id IN (`+strings.Join(vars, ", ")+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read recorded events: %w", err)
 		}
 		for rows.Next() {
-			r := billing.EventResult{Status: billing.EventDuplicate}
-			if err := rows.Scan(&r.EventID, &r.Cost, &r.BillingPeriod, &r.Unpriced); err != nil {
+			var e recordedEvent
+			e.result.Status = billing.EventDuplicate
+			if err := rows.Scan(&e.result.EventID, &e.user, &e.result.Cost, &e.result.BillingPeriod, &e.result.Unpriced); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			out[r.EventID] = r
+			out[e.result.EventID] = e
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -329,6 +368,46 @@ func eventResults(ctx context.Context, tx *sql.Tx, d Dialect, ids []string) (map
 		}
 	}
 	return out, nil
+}
+
+// RecordedEvents returns the first results of the events that the ledger
+// holds for their user, by event id: events maps each event id to the
+// user asking. An id the ledger holds for another user, or not at all, is
+// left out, so that nothing of another user's event is read. A result's
+// status is duplicate: it answers a resend.
+func (db *DB) RecordedEvents(ctx context.Context, events map[string]string) (map[string]billing.EventResult, error) {
+	ids := slices.Sorted(maps.Keys(events))
+	recorded, err := recordedEvents(ctx, db.read, db.dialect, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]billing.EventResult, len(recorded))
+	for id, r := range recorded {
+		if r.user == events[id] {
+			out[id] = r.result
+		}
+	}
+	return out, nil
+}
+
+// EventIDsTaken refuses events whose ids the ledger holds for another
+// user's events. Such an event can be neither recorded (event ids are
+// unique across users) nor answered as a resend (the first result is the
+// other user's), so the transaction that holds it stores nothing. It is a
+// conflict (billing.CodeConflict) whose message names the ids only.
+type EventIDsTaken struct {
+	IDs []string
+}
+
+func (e *EventIDsTaken) Error() string { return e.Unwrap().Error() }
+
+// Unwrap returns the coded error that the API shows.
+func (e *EventIDsTaken) Unwrap() error {
+	more := ""
+	if len(e.IDs) > 1 {
+		more = fmt.Sprintf(" (and %d more)", len(e.IDs)-1)
+	}
+	return billing.Errorf(billing.CodeConflict, "event_id %q is already used by another event%s", e.IDs[0], more)
 }
 
 // bindVar is the n-th bind variable of a statement. SQLite gets anonymous

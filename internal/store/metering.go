@@ -137,7 +137,7 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 		periods[logPeriodKey(l)] = billing.Period{Key: l.BillingPeriod, Start: l.PeriodStart, End: it.PeriodEnd}
 	}
 	if len(dups) > 0 {
-		first, err := eventResults(ctx, tx, stmts.dialect, dups)
+		first, err := eventResults(ctx, tx, stmts.dialect, dups, items)
 		if err != nil {
 			return nil, err
 		}
