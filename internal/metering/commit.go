@@ -328,7 +328,7 @@ func (m *Meter) commitGroupMem(ctx context.Context, group []*commitJob) {
 	} else {
 		a.unjournal(hs)
 		if len(hs) > 0 {
-			m.logger.Warn("journaling reservations failed", "count", len(hs), "error", err)
+			m.logger.Warn("group commit failed: its batches are written one by one, its reservations journaled with a later commit", "reservations", len(hs), "error", err)
 		}
 		for _, j := range group {
 			j.alerts.Before = a.usage
