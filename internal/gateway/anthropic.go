@@ -155,7 +155,7 @@ func (s *anthropicStream) event(data []byte, u *usage) {
 	case "error":
 		u.streamErr = "error event"
 		if e.Error != nil {
-			u.streamErr = truncate(e.Error.Type+": "+e.Error.Message, 1024)
+			u.streamErr = e.Error.Type + ": " + e.Error.Message
 		}
 	}
 	if got != nil {

@@ -136,20 +136,42 @@ func FuzzOpenAIUsage(f *testing.F) {
 	f.Add([]byte(`{"choices":[],"usage":{"prompt_tokens":-5,"completion_tokens":9e18}}`), false)
 	f.Add([]byte(`{"type":"response.completed","response":{"model":"gpt-4o","usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":50},"output_tokens":3,"output_tokens_details":{"reasoning_tokens":7}}}}`), true)
 	f.Add([]byte(`[DONE]`), false)
+	f.Add([]byte(`{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"m"},"usage":null}}`), false)
+	f.Add([]byte(`{"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}`), true)
+	f.Add([]byte(`{"ERROR":{"message":"m","code":"503"}}`), false)
+	f.Add([]byte(`{"\u0065rror":"boom","choices":[]}`), false)
+	f.Add([]byte(`{"choices":[{"delta":{"content":"an error"}}],"error":null}`), false)
 	f.Fuzz(func(t *testing.T, data []byte, hide bool) {
 		for _, read := range []func(*usage){
 			func(u *usage) { readOpenAIBody(data, u) },
 			func(u *usage) { readOpenAIChatEvent(data, hide, u) },
+			func(u *usage) { readOpenAIChatError(data, u) },
 			func(u *usage) { readResponsesBody(data, u) },
 			func(u *usage) { readResponsesEvent(data, u) },
 		} {
 			var u usage
 			read(&u)
 			validUsage(t, u)
+			if s := u.streamErrStatus; s != 0 && (s < 400 || s > 599) {
+				t.Fatalf("stream error status %d is not an error status", s)
+			}
 		}
 		var u usage
 		if !readOpenAIChatEvent(data, false, &u) {
 			t.Fatal("an event was hidden from a client that asked for usage")
+		}
+		// The error reader skips only events in which encoding/json could
+		// not find an error member.
+		var got, want usage
+		readOpenAIChatError(data, &got)
+		var c struct {
+			Error json.RawMessage `json:"error"`
+		}
+		if json.Unmarshal(data, &c) == nil {
+			readStreamError(c.Error, &want)
+		}
+		if got != want {
+			t.Fatalf("read error %+v, want %+v", got, want)
 		}
 	})
 }
@@ -176,10 +198,27 @@ func FuzzAnthropicUsage(f *testing.F) {
 func FuzzGeminiUsage(f *testing.F) {
 	f.Add([]byte(`{"usageMetadata":{"promptTokenCount":5000,"candidatesTokenCount":200,"cachedContentTokenCount":4000,"thoughtsTokenCount":300},"modelVersion":"models/gemini-2.5-flash"}`))
 	f.Add([]byte(`[{"usageMetadata":{"promptTokenCount":1}},{"usageMetadata":{"promptTokenCount":2,"cachedContentTokenCount":7}}]`))
+	f.Add([]byte(`[{"candidates":[{"content":{"parts":[{"text":"Hel"}]}}],"usageMetadata":{"promptTokenCount":5}},` + "\r\n" +
+		`{"candidates":[{"content":{"parts":[{"text":"lo"}]}}],"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":2}},{"cand`))
+	f.Add([]byte(`[{"usageMetadata":{"promptTokenCount":1}},{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}]`))
+	f.Add([]byte(`{"error":{"code":"429","message":"exhausted"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var u usage
 		readGeminiBody(data, &u)
 		validUsage(t, u)
+		// An array cut short is read up to its last whole chunk: never
+		// more text than the whole array holds.
+		for _, n := range []int{len(data) / 2, len(data) - 1} {
+			if n < 0 || !bytes.HasPrefix(bytes.TrimSpace(data), []byte("[")) {
+				continue
+			}
+			var p usage
+			readGeminiBody(data[:n], &p)
+			validUsage(t, p)
+			if p.textChars > u.textChars {
+				t.Fatalf("the first %d bytes hold %d characters of text, the whole %d", n, p.textChars, u.textChars)
+			}
+		}
 		var c usage
 		readGeminiChunk(data, &c)
 		validUsage(t, c)

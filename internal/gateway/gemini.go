@@ -41,6 +41,9 @@ type geminiResponse struct {
 	} `json:"candidates"`
 	UsageMetadata *geminiUsage `json:"usageMetadata"`
 	ModelVersion  string       `json:"modelVersion"`
+	// Error is set in place of the rest when the call fails after the
+	// stream began: Gemini then sends its error object as a chunk.
+	Error json.RawMessage `json:"error"`
 }
 
 // readGeminiChunk reads one response or stream chunk. Every chunk of a
@@ -76,7 +79,7 @@ type geminiScanned struct {
 
 // scanGeminiChunk is readGeminiChunk's fast path: it reads a chunk as
 // decoding it into a geminiResponse would. ok is false when it cannot be
-// sure, and the chunk is then decoded.
+// sure, or when the chunk carries an error, and the chunk is then decoded.
 func scanGeminiChunk(data []byte) (c geminiScanned, ok bool) {
 	s := eventScan{b: data}
 	var seen uint32
@@ -146,6 +149,8 @@ func scanGeminiChunk(data []byte) (c geminiScanned, ok bool) {
 			}
 			c.hasUsage = true
 			return s.object(metadata)
+		case keyIs(key, "error"):
+			return once(&seen, 1<<13) && s.literal("null")
 		}
 		return s.skip()
 	}) && s.end()
@@ -164,18 +169,26 @@ func (u *usage) add(r geminiResponse) {
 	if r.UsageMetadata != nil {
 		u.q, u.reported = r.UsageMetadata.quantities(), true
 	}
+	readStreamError(r.Error, u)
 }
 
 // readGeminiBody reads a whole response: one object from generateContent,
-// or the JSON array streamGenerateContent sends without alt=sse.
+// or the JSON array streamGenerateContent sends without alt=sse. The array
+// of a stream cut short has no end: its chunks are read one by one, up to
+// the first that did not arrive whole, so that the call is billed with the
+// cumulative usage of the last complete chunk and the text relayed in them.
 func readGeminiBody(b []byte, u *usage) {
 	b = bytes.TrimSpace(b)
 	if len(b) > 0 && b[0] == '[' {
-		var rs []geminiResponse
-		if json.Unmarshal(b, &rs) != nil {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		if _, err := dec.Token(); err != nil {
 			return
 		}
-		for _, r := range rs {
+		for dec.More() {
+			var r geminiResponse
+			if dec.Decode(&r) != nil {
+				return
+			}
 			u.add(r)
 		}
 		return

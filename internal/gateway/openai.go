@@ -124,6 +124,26 @@ func readOpenAIChatEvent(data []byte, hideUsage bool, u *usage) (show bool) {
 	return true
 }
 
+// readOpenAIChatError reads the error object a Chat Completions stream
+// (OpenAI's, Mistral's) sends in place of a chunk when the call fails after
+// its 200 status line: data: {"error":{"message":"…","type":"server_error"}}.
+// It is read apart from readOpenAIChatEvent, which reads usage and text:
+// only an event that may hold an "error" member is decoded again, and
+// encoding/json matches that key in any ASCII case or through \u escapes
+// (no other rune folds onto its letters).
+func readOpenAIChatError(data []byte, u *usage) {
+	if !containsFold(data, []byte("error")) && !bytes.Contains(data, []byte(`\u`)) {
+		return
+	}
+	var c struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(data, &c) != nil {
+		return
+	}
+	readStreamError(c.Error, u)
+}
+
 // openaiScanned is what scanOpenAIChatEvent reads of a chunk.
 type openaiScanned struct {
 	model    []byte
@@ -271,6 +291,8 @@ type responsesEvent struct {
 	Response *struct {
 		Model string       `json:"model"`
 		Usage *openaiUsage `json:"usage"`
+		// Error says why a failed response failed (response.failed).
+		Error json.RawMessage `json:"error"`
 	} `json:"response"`
 }
 
@@ -309,7 +331,16 @@ func readResponsesEvent(data []byte, u *usage) {
 	case "response.output_text.delta", "response.reasoning_text.delta", "response.refusal.delta":
 		u.textChars += int64(len(e.Delta))
 	case "error", "response.failed":
-		u.streamErr = truncate(e.Type+": "+e.Message, 1024)
+		msg := e.Message
+		if e.Response != nil {
+			// response.failed says why in the response it carries.
+			var failed usage
+			readStreamError(e.Response.Error, &failed)
+			if failed.streamErr != "" {
+				msg = failed.streamErr
+			}
+		}
+		u.streamErr = e.Type + ": " + msg
 	}
 	if e.Response == nil {
 		return

@@ -37,7 +37,7 @@ func (x *exchange) relayWhole(resp *http.Response, body *upstreamBody, cancel fu
 	x.rt.readBody(buf, &u)
 	o := outcome{status: resp.StatusCode, u: u}
 	if resp.StatusCode >= 400 {
-		o.errMsg = upstreamError(resp.StatusCode, buf)
+		o.errMsg = x.g.upstreamError(resp.StatusCode, buf)
 		buf = x.g.redact(buf)
 	} else if !u.reported {
 		o.partial, o.reason = true, "the provider reported no usage"
@@ -147,11 +147,17 @@ func (x *exchange) relayEvents(resp *http.Response, body *upstreamBody, cancel f
 	cl := x.newClientLink(rc, cancel)
 	defer cl.stop()
 	sr := streamReader{rt: x.rt, hideUsage: x.call.hideUsage}
+	// A Chat Completions stream reports a failure as a chunk holding only
+	// an error object, which the chunk reader does not look for.
+	chat := x.rt.kind == openaiChat || x.rt.kind == mistralChat
 	var u usage
 	var p sseParser
 	emit := func(ev sseEvent) {
 		if sr.event(ev, &u) {
 			cl.write(ev.raw)
+		}
+		if chat {
+			readOpenAIChatError(ev.data, &u)
 		}
 	}
 	bp := g.bufs.Get().(*[]byte)
@@ -191,6 +197,12 @@ func (x *exchange) relayEvents(resp *http.Response, body *upstreamBody, cancel f
 // writes stop and the upstream is drained within the drain bounds: the
 // drain timer starts as soon as the client's request context ends, even
 // while the relay waits on a silent upstream.
+//
+// A client that stops reading without closing its connection is gone too:
+// what one upstream read brought must reach it within the read timeout
+// (a write deadline), else the relay would wait on it, and the call's
+// record with it, for as long as it holds the connection, while its
+// reservation expires.
 type clientLink struct {
 	x       *exchange
 	rc      *http.ResponseController
@@ -199,6 +211,9 @@ type clientLink struct {
 	pending bool // bytes written since the last flush
 	drained int64
 	expired atomic.Bool
+	// noDeadline: the response writer takes no write deadline (one that
+	// does not reach its connection); writes then wait as long as they do.
+	noDeadline bool
 
 	mu        sync.Mutex
 	timer     *time.Timer
@@ -226,6 +241,11 @@ func (c *clientLink) write(b []byte) {
 	if c.gone {
 		return
 	}
+	if !c.pending {
+		// The first write since the last flush: this write, those that
+		// follow it and their flush share the bound.
+		c.bound()
+	}
 	if _, err := c.x.w.Write(b); err != nil {
 		c.leave()
 		return
@@ -240,6 +260,18 @@ func (c *clientLink) flush() {
 	c.pending = false
 	if err := c.rc.Flush(); err != nil {
 		c.leave()
+	}
+}
+
+// bound gives the client the read timeout, from now, to take what is
+// written to it. A write or flush past it fails, and the client is then
+// treated as gone.
+func (c *clientLink) bound() {
+	if c.noDeadline {
+		return
+	}
+	if err := c.rc.SetWriteDeadline(time.Now().Add(c.x.g.cfg.ReadTimeout)); err != nil {
+		c.noDeadline = true
 	}
 }
 
@@ -266,8 +298,15 @@ func (c *clientLink) leave() {
 	}
 }
 
+// stop ends the link once the relay is over. The end of the response,
+// which the server writes once the handler returns, gets a bound of its
+// own: the deadline of the last write may have passed while the relay
+// read on (the server clears it once the response is written).
 func (c *clientLink) stop() {
 	c.stopWatch()
+	if !c.gone {
+		c.bound()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stopped = true
@@ -280,15 +319,25 @@ func (c *clientLink) stop() {
 // record is written without holding up the end of the response. A stream
 // that ended without usage, or was cut before its end, is billed from what
 // is known (the provider's partial usage, else input estimated from the
-// request and output from the text relayed), flagged partial.
+// request and output from the text relayed), flagged partial. A stream the
+// provider ended with an error is a failed call, billed only with the
+// usage the provider reported.
 func (x *exchange) finishStream(status int, u usage, cut error, body *upstreamBody, cl *clientLink) {
 	o := outcome{status: status, u: u, clientGone: cl.gone || x.r.Context().Err() != nil}
 	switch {
-	case cut == nil && u.streamErr != "":
-		// The status line said 200, but the provider ended the stream
-		// with an error: the call failed, billed with what it reported.
-		o.partial, o.reason = true, "the provider ended the stream with an error"
-		o.status, o.errMsg = http.StatusBadGateway, "provider stream error: "+u.streamErr
+	case u.streamErr != "":
+		// The status line said 200, but the provider said the call failed
+		// (whether or not the connection then closed cleanly). Without
+		// usage it is not charged, as an error status is not; only a
+		// stream cut short, which the provider likely bills, is estimated.
+		o.status = http.StatusBadGateway
+		if u.streamErrStatus != 0 {
+			o.status = u.streamErrStatus
+		}
+		o.errMsg = "provider stream error: " + truncate(x.g.redactString(u.streamErr), 1024)
+		if u.reported {
+			o.partial, o.reason = true, "the provider ended the stream with an error"
+		}
 	case cut == nil && u.reported:
 	case cut == nil:
 		o.partial, o.reason = true, "the stream ended without usage"

@@ -47,7 +47,16 @@ func refReadResponsesEvent(data []byte, u *usage) {
 	case "response.output_text.delta", "response.reasoning_text.delta", "response.refusal.delta":
 		u.textChars += int64(len(e.Delta))
 	case "error", "response.failed":
-		u.streamErr = truncate(e.Type+": "+e.Message, 1024)
+		// The whole text: it is redacted, then cut, when recorded.
+		msg := e.Message
+		if e.Response != nil {
+			var failed usage
+			readStreamError(e.Response.Error, &failed)
+			if failed.streamErr != "" {
+				msg = failed.streamErr
+			}
+		}
+		u.streamErr = e.Type + ": " + msg
 	}
 	if e.Response == nil {
 		return
@@ -83,7 +92,7 @@ func refAnthropicEvent(s *anthropicStream, data []byte, u *usage) {
 	case "error":
 		u.streamErr = "error event"
 		if e.Error != nil {
-			u.streamErr = truncate(e.Error.Type+": "+e.Error.Message, 1024)
+			u.streamErr = e.Error.Type + ": " + e.Error.Message
 		}
 	}
 	if got != nil {

@@ -214,8 +214,9 @@ func (x *exchange) overhead() string {
 }
 
 // upstreamError summarises a provider's error answer for the ledger: its
-// status and the provider's own message when it sends one.
-func upstreamError(status int, body []byte) string {
+// status and the provider's own message when it sends one, redacted before
+// it is shortened (a key cut in two would no longer be found whole).
+func (g *Gateway) upstreamError(status int, body []byte) string {
 	msg := fmt.Sprintf("provider answered %d %s", status, http.StatusText(status))
 	var e struct {
 		Error json.RawMessage `json:"error"`
@@ -227,11 +228,11 @@ func upstreamError(status int, body []byte) string {
 		Message string `json:"message"`
 	}
 	if json.Unmarshal(e.Error, &detail) == nil && detail.Message != "" {
-		return msg + ": " + truncate(detail.Message, 1024)
+		return msg + ": " + truncate(g.redactString(detail.Message), 1024)
 	}
 	var s string
 	if json.Unmarshal(e.Error, &s) == nil && s != "" {
-		return msg + ": " + truncate(s, 1024)
+		return msg + ": " + truncate(g.redactString(s), 1024)
 	}
 	return msg
 }

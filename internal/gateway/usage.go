@@ -1,6 +1,11 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+
 	"github.com/alwrity/alwrity-billing/internal/billing"
 )
 
@@ -15,8 +20,60 @@ type usage struct {
 	textChars int64
 	// streamErr is an error the provider reported inside a stream whose
 	// status was already 200 (Anthropic's overloaded_error, OpenAI's
-	// response.failed).
+	// response.failed, the error object of a Gemini or Chat Completions
+	// stream). It is kept whole: the provider may echo its key in it, and
+	// only a message redacted first may be shortened (finishStream).
 	streamErr string
+	// streamErrStatus is the HTTP status the stream's error names in its
+	// code (Gemini's 429, 503), 0 when it names none.
+	streamErrStatus int
+}
+
+// readStreamError reads the error object a Gemini or Chat Completions
+// stream sends in place of a chunk when the call fails after its 200
+// status line: {"code":503,"message":"…","status":"UNAVAILABLE"} from
+// Gemini, {"message":"…","type":"server_error","code":null} from OpenAI.
+// raw is the event's error member: an object, or a message alone; absent,
+// null or anything else, there is no error.
+func readStreamError(raw json.RawMessage, u *usage) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || (raw[0] != '{' && raw[0] != '"') || bytes.Equal(raw, []byte(`""`)) {
+		return
+	}
+	var e struct {
+		Code    json.RawMessage `json:"code"`
+		Message string          `json:"message"`
+		Status  string          `json:"status"`
+		Type    string          `json:"type"`
+	}
+	var s string
+	var msg []string
+	var status int
+	switch {
+	case json.Unmarshal(raw, &e) == nil:
+		// The code is an HTTP status when it is a number (Gemini's 503),
+		// else a name worth keeping ("rate_limit_exceeded").
+		var name string
+		if json.Unmarshal(e.Code, &status) != nil && json.Unmarshal(e.Code, &name) == nil {
+			if n, err := strconv.Atoi(name); err == nil {
+				status, name = n, ""
+			}
+		}
+		for _, part := range []string{e.Status, e.Type, name, e.Message} {
+			if part != "" {
+				msg = append(msg, part)
+			}
+		}
+	case json.Unmarshal(raw, &s) == nil && s != "":
+		msg = append(msg, s)
+	}
+	u.streamErr, u.streamErrStatus = "error object", 0
+	if len(msg) > 0 {
+		u.streamErr = strings.Join(msg, ": ")
+	}
+	if status >= 400 && status <= 599 {
+		u.streamErrStatus = status
+	}
 }
 
 // normalized returns q made safe to record: no negative counts, no count
