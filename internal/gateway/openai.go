@@ -313,6 +313,20 @@ func readResponsesBody(b []byte, u *usage) {
 	}
 }
 
+// failure is what an "error" or "response.failed" event says went wrong,
+// whole (it is redacted, then cut, when recorded): response.failed says
+// it in the response it carries.
+func (e *responsesEvent) failure() string {
+	if e.Response != nil {
+		var failed usage
+		readStreamError(e.Response.Error, &failed)
+		if failed.streamErr != "" {
+			return failed.streamErr
+		}
+	}
+	return e.Message
+}
+
 // readResponsesEvent reads one Responses API stream event: usage arrives
 // once, with the final response (completed, incomplete or failed).
 func readResponsesEvent(data []byte, u *usage) {
@@ -331,16 +345,7 @@ func readResponsesEvent(data []byte, u *usage) {
 	case "response.output_text.delta", "response.reasoning_text.delta", "response.refusal.delta":
 		u.textChars += int64(len(e.Delta))
 	case "error", "response.failed":
-		msg := e.Message
-		if e.Response != nil {
-			// response.failed says why in the response it carries.
-			var failed usage
-			readStreamError(e.Response.Error, &failed)
-			if failed.streamErr != "" {
-				msg = failed.streamErr
-			}
-		}
-		u.streamErr = e.Type + ": " + msg
+		u.streamErr = e.Type + ": " + e.failure()
 	}
 	if e.Response == nil {
 		return

@@ -47,16 +47,7 @@ func refReadResponsesEvent(data []byte, u *usage) {
 	case "response.output_text.delta", "response.reasoning_text.delta", "response.refusal.delta":
 		u.textChars += int64(len(e.Delta))
 	case "error", "response.failed":
-		// The whole text: it is redacted, then cut, when recorded.
-		msg := e.Message
-		if e.Response != nil {
-			var failed usage
-			readStreamError(e.Response.Error, &failed)
-			if failed.streamErr != "" {
-				msg = failed.streamErr
-			}
-		}
-		u.streamErr = e.Type + ": " + msg
+		u.streamErr = e.Type + ": " + e.failure()
 	}
 	if e.Response == nil {
 		return
