@@ -80,9 +80,9 @@ func (a *Authenticator) Principal(ctx context.Context) (billing.Principal, error
 }
 
 // Resolve checks a presented key. Errors: unauthorized when the key is
-// malformed, unknown or revoked; any other error means the key could not be
-// looked up (the database failed or ctx ended) and says nothing about the
-// key, which it never contains.
+// malformed, unknown or revoked; unavailable when the key could not be
+// looked up (the database failed or ctx ended), which says nothing about
+// the key and never contains it.
 func (a *Authenticator) Resolve(ctx context.Context, key string) (billing.Principal, error) {
 	if a.AdminKey != "" {
 		a.adminOnce.Do(func() { a.adminSum = sha256.Sum256([]byte(a.AdminKey)) })
@@ -100,7 +100,9 @@ func (a *Authenticator) Resolve(ctx context.Context, key string) (billing.Princi
 		return billing.Principal{}, billing.Errorf(billing.CodeUnauthorized, "the API key is not valid")
 	}
 	if err != nil {
-		return billing.Principal{}, fmt.Errorf("look up api key: %w", err)
+		// Unavailable (503) to the caller, with the cause for the log.
+		return billing.Principal{}, fmt.Errorf("look up api key: %w: %w",
+			billing.Errorf(billing.CodeUnavailable, "the API key could not be checked; try again shortly"), err)
 	}
 	if k.RevokedAt != nil {
 		return billing.Principal{}, billing.Errorf(billing.CodeUnauthorized, "the API key has been revoked")

@@ -62,9 +62,12 @@ func (s *Server) problem(ctx context.Context, err error) error {
 		details = nil
 	}
 	herr := huma.NewError(status, e.Message, details...)
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		// RFC 9110 §15.5.2: a 401 must say which scheme would be accepted.
 		return huma.ErrorWithHeaders(herr, http.Header{"WWW-Authenticate": {`Bearer realm="alwrity-billing"`}})
+	case http.StatusServiceUnavailable:
+		return huma.ErrorWithHeaders(herr, http.Header{"Retry-After": {"5"}})
 	}
 	return herr
 }
