@@ -64,6 +64,10 @@ type Config struct {
 	// unreachable, recording them when it returns (ALWRITY_FAIL_OPEN);
 	// by default they are refused with 503 and Retry-After.
 	FailOpen bool
+	// FailOpenKeyMaxAge is how long after the database last confirmed a
+	// key the gateway keeps accepting it while the database cannot be
+	// reached, under FailOpen (ALWRITY_FAIL_OPEN_KEY_MAX_AGE).
+	FailOpenKeyMaxAge time.Duration
 
 	// WebhookInterval is how often the webhook worker looks for due
 	// deliveries (ALWRITY_WEBHOOK_INTERVAL); WebhookTimeout bounds one
@@ -132,6 +136,7 @@ func DefaultConfig() Config {
 		GatewayBaseURLs:         map[string]string{},
 		GatewayConnectTimeout:   10 * time.Second,
 		GatewayReadTimeout:      10 * time.Minute,
+		FailOpenKeyMaxAge:       24 * time.Hour,
 		GatewayMaxBodyBytes:     32 << 20,
 		GatewayDefaultMaxTokens: 4096,
 
@@ -363,6 +368,7 @@ func (c *Config) gatewayFromEnv(getenv func(string) string) error {
 	duration("ALWRITY_GATEWAY_READ_TIMEOUT", &c.GatewayReadTimeout)
 	integer("ALWRITY_GATEWAY_MAX_BODY_BYTES", &c.GatewayMaxBodyBytes)
 	integer("ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS", &c.GatewayDefaultMaxTokens)
+	duration("ALWRITY_FAIL_OPEN_KEY_MAX_AGE", &c.FailOpenKeyMaxAge)
 	if v := strings.TrimSpace(getenv("ALWRITY_FAIL_OPEN")); v != "" {
 		if b, err := strconv.ParseBool(v); err != nil {
 			errs = append(errs, fmt.Errorf("ALWRITY_FAIL_OPEN must be true or false, got %q", v))
@@ -381,7 +387,7 @@ func (c Config) GatewayConfig(logger *slog.Logger, now func() time.Time) gateway
 	}
 	return gateway.Config{Upstreams: ups, ConnectTimeout: c.GatewayConnectTimeout, ReadTimeout: c.GatewayReadTimeout,
 		MaxBodyBytes: c.GatewayMaxBodyBytes, DefaultMaxTokens: c.GatewayDefaultMaxTokens, FailOpen: c.FailOpen,
-		Logger: logger, Now: now}
+		StaleKeyMaxAge: c.FailOpenKeyMaxAge, Logger: logger, Now: now}
 }
 
 // validateGateway reports invalid LLM gateway settings.
@@ -402,6 +408,9 @@ func (c Config) validateGateway() []error {
 	}
 	if c.GatewayMaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("ALWRITY_GATEWAY_MAX_BODY_BYTES must be positive"))
+	}
+	if c.FailOpenKeyMaxAge <= 0 {
+		errs = append(errs, errors.New("ALWRITY_FAIL_OPEN_KEY_MAX_AGE must be positive"))
 	}
 	if c.GatewayDefaultMaxTokens <= 0 || c.GatewayDefaultMaxTokens > 100_000_000 {
 		errs = append(errs, errors.New("ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS must be between 1 and 100000000"))

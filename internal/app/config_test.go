@@ -34,6 +34,7 @@ func TestConfigDefaults(t *testing.T) {
 		GatewayReadTimeout:      10 * time.Minute,
 		GatewayMaxBodyBytes:     32 << 20,
 		GatewayDefaultMaxTokens: 4096,
+		FailOpenKeyMaxAge:       24 * time.Hour,
 
 		MemoryLimit: 32 << 20,
 	}
@@ -272,6 +273,7 @@ func TestConfigGatewayEnv(t *testing.T) {
 		"ALWRITY_GATEWAY_MAX_BODY_BYTES":     "1048576",
 		"ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS": "512",
 		"ALWRITY_FAIL_OPEN":                  "true",
+		"ALWRITY_FAIL_OPEN_KEY_MAX_AGE":      "1h",
 		"GOOGLE_API_KEY":                     "google-key",
 	}))
 	if err != nil {
@@ -283,7 +285,8 @@ func TestConfigGatewayEnv(t *testing.T) {
 		t.Errorf("GatewayBaseURLs = %v, want %v", c.GatewayBaseURLs, want)
 	}
 	if c.GatewayConnectTimeout != 2*time.Second || c.GatewayReadTimeout != 90*time.Second || c.GatewayMaxBodyBytes != 1<<20 ||
-		c.GatewayDefaultMaxTokens != 512 || !c.FailOpen {
+		c.GatewayDefaultMaxTokens != 512 || !c.FailOpen || c.FailOpenKeyMaxAge != time.Hour ||
+		c.GatewayConfig(nil, time.Now).StaleKeyMaxAge != time.Hour {
 		t.Errorf("gateway settings not taken from the environment: %+v", c)
 	}
 	if c.ProviderKeys["gemini"] != "google-key" {
@@ -308,6 +311,7 @@ func TestConfigGatewayInvalid(t *testing.T) {
 		"ALWRITY_GATEWAY_CONNECT_TIMEOUT":    "soon",
 		"ALWRITY_GATEWAY_MAX_BODY_BYTES":     "lots",
 		"ALWRITY_FAIL_OPEN":                  "maybe",
+		"ALWRITY_FAIL_OPEN_KEY_MAX_AGE":      "-5m",
 		"ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS": "-1",
 		"ALWRITY_OPENAI_BASE_URL":            "ftp://user:secret@example.com",
 	}))
@@ -317,7 +321,7 @@ func TestConfigGatewayInvalid(t *testing.T) {
 		}
 	}
 	verr := c.Validate()
-	for _, name := range []string{"ALWRITY_OPENAI_BASE_URL", "ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS"} {
+	for _, name := range []string{"ALWRITY_OPENAI_BASE_URL", "ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS", "ALWRITY_FAIL_OPEN_KEY_MAX_AGE"} {
 		if verr == nil || !strings.Contains(verr.Error(), name) {
 			t.Errorf("Validate error %v does not name %s", verr, name)
 		}
