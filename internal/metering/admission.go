@@ -266,8 +266,10 @@ func (m *Meter) reserveMem(ctx context.Context, a *memAdmission, r billing.Reser
 }
 
 // refuses returns the first limit that r's units would pass, counting what
-// is settled and what other reservations hold, in the order the database
-// path checks them.
+// is settled and what other reservations hold, in the order
+// store.Counters.Exceeded checks them (total calls, the provider's calls,
+// the provider's tokens, monthly cost), so both databases name the same
+// limit.
 func (e *entry) refuses(r billing.Reservation, lim billing.Limits) *billing.LimitInfo {
 	pu, ph := e.usedBy[r.Provider], e.heldBy[r.Provider]
 	checks := []struct {
@@ -275,9 +277,9 @@ func (e *entry) refuses(r billing.Reservation, lim billing.Limits) *billing.Limi
 		info  billing.LimitInfo
 	}{
 		{lim.TotalCalls, billing.LimitInfo{Key: "total_calls", Used: e.used.calls, Reserved: e.held.calls, Requested: r.Calls}},
-		{lim.Cost, billing.LimitInfo{Key: "monthly_cost", Used: e.used.cost, Reserved: e.held.cost, Requested: int64(r.Cost), Money: true}},
 		{lim.ProviderCalls, billing.LimitInfo{Key: r.Provider + "_calls", Provider: r.Provider, Used: pu.calls, Reserved: ph.calls, Requested: r.Calls}},
 		{lim.ProviderTokens, billing.LimitInfo{Key: r.Provider + "_tokens", Provider: r.Provider, Used: pu.tokens, Reserved: ph.tokens, Requested: r.Tokens}},
+		{lim.Cost, billing.LimitInfo{Key: "monthly_cost", Used: e.used.cost, Reserved: e.held.cost, Requested: int64(r.Cost), Money: true}},
 	}
 	for _, c := range checks {
 		if c.limit == nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/metering"
 	"github.com/alwrity/alwrity-billing/internal/money"
 	"github.com/alwrity/alwrity-billing/internal/storetest"
 )
@@ -419,5 +420,59 @@ func TestHeldReservationsCheckSeesBrokenRows(t *testing.T) {
 		if n, err := f.db.HeldReservationsMismatch(f.ctx); err != nil || n != 1 {
 			t.Fatalf("HeldReservationsMismatch after naming an unrecorded event = %d, %v; want 1", n, err)
 		}
+	})
+}
+
+// TestReserveRefusesALimitExactlyReached: a user whose monthly cost or
+// provider tokens are used up to the limit exactly is refused the next
+// call even when the request names no tokens and no cost (the middleware
+// and /reserve clients that do not estimate): a call always uses
+// something. Both databases name the same limit when several are reached.
+func TestReserveRefusesALimitExactlyReached(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b, baseTime)
+		period := billing.CalendarMonths().At(baseTime).Key
+		cases := []struct {
+			user string
+			plan billing.Plan
+			want billing.LimitInfo
+		}{
+			{"cost-reached", billing.Plan{Name: "cost-0.06", MonthlyCostLimit: billing.Ptr(usd("0.06"))},
+				billing.LimitInfo{Key: "monthly_cost", Used: int64(usd("0.06")), Requested: int64(metering.MinHeldCost),
+					Limit: int64(usd("0.06")), Money: true}},
+			{"tokens-reached", billing.Plan{Name: "openai-1500-tokens",
+				ProviderLimits: map[string]billing.ProviderLimit{"openai": {Tokens: billing.Ptr[int64](1500)}}},
+				billing.LimitInfo{Key: "openai_tokens", Provider: "openai", Used: 1500, Requested: metering.MinHeldTokens, Limit: 1500}},
+			// Both reached: the provider's tokens come before the cost.
+			{"both-reached", billing.Plan{Name: "both", MonthlyCostLimit: billing.Ptr(usd("0.06")),
+				ProviderLimits: map[string]billing.ProviderLimit{"openai": {Tokens: billing.Ptr[int64](1500)}}},
+				billing.LimitInfo{Key: "openai_tokens", Provider: "openai", Used: 1500, Requested: metering.MinHeldTokens, Limit: 1500}},
+		}
+		for _, c := range cases {
+			f.planUser(c.user, c.plan)
+			// gpt-4, 1,000 in + 500 out: 0.06 USD and 1,500 tokens.
+			f.record(gpt4Event("evt-"+c.user, c.user, baseTime.Add(-time.Minute), 1000, 500))
+			_, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: c.user, Provider: "openai", Model: "gpt-4"})
+			be := billingErr(t, err, billing.CodeLimitExceeded)
+			want := c.want
+			want.Period = period
+			if be.Limit == nil || *be.Limit != want {
+				t.Fatalf("%s: refusal limit = %+v; want %+v", c.user, be.Limit, want)
+			}
+			pf, err := f.m.Preflight(f.ctx, c.user, []metering.PreflightOp{{Provider: "openai", Model: "gpt-4"}})
+			if err != nil {
+				t.Fatalf("%s: preflight: %v", c.user, err)
+			}
+			if pf.CanProceed || pf.Checks[0].Binding == nil || pf.Checks[0].Binding.Key != c.want.Key {
+				t.Fatalf("%s: preflight can proceed %v, binding %+v; want refused by %s", c.user, pf.CanProceed, pf.Checks[0].Binding, c.want.Key)
+			}
+			// Another provider is not limited by openai's tokens.
+			if c.plan.MonthlyCostLimit == nil {
+				if _, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: c.user, Provider: "gemini", Model: "m"}); err != nil {
+					t.Fatalf("%s: reserve gemini: %v", c.user, err)
+				}
+			}
+		}
+		f.consistent()
 	})
 }

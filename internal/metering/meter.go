@@ -618,9 +618,17 @@ func prefixed(err error, prefix string) []billing.FieldError {
 	return out
 }
 
+// The least a reservation holds: a call to a provider uses at least a token
+// and costs at least something, so a token or cost limit that is exactly
+// reached refuses the next call even when its request names no tokens.
+const (
+	MinHeldTokens int64        = 1
+	MinHeldCost   money.Amount = money.Pico
+)
+
 // Reserve admits a call: it holds one call, the tokens and the estimated
-// cost against every applicable limit, atomically. Errors: invalid,
-// limit_exceeded.
+// cost (at least MinHeldTokens and MinHeldCost) against every applicable
+// limit, atomically. Errors: invalid, limit_exceeded.
 func (m *Meter) Reserve(ctx context.Context, req billing.ReserveRequest) (billing.Reservation, error) {
 	now := m.now()
 	var fields []billing.FieldError
@@ -662,9 +670,14 @@ func (m *Meter) Reserve(ctx context.Context, req billing.ReserveRequest) (billin
 	if ttl == 0 {
 		ttl = m.ReservationTTL
 	}
+	// A call holds at least one token and the smallest amount of money:
+	// every limit compares used + held + requested with the limit, so a
+	// request of nothing would pass a token or cost limit that is already
+	// used up, and a call always uses something.
 	r := billing.Reservation{
 		ID: billing.NewID("rsv_"), UserID: req.UserID, Period: acct.schedule.At(now), Provider: req.Provider, Model: req.Model,
-		Calls: 1, Tokens: req.Tokens, Cost: req.Cost, Status: billing.ReservationHeld, ExpiresAt: now.Add(ttl), CreatedAt: now,
+		Calls: 1, Tokens: max(req.Tokens, MinHeldTokens), Cost: max(req.Cost, MinHeldCost),
+		Status: billing.ReservationHeld, ExpiresAt: now.Add(ttl), CreatedAt: now,
 	}
 	lim := billing.LimitsFor(acct.plan, req.Provider)
 	a, err := m.memory(ctx)

@@ -93,10 +93,10 @@ func (m *Meter) Preflight(ctx context.Context, userID string, ops []PreflightOp)
 			n     int64
 			money bool
 		}{
-			{op.Provider + "_calls", lim.ProviderCalls, 1, false},
 			{"total_calls", lim.TotalCalls, 1, false},
-			{op.Provider + "_tokens", lim.ProviderTokens, op.Tokens, false},
-			{"monthly_cost", lim.Cost, int64(cost), true},
+			{op.Provider + "_calls", lim.ProviderCalls, 1, false},
+			{op.Provider + "_tokens", lim.ProviderTokens, max(op.Tokens, MinHeldTokens), false},
+			{"monthly_cost", lim.Cost, int64(max(cost, MinHeldCost)), true},
 		}
 		c := PreflightCheck{Op: op, Cost: cost, Allowed: true, Message: "within limits"}
 		for _, a := range adds {
