@@ -84,22 +84,33 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 	if err != nil {
 		return nil, err
 	}
-	var conflicted map[int]bool
+	// Reservations no longer held are claimed in id order, one lock order
+	// for every batch, as settleHeld does for the held ones: two groups
+	// claiming the same two in opposite orders would deadlock.
+	var late []int
 	for i, it := range items {
 		if it.ReservationID != "" && !settled[i] && it.Exclusive {
-			ok, err := claimLate(ctx, tx, it.ReservationID, it.Log.EventID)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				if conflicted == nil {
-					conflicted = map[int]bool{}
-				}
-				conflicted[i] = true
-				continue
-			}
+			late = append(late, i)
 		}
-		logs = append(logs, it.Log)
+	}
+	slices.SortStableFunc(late, func(a, b int) int { return strings.Compare(items[a].ReservationID, items[b].ReservationID) })
+	var conflicted map[int]bool
+	for _, i := range late {
+		ok, err := claimLate(ctx, tx, items[i].ReservationID, items[i].Log.EventID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if conflicted == nil {
+				conflicted = map[int]bool{}
+			}
+			conflicted[i] = true
+		}
+	}
+	for i, it := range items {
+		if !conflicted[i] {
+			logs = append(logs, it.Log)
+		}
 	}
 	// An id given twice in one transaction (a client's resend, changed, in
 	// another batch of the same group commit) is written as its first item
@@ -177,7 +188,12 @@ func ingest(ctx context.Context, tx *sql.Tx, stmts *stmtCache, items []IngestIte
 			}
 		}
 	}
-	for _, a := range ac.Extra {
+	// The extra alerts (unpriced models) in one order too: a group's are in
+	// the order its events arrived, and two groups inserting the same two
+	// unique keys in opposite orders would deadlock.
+	extra := slices.Clone(ac.Extra)
+	slices.SortStableFunc(extra, func(a, b billing.Alert) int { return strings.Compare(a.DedupeKey(), b.DedupeKey()) })
+	for _, a := range extra {
 		if err := insertAlert(ctx, tx, stmts, a, now); err != nil {
 			return nil, err
 		}

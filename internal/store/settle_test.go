@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/store"
 	"github.com/alwrity/alwrity-billing/internal/storetest"
@@ -178,6 +180,70 @@ func TestIngestCountsTheFirstCopyOfAnEventGivenTwice(t *testing.T) {
 		}
 		if m, err := db.Reconcile(ctx); err != nil || len(m) != 0 {
 			t.Errorf("Reconcile = %+v, %v; want the summaries to equal the ledger", m, err)
+		}
+	})
+}
+
+// TestLateClaimsAndUnpricedAlertsTakeLocksInOneOrder: two batches that
+// claim the same expired reservations, and raise the same unpriced-model
+// alerts, in opposite orders commit one after the other. Claimed in item
+// order, each could lock one row the other waits for, and PostgreSQL
+// aborted one of them as a deadlock.
+func TestLateClaimsAndUnpricedAlertsTakeLocksInOneOrder(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		db := storetest.Open(t, b)
+		now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+		p := billing.CalendarMonths().At(now)
+		const rounds = 40
+		for round := range rounds {
+			ids := []string{fmt.Sprintf("rsv-%d-a", round), fmt.Sprintf("rsv-%d-b", round)}
+			var rs []billing.Reservation
+			for _, id := range ids {
+				rs = append(rs, billing.Reservation{ID: id, UserID: "u1", Period: p, Provider: "openai", Model: "gpt-4",
+					Calls: 1, Tokens: 10, Cost: 7, Status: billing.ReservationHeld, ExpiresAt: now.Add(time.Minute), CreatedAt: now})
+			}
+			if _, err := db.IngestJournal(ctx, rs, nil, store.AlertContext{}, now); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := db.FinishReservations(ctx, ids, billing.ReservationExpired, now); err != nil || n != 2 {
+				t.Fatalf("expire %v = %d, %v", ids, n, err)
+			}
+			unpriced := []billing.Alert{
+				billing.UnpricedAlert("openai", fmt.Sprintf("new-model-%d-a", round)),
+				billing.UnpricedAlert("openai", fmt.Sprintf("new-model-%d-b", round)),
+			}
+			batch := func(who string, order []int) func() error {
+				return func() error {
+					var items []store.IngestItem
+					var ac store.AlertContext
+					for _, k := range order {
+						items = append(items, store.IngestItem{Log: storetest.Log("u1", fmt.Sprintf("e-%d-%s-%d", round, who, k), now),
+							PeriodEnd: p.End, ReservationID: ids[k], Exclusive: true})
+						ac.Extra = append(ac.Extra, unpriced[k])
+					}
+					// Half the rounds raise the alerts from events that
+					// settle nothing, each batch its own user's, so that
+					// no reservation or summary row orders them.
+					if round%2 == 1 {
+						for i := range items {
+							items[i].Log = storetest.Log("u-"+who, items[i].Log.EventID, now)
+							items[i].ReservationID, items[i].Exclusive = "", false
+						}
+					}
+					_, err := db.Ingest(ctx, items, ac, now)
+					return err
+				}
+			}
+			var g errgroup.Group
+			g.Go(batch("x", []int{0, 1}))
+			g.Go(batch("y", []int{1, 0}))
+			if err := g.Wait(); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if n, err := db.HeldReservationsMismatch(ctx); err != nil || n != 0 {
+			t.Errorf("HeldReservationsMismatch = %d, %v; want 0", n, err)
 		}
 	})
 }
