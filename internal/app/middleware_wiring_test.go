@@ -3,11 +3,14 @@ package app
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRecoverPanics: a handler's panic becomes a logged 500 whose body says
@@ -57,5 +60,61 @@ func TestAPIProblems(t *testing.T) {
 		if w.Code != c.status || isProblem != c.problem {
 			t.Errorf("%s %s: %d %q %s", c.method, c.path, w.Code, w.Header().Get("Content-Type"), w.Body)
 		}
+	}
+}
+
+// TestRecoverPanicsAfterTheResponseStarted: a handler that panics after
+// writing part of a 200 cuts the connection; the client never reads a
+// whole-looking 200 with a problem appended to half a body. A handler
+// that only set headers still gets the clean 500.
+func TestRecoverPanicsAfterTheResponseStarted(t *testing.T) {
+	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	srv := httptest.NewServer(recoverPanics(logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/started" {
+			w.Write([]byte(`{"data":[1,2,`))
+			http.NewResponseController(w).Flush()
+		}
+		panic("boom")
+	})))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/started")
+	if err == nil {
+		body, readErr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if readErr == nil {
+			t.Fatalf("a panic after the response started read as a whole response: %d %s", resp.StatusCode, body)
+		}
+	}
+	resp, err = srv.Client().Get(srv.URL + "/headers-only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("panic before any write = %d %s; want a 500 problem", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// TestStartGuardKeepsTheWriterAbilities: behind recoverPanics a handler
+// can still flush, hijack and set deadlines (type assertions and
+// http.ResponseController both).
+func TestStartGuardKeepsTheWriterAbilities(t *testing.T) {
+	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	srv := httptest.NewServer(recoverPanics(logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, flusher := w.(http.Flusher)
+		_, hijacker := w.(http.Hijacker)
+		err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Minute))
+		fmt.Fprintf(w, "%v %v %v", flusher, hijacker, err)
+	})))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "true true <nil>" {
+		t.Errorf("flusher, hijacker, deadline = %s; want true true <nil>", body)
 	}
 }

@@ -69,13 +69,8 @@ func (e UsageEvent) Validate(prefix string, now time.Time) []FieldError {
 		fs = append(fs, FieldError{Location: prefix + "." + field, Message: msg, Value: v})
 	}
 	ident := func(field, v string, required bool) {
-		switch {
-		case v == "" && required:
-			bad(field, "is required", v)
-		case len(v) > 128:
-			bad(field, "must be at most 128 characters", v)
-		case !utf8.ValidString(v) || strings.ContainsAny(v, "\x00\r\n\t"):
-			bad(field, "must be printable text", v)
+		if msg := IdentProblem(v, required); msg != "" {
+			bad(field, msg, v)
 		}
 	}
 	ident("event_id", e.EventID, true)
@@ -83,14 +78,18 @@ func (e UsageEvent) Validate(prefix string, now time.Time) []FieldError {
 	ident("provider", e.Provider, true)
 	ident("model", e.Model, false)
 	ident("reservation_id", e.ReservationID, false)
-	if len(e.Endpoint) > 512 {
-		bad("endpoint", "must be at most 512 characters", len(e.Endpoint))
+	text := func(field, v string, maxBytes int) {
+		switch {
+		case len(v) > maxBytes:
+			bad(field, fmt.Sprintf("must be at most %d bytes", maxBytes), len(v))
+		case !isText(v):
+			bad(field, "must be UTF-8 text without NUL characters", nil)
+		}
 	}
-	if len(e.Method) > 16 {
-		bad("method", "must be at most 16 characters", e.Method)
-	}
-	if len(e.ErrorMessage) > 4096 {
-		bad("error_message", "must be at most 4096 characters", len(e.ErrorMessage))
+	text("endpoint", e.Endpoint, MaxEndpointBytes)
+	text("error_message", e.ErrorMessage, MaxErrorMessageBytes)
+	if e.Method != "" && CleanMethod(e.Method) != e.Method {
+		bad("method", fmt.Sprintf("must be an HTTP method (a token of at most %d characters)", MaxMethodBytes), e.Method)
 	}
 	switch {
 	case e.Timestamp.IsZero():
@@ -113,7 +112,7 @@ func (e UsageEvent) Validate(prefix string, now time.Time) []FieldError {
 		switch {
 		case len(e.Metadata) > MaxMetadataBytes:
 			bad("metadata", fmt.Sprintf("must be at most %d bytes", MaxMetadataBytes), len(e.Metadata))
-		case !isJSONObject(e.Metadata):
+		case !utf8.ValidString(e.Metadata) || !isJSONObject(e.Metadata):
 			bad("metadata", "must be a JSON object", nil)
 		}
 	}
