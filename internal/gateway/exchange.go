@@ -106,7 +106,7 @@ func (x *exchange) admit() bool {
 		tokens = g.cfg.DefaultMaxTokens
 	}
 	ctx, cancel := withLazyTimeout(x.r.Context(), g.cfg.AdmissionTimeout)
-	rsv, err := g.meter.Reserve(ctx, billing.ReserveRequest{UserID: x.user, Provider: x.rt.provider, Model: c.model,
+	rsv, err := g.meter.Reserve(ctx, billing.ReserveRequest{UserID: x.user, Provider: x.rt.provider, Model: printable(c.model),
 		Tokens: min(tokens, billing.MaxTokensPerEvent), InProcess: true})
 	cancel()
 	if err == nil {

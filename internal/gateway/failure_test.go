@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/alwrity/alwrity-billing/internal/gateway"
 	"github.com/alwrity/alwrity-billing/internal/storetest"
@@ -259,4 +260,44 @@ func TestUnreachableUpstream(t *testing.T) {
 		t.Errorf("unreachable upstream row = %s", describe(l2))
 	}
 	h.consistent()
+}
+
+// TestCallsWithUnstorableTextAreRecorded: a request path with a NUL or a
+// byte that is not UTF-8 (the Gemini model is in the path), and a provider
+// error whose message holds such bytes, are still recorded: the ledger's
+// text is cleaned, never refused after the provider was paid for the call.
+func TestCallsWithUnstorableTextAreRecorded(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, nil)
+		content := `{"contents":[{"parts":[{"text":"Hello"}]}],"generationConfig":{"maxOutputTokens":1000}}`
+		for _, model := range []string{"gemini-2.5-flash%00", "gemini-2.5-flash%ff"} {
+			resp := h.post("/gateway/gemini/v1beta/models/"+model+":generateContent", content, nil)
+			readAll(t, resp)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: status %d", model, resp.StatusCode)
+			}
+		}
+		h.fakes["openai"].setHandler(func(w http.ResponseWriter, r *http.Request, body []byte) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, "{\"error\":{\"message\":\"bad \\u0000 byte \xff here\",\"type\":\"server_error\"}}")
+		})
+		resp := h.post("/gateway/openai/v1/chat/completions", chatBody, nil)
+		readAll(t, resp)
+		if resp.StatusCode != http.StatusInternalServerError {
+			t.Fatalf("relayed %d; want 500", resp.StatusCode)
+		}
+		rows := h.waitLedger(3)
+		for _, l := range rows {
+			for _, s := range []string{l.Endpoint, l.ErrorMessage} {
+				if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+					t.Errorf("row keeps unstorable text %q: %s", s, describe(l))
+				}
+			}
+		}
+		if msg := rows[2].ErrorMessage; !strings.Contains(msg, "bad \uFFFD byte \uFFFD here") {
+			t.Errorf("error message = %q; want the provider's words with the bad bytes replaced", msg)
+		}
+		h.consistent()
+	})
 }

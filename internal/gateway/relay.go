@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/alwrity/alwrity-billing/internal/billing"
 )
 
 // streamQuoteTimeout bounds the quote of a stream's cost trailer.
@@ -334,7 +336,7 @@ func (x *exchange) finishStream(status int, u usage, cut error, body *upstreamBo
 		if u.streamErrStatus != 0 {
 			o.status = u.streamErrStatus
 		}
-		o.errMsg = "provider stream error: " + truncate(x.g.redactString(u.streamErr), 1024)
+		o.errMsg = "provider stream error: " + billing.Truncate(x.g.redactString(u.streamErr), 1024)
 		if u.reported {
 			o.partial, o.reason = true, "the provider ended the stream with an error"
 		}

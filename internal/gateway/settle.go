@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/metering"
@@ -70,9 +69,9 @@ func (x *exchange) event(o outcome) billing.UsageEvent {
 	metaJSON, _ := json.Marshal(meta)
 	return billing.UsageEvent{
 		EventID: billing.NewID("gw_"), UserID: x.user, Provider: x.rt.provider, Model: model,
-		Endpoint: truncate(x.call.endpoint, 512), Method: http.MethodPost, Quantities: q,
+		Endpoint: billing.CleanText(x.call.endpoint, billing.MaxEndpointBytes), Method: http.MethodPost, Quantities: q,
 		StatusCode: o.status, ResponseTime: time.Since(x.start).Seconds(), Timestamp: x.ts,
-		ErrorMessage: truncate(x.g.redactString(o.errMsg), 4096), Partial: o.partial, Metadata: string(metaJSON),
+		ErrorMessage: billing.CleanText(x.g.redactString(o.errMsg), billing.MaxErrorMessageBytes), Partial: o.partial, Metadata: string(metaJSON),
 	}
 }
 
@@ -228,11 +227,11 @@ func (g *Gateway) upstreamError(status int, body []byte) string {
 		Message string `json:"message"`
 	}
 	if json.Unmarshal(e.Error, &detail) == nil && detail.Message != "" {
-		return msg + ": " + truncate(g.redactString(detail.Message), 1024)
+		return msg + ": " + billing.Truncate(g.redactString(detail.Message), 1024)
 	}
 	var s string
 	if json.Unmarshal(e.Error, &s) == nil && s != "" {
-		return msg + ": " + truncate(g.redactString(s), 1024)
+		return msg + ": " + billing.Truncate(g.redactString(s), 1024)
 	}
 	return msg
 }
@@ -259,19 +258,8 @@ func (g *Gateway) redactString(s string) string {
 
 // printable returns s when the ledger can hold it as a model name, else "".
 func printable(s string) string {
-	if len(s) > 128 || !utf8.ValidString(s) || strings.ContainsAny(s, "\x00\r\n\t") {
+	if billing.IdentProblem(s, false) != "" {
 		return ""
 	}
 	return s
-}
-
-// truncate shortens s to at most n bytes without splitting a character.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

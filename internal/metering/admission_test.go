@@ -476,3 +476,24 @@ func TestReserveRefusesALimitExactlyReached(t *testing.T) {
 		f.consistent()
 	})
 }
+
+// TestReserveRefusesUnstorableText: a model or user id the databases
+// cannot store (a NUL, bytes that are not UTF-8) is a 4xx naming the
+// field, not a database error (which the gateway would read as an outage).
+func TestReserveRefusesUnstorableText(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b, baseTime)
+		f.keyUser("u1")
+		for field, req := range map[string]billing.ReserveRequest{
+			"body.model":   {UserID: "u1", Provider: "openai", Model: "gpt-4\x00"},
+			"body.user_id": {UserID: "u1\xff", Provider: "openai", Model: "gpt-4"},
+		} {
+			_, err := f.m.Reserve(f.ctx, req)
+			be := billingErr(t, err, billing.CodeInvalid)
+			if len(be.Fields) != 1 || be.Fields[0].Location != field {
+				t.Errorf("%s: refusal fields %+v", field, be.Fields)
+			}
+		}
+		f.consistent()
+	})
+}

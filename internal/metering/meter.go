@@ -632,8 +632,11 @@ const (
 func (m *Meter) Reserve(ctx context.Context, req billing.ReserveRequest) (billing.Reservation, error) {
 	now := m.now()
 	var fields []billing.FieldError
-	if req.UserID == "" || len(req.UserID) > 128 {
-		fields = append(fields, billing.FieldError{Location: "body.user_id", Message: "must be 1–128 characters", Value: req.UserID})
+	if msg := billing.IdentProblem(req.UserID, true); msg != "" {
+		fields = append(fields, billing.FieldError{Location: "body.user_id", Message: msg, Value: req.UserID})
+	}
+	if msg := billing.IdentProblem(req.Model, false); msg != "" {
+		fields = append(fields, billing.FieldError{Location: "body.model", Message: msg, Value: req.Model})
 	}
 	if req.Tokens < 0 || req.Tokens > billing.MaxTokensPerEvent {
 		fields = append(fields, billing.FieldError{Location: "body.tokens", Message: fmt.Sprintf("must be between 0 and %d", billing.MaxTokensPerEvent), Value: req.Tokens})

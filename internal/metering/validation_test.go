@@ -48,6 +48,12 @@ func TestRecordRefusesBadBatchesWhole(t *testing.T) {
 		{"metadata not JSON", with("bad-meta", func(e *billing.UsageEvent) { e.Metadata = `{"a":` }), "metadata"},
 		{"metadata null", with("bad-meta-null", func(e *billing.UsageEvent) { e.Metadata = "null" }), "metadata"},
 		{"metadata an array", with("bad-meta-array", func(e *billing.UsageEvent) { e.Metadata = ` [{"a":1}]` }), "metadata"},
+		// PostgreSQL text holds no NUL and no invalid UTF-8: refused, not a
+		// failed insert.
+		{"NUL in the endpoint", with("bad-endpoint", func(e *billing.UsageEvent) { e.Endpoint = "/v1/chat/\x00" }), "endpoint"},
+		{"invalid UTF-8 in the error", with("bad-error", func(e *billing.UsageEvent) { e.ErrorMessage = "upstream \xff" }), "error_message"},
+		{"a method that is not a token", with("bad-method", func(e *billing.UsageEvent) { e.Method = "POST POST" }), "method"},
+		{"invalid UTF-8 in the metadata", with("bad-meta-utf8", func(e *billing.UsageEvent) { e.Metadata = "{\"a\":\"\xff\"}" }), "metadata"},
 		{"id of the good event with other contents", with("good", func(e *billing.UsageEvent) { e.Quantities.Output = 501 }), "event_id"},
 	}
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
