@@ -178,7 +178,7 @@ func TestUpstreamErrorsAreRelayedAndRecordedAsFailed(t *testing.T) {
 			}
 			rows := h.waitLedger(2 * (i + 1))
 			for _, l := range rows[2*i:] {
-				if l.StatusCode != tc.status || l.TokensInput != 0 || l.TokensOutput != 0 || l.CostTotal != 0 || l.Partial ||
+				if l.StatusCode != tc.status || l.TokensInput != 0 || l.TokensOutput != 0 || l.RequestCount != 0 || l.CostTotal != 0 || l.Partial ||
 					!strings.Contains(l.ErrorMessage, "provider answered") {
 					t.Errorf("failed call row = %s", describe(l))
 				}

@@ -22,14 +22,15 @@ import (
 type want struct {
 	model                                           string
 	in, out, cached, write5m, write1h, reason, srch int64
+	requests                                        int64 // 1 for every answered call
 	cost                                            string
 }
 
 func (h *harness) checkRow(l billing.UsageLog, w want) {
 	h.t.Helper()
 	got := want{l.ModelUsed, l.TokensInput, l.TokensOutput, l.TokensCachedInput, l.TokensCacheWrite5m, l.TokensCacheWrite1h,
-		l.TokensReasoning, l.SearchCount, l.CostTotal.String()}
-	w.cost = money.MustParse(w.cost).String()
+		l.TokensReasoning, l.SearchCount, l.RequestCount, l.CostTotal.String()}
+	w.cost, w.requests = money.MustParse(w.cost).String(), 1
 	if got != w || l.StatusCode != http.StatusOK || l.Partial || l.Provider == "" {
 		h.t.Errorf("ledger row = %s\nwant %+v, status 200, not partial", describe(l), w)
 	}

@@ -53,6 +53,11 @@ func (x *exchange) event(o outcome) billing.UsageEvent {
 		q.Output = max(q.Output, tokensOf(o.u.textChars))
 		q = normalized(q)
 	}
+	// A call the provider answered, or billed, is one request (for prices
+	// per request); a failed call without usage is none, like its tokens.
+	if o.u.reported || o.partial || (o.status >= 200 && o.status < 300) {
+		q.Requests = max(q.Requests, 1)
+	}
 	model := printable(o.u.model)
 	if model == "" {
 		model = printable(x.call.model)
