@@ -52,6 +52,11 @@ func (x *exchange) relayWhole(resp *http.Response, body *upstreamBody, cancel fu
 		h.Set(CostHeader, cost)
 	}
 	h.Set(OverheadHeader, x.overhead())
+	// The client gets the read timeout to take the response, as a stream's
+	// client does each write: one that stops reading must not hold the
+	// call's record (and this handler) for as long as it keeps the
+	// connection. net/http clears the deadline when the handler returns.
+	_ = http.NewResponseController(x.w).SetWriteDeadline(time.Now().Add(x.g.cfg.ReadTimeout))
 	x.w.WriteHeader(resp.StatusCode)
 	_, _ = x.w.Write(buf)
 	x.record(ev, nil)

@@ -247,3 +247,25 @@ func TestProviderKeyAtTheMessageLimitIsRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledClientOfAWholeResponse: a non-streamed response is written
+// to the client within the read timeout too; a client that takes the
+// headers and no more does not hold the call's record (or the handler)
+// for as long as it keeps the connection open.
+func TestStalledClientOfAWholeResponse(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, func(c *gateway.Config) { c.ReadTimeout = time.Second })
+		// Far more than the sockets between the gateway and the client
+		// hold, within what the gateway reads whole.
+		content := strings.Repeat("a", 24<<20)
+		h.fakes["openai"].setHandler(func(w http.ResponseWriter, r *http.Request, body []byte) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"id":"c","object":"chat.completion","model":"gpt-4o-2024-08-06","choices":[{"index":0,`+
+				`"message":{"role":"assistant","content":"`+content+`"},"finish_reason":"stop"}],"usage":`+openaiUsageJSON+`}`)
+		})
+		resp := h.post("/gateway/openai/v1/chat/completions", chatBody, nil)
+		defer resp.Body.Close()
+		h.checkRow(h.pollLedger(1)[0], openaiWant)
+		h.consistent()
+	})
+}
