@@ -148,6 +148,7 @@ func (c *Client) Reserve(ctx context.Context, call Call) (string, error) {
 // Settle queues the call's usage. It waits for room in the buffer only
 // until ctx is done, so a request is never held forever.
 func (c *Client) Settle(ctx context.Context, id string, o Outcome) error {
+	o = cleanOutcome(o)
 	ts := o.Timestamp
 	if ts.IsZero() {
 		ts = time.Now()
@@ -233,18 +234,33 @@ func (c *Client) run() {
 	}
 }
 
+// splitAfter is how many 5xx answers in a row a batch of several events
+// gets before it is split. A server that fails on one event (a poison
+// event) fails every batch that carries it; split, the other events go
+// through and only the poison one is retried until given up. A few tries
+// first ride out a brief outage without multiplying requests.
+const splitAfter = 3
+
 // send posts one batch, retrying server and network failures with the
-// same event ids until RetryFor has passed or Close gives up. The server
-// refuses a whole batch for one bad event and stores none of it, so a
-// refused batch is split and its halves sent on their own: only the bad
-// events are lost, not the good ones that shared their batch.
+// same event ids until RetryFor has passed or Close gives up.
 func (c *Client) send(batch []eventBody) {
+	c.sendBy(batch, time.Now().Add(c.cfg.RetryFor))
+}
+
+// sendBy sends batch, retrying until deadline. The server refuses a whole
+// batch for one bad event and stores none of it, so a refused batch is
+// split and its halves sent on their own: only the bad events are lost,
+// not the good ones that shared their batch. A batch failing with 5xx
+// splitAfter times in a row is split too. The halves share the deadline of
+// the batch they came from, so a batch is never retried for longer than
+// RetryFor in all, and each is tried at least once.
+func (c *Client) sendBy(batch []eventBody, deadline time.Time) {
 	body, _ := json.Marshal(map[string]any{"events": batch})
-	deadline := time.Now().Add(c.cfg.RetryFor)
 	wait := 100 * time.Millisecond
+	serverErrors := 0
 	for {
 		if c.aborted.Err() != nil {
-			c.report(fmt.Errorf("usage batch of %d given up: the client was closed before it could be sent", len(batch)))
+			c.report(fmt.Errorf("%s given up: the client was closed before it could be sent", describe(batch)))
 			return
 		}
 		ctx, cancel := context.WithTimeout(c.aborted, 30*time.Second)
@@ -255,16 +271,22 @@ func (c *Client) send(batch []eventBody) {
 			return
 		case err == nil && status < 500 && status != http.StatusTooManyRequests:
 			if len(batch) > 1 && status != http.StatusUnauthorized && status != http.StatusForbidden {
-				half := len(batch) / 2
-				c.send(batch[:half])
-				c.send(batch[half:])
+				c.split(batch, deadline)
 				return
 			}
-			c.report(fmt.Errorf("usage batch of %d refused (%d): %.300s", len(batch), status, resp))
+			c.report(fmt.Errorf("%s refused (%d): %.300s", describe(batch), status, resp))
 			return
+		case err == nil && status >= 500:
+			serverErrors++
+			if len(batch) > 1 && serverErrors >= splitAfter {
+				c.split(batch, deadline)
+				return
+			}
+		default:
+			serverErrors = 0
 		}
 		if time.Now().Add(wait).After(deadline) {
-			c.report(fmt.Errorf("usage batch of %d given up after retrying: status %d, %v", len(batch), status, err))
+			c.report(fmt.Errorf("%s given up after retrying: status %d, %v", describe(batch), status, err))
 			return
 		}
 		// Retrying continues through shutdown until the deadline; Close's
@@ -277,6 +299,28 @@ func (c *Client) send(batch []eventBody) {
 		}
 		wait = min(wait*2, 30*time.Second)
 	}
+}
+
+// split sends the halves of batch on their own, by deadline.
+func (c *Client) split(batch []eventBody, deadline time.Time) {
+	half := len(batch) / 2
+	c.sendBy(batch[:half], deadline)
+	c.sendBy(batch[half:], deadline)
+}
+
+// describe names a batch in a report: its size and, for a small one, its
+// event ids, so that an event given up can be found.
+func describe(batch []eventBody) string {
+	const maxIDs = 5
+	ids := make([]string, 0, maxIDs)
+	for _, e := range batch[:min(len(batch), maxIDs)] {
+		ids = append(ids, e.EventID)
+	}
+	more := ""
+	if len(batch) > maxIDs {
+		more = fmt.Sprintf(" and %d more", len(batch)-maxIDs)
+	}
+	return fmt.Sprintf("usage batch of %d (events %s%s)", len(batch), strings.Join(ids, ", "), more)
 }
 
 func (c *Client) report(err error) {

@@ -54,6 +54,7 @@ func limitError(be *billing.Error) *LimitError {
 }
 
 func toEvent(o Outcome, now func() time.Time) billing.UsageEvent {
+	o = cleanOutcome(o)
 	ts := o.Timestamp
 	if ts.IsZero() {
 		ts = now()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -227,4 +228,31 @@ func TestCustomIdentify(t *testing.T) {
 // TestReportOutsideMiddleware is a no-op, not a panic.
 func TestReportOutsideMiddleware(t *testing.T) {
 	tracking.Report(context.Background(), tracking.Usage{TokensInput: 1})
+}
+
+// TestMiddlewareNeedsMeter: a middleware without a meter is refused when it
+// is built, with a message that says what is missing, not on the first
+// metered request with a nil dereference.
+func TestMiddlewareNeedsMeter(t *testing.T) {
+	defer func() {
+		if msg, _ := recover().(string); !strings.Contains(msg, "Meter") {
+			t.Errorf("panic %q, want one naming Config.Meter", msg)
+		}
+	}()
+	tracking.Middleware(tracking.Config{}, http.NotFoundHandler())
+}
+
+// TestNegativeTimeout: a negative Timeout means the default, not an
+// admission deadline already past that refuses every request.
+func TestNegativeTimeout(t *testing.T) {
+	m := &fakeMeter{reserve: func(ctx context.Context, _ tracking.Call) (string, error) {
+		if err := ctx.Err(); err != nil {
+			return "", fmt.Errorf("%w: %v", tracking.ErrUnavailable, err)
+		}
+		return "rsv_1", nil
+	}}
+	w, ran := serveOne(t, tracking.Config{Meter: m, Timeout: -time.Second}, "/api/openai/chat", nil)
+	if !ran || w.Code != http.StatusOK || len(m.settled()) != 1 {
+		t.Errorf("ran %v: %d %s; settled %+v", ran, w.Code, w.Body, m.settled())
+	}
 }

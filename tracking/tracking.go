@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -48,11 +47,21 @@ type Usage struct {
 
 // Outcome is how a call ended.
 type Outcome struct {
-	UserID       string
-	Provider     string
-	EventID      string
-	Endpoint     string
-	Method       string
+	UserID   string
+	Provider string
+	EventID  string
+	// Endpoint is the route that was called. The middleware sets the
+	// http.ServeMux pattern that matched, without its method
+	// ("/api/{provider}/chat"), when it can see one, and otherwise the
+	// cleaned request path. The meters record it as the server stores it:
+	// control characters and invalid UTF-8 replaced by U+FFFD, cut to 512
+	// bytes.
+	Endpoint string
+	// Method is the request's method; the meters record one that is longer
+	// than 16 bytes or not an HTTP token as "OTHER".
+	Method string
+	// StatusCode is the status the client was sent: 500 for a handler that
+	// panicked, 101 for a connection the handler hijacked.
 	StatusCode   int
 	ResponseTime time.Duration
 	Timestamp    time.Time
@@ -94,8 +103,9 @@ type Config struct {
 	// FailOpen lets requests through when the meter cannot be reached;
 	// by default they are refused with 503.
 	FailOpen bool
-	// Timeout bounds admission (default 2 s), so a slow meter never holds a
-	// request forever.
+	// Timeout bounds admission, so a slow meter never holds a request
+	// forever, and settling. Zero or less means the default, 2 s: a
+	// negative bound would refuse every request.
 	Timeout time.Duration
 	// OnError is told about settle failures (default: ignored).
 	OnError func(error)
@@ -111,47 +121,6 @@ type userKey struct{}
 // own authentication sets it, and DefaultIdentify reads it.
 func WithUser(ctx context.Context, userID string) context.Context {
 	return context.WithValue(ctx, userKey{}, userID)
-}
-
-// ProviderSegments maps each provider to the path segments that name it.
-// Matching is by whole segment, so "exa" matches /api/exa/search but not
-// /api/example.
-var ProviderSegments = map[string][]string{
-	"gemini": {"gemini", "google"}, "openai": {"openai", "gpt"}, "anthropic": {"anthropic", "claude"},
-	"mistral": {"mistral"}, "tavily": {"tavily"}, "serper": {"serper"}, "metaphor": {"metaphor", "exa"},
-	"firecrawl": {"firecrawl"}, "stability": {"stability", "stable-diffusion"},
-}
-
-var segmentProvider = func() map[string]string {
-	m := map[string]string{}
-	for p, segs := range ProviderSegments {
-		for _, s := range segs {
-			m[s] = p
-		}
-	}
-	return m
-}()
-
-// DefaultIdentify takes the user from WithUser and the provider from the
-// first path segment that names one.
-func DefaultIdentify(r *http.Request) (string, string, bool) {
-	user, _ := r.Context().Value(userKey{}).(string)
-	if user == "" {
-		return "", "", false
-	}
-	provider := ProviderFromPath(r.URL.Path)
-	return user, provider, provider != ""
-}
-
-// ProviderFromPath returns the provider named by a whole segment of path,
-// or "".
-func ProviderFromPath(path string) string {
-	for _, seg := range strings.Split(path, "/") {
-		if p, ok := segmentProvider[strings.ToLower(seg)]; ok {
-			return p
-		}
-	}
-	return ""
 }
 
 type reportKey struct{}
@@ -175,11 +144,19 @@ func Report(ctx context.Context, u Usage) {
 
 // Middleware meters next per cfg. With cfg.Metrics it also counts and times
 // every request next serves, metered or not, as Metrics.Middleware does.
+// It panics when cfg.Meter or next is nil, at construction rather than on
+// the first metered request.
 func Middleware(cfg Config, next http.Handler) http.Handler {
+	if cfg.Meter == nil {
+		panic("tracking: Middleware needs a Config.Meter (NewLocalMeter or NewClient)")
+	}
+	if next == nil {
+		panic("tracking: Middleware needs a handler to wrap")
+	}
 	if cfg.Identify == nil {
 		cfg.Identify = DefaultIdentify
 	}
-	if cfg.Timeout == 0 {
+	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second
 	}
 	if cfg.Now == nil {
@@ -250,8 +227,8 @@ func (t *tracker) serve(w http.ResponseWriter, r *http.Request, rec *recorder) {
 		rep.mu.Lock()
 		usage := rep.usage
 		rep.mu.Unlock()
-		o := Outcome{UserID: user, Provider: provider, EventID: id, Endpoint: r.URL.Path, Method: r.Method, StatusCode: status,
-			ResponseTime: cfg.Now().Sub(start), Timestamp: start, Usage: usage}
+		o := Outcome{UserID: user, Provider: provider, EventID: id, Endpoint: endpointOf(r, inner), Method: cleanMethod(r.Method),
+			StatusCode: status, ResponseTime: cfg.Now().Sub(start), Timestamp: start, Usage: usage}
 		cfg.Metrics.served(provider, status, o.ResponseTime)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), cfg.Timeout)
 		defer cancel()
@@ -262,34 +239,3 @@ func (t *tracker) serve(w http.ResponseWriter, r *http.Request, rec *recorder) {
 	next.ServeHTTP(rec, inner)
 	returned = true
 }
-
-// recorder remembers the status a handler wrote, and the request it was
-// given with (whose route pattern the mux records).
-type recorder struct {
-	http.ResponseWriter
-	status      int
-	wroteHeader bool
-	req         *http.Request
-}
-
-func (r *recorder) WriteHeader(code int) {
-	// Informational answers (103 Early Hints) come before the real status;
-	// 101 Switching Protocols is final.
-	if !r.wroteHeader && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		r.status, r.wroteHeader = code, true
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	r.wroteHeader = true
-	return r.ResponseWriter.Write(b)
-}
-
-func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
