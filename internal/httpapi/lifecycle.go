@@ -72,7 +72,7 @@ type subscribeBody struct {
 	PlanID       int64    `json:"plan_id" minimum:"1" doc:"The plan to subscribe to (see GET /plans)."`
 	BillingCycle string   `json:"billing_cycle,omitempty" enum:"monthly,yearly" default:"monthly"`
 	Immediate    bool     `json:"immediate,omitempty" doc:"Switch to a cheaper plan at once, crediting the unused difference, instead of at the end of the cycle."`
-	TimeZone     string   `json:"time_zone,omitempty" maxLength:"64" doc:"IANA time zone of a new subscription's periods (default UTC); ignored when changing one."`
+	TimeZone     string   `json:"time_zone,omitempty" maxLength:"64" doc:"IANA time zone of a new subscription's periods (default UTC); ignored when changing one, and for a free plan, which keeps the calendar months in UTC of users without a subscription."`
 }
 
 type subscribeInput struct {

@@ -207,11 +207,12 @@ func TestSubscribeAuthMatrix(t *testing.T) {
 		}
 
 		// Alice may choose the free plan herself (ALwrity's client also sends
-		// other fields, which are ignored).
+		// other fields, which are ignored). A free plan keeps the calendar
+		// months she had without a subscription.
 		d := e.subscribeAPI("alice", alice, body(free, `, "billing_cycle": "monthly", "user_id": "mallory"`))
 		if d["change"] != "created" || d["plan_name"] != "Free" || integer(t, d["plan_id"]) != free || d["status"] != "active" ||
-			d["effective_at"] != "2026-11-15T12:00:00Z" || d["current_period_start"] != "2026-11-15T12:00:00Z" ||
-			d["current_period_end"] != "2026-12-15T12:00:00Z" || d["pending_plan_id"] != nil || d["cancel_at_period_end"] != false {
+			d["effective_at"] != "2026-11-15T12:00:00Z" || d["current_period_start"] != "2026-11-01T00:00:00Z" ||
+			d["current_period_end"] != "2026-12-01T00:00:00Z" || d["pending_plan_id"] != nil || d["cancel_at_period_end"] != false {
 			t.Errorf("free subscription: %v", d)
 		}
 		if s := e.data(e.get("/api/subscription/user/mallory/subscription", testAdminKey)); s["subscription"] != nil {
@@ -229,7 +230,7 @@ func TestSubscribeAuthMatrix(t *testing.T) {
 		// Alice moves herself back to Free: a downgrade, at the cycle's end.
 		d = e.subscribeAPI("alice", alice, body(free, ""))
 		if d["change"] != "scheduled" || d["plan_name"] != "Professional" || integer(t, d["pending_plan_id"]) != free ||
-			d["effective_at"] != "2026-12-15T12:00:00Z" || d["pending_billing_cycle"] != "monthly" {
+			d["effective_at"] != "2026-12-01T00:00:00Z" || d["pending_billing_cycle"] != "monthly" {
 			t.Errorf("scheduled downgrade: %v", d)
 		}
 		// Bob's key cannot cancel for her; she can.
@@ -237,7 +238,7 @@ func TestSubscribeAuthMatrix(t *testing.T) {
 		d = e.data(e.send("POST", "/api/subscription/cancel/alice", alice, `{"immediate": false}`))
 		check(t, "cancel", d, changeSpec)
 		if d["change"] != "scheduled" || d["cancel_at_period_end"] != true || d["status"] != "active" || d["pending_plan_id"] != nil ||
-			d["effective_at"] != "2026-12-15T12:00:00Z" || d["cancelled_at"] != nil {
+			d["effective_at"] != "2026-12-01T00:00:00Z" || d["cancelled_at"] != nil {
 			t.Errorf("cancel at period end: %v", d)
 		}
 		// The admin may act for anyone: a yearly plan for bob, then an
@@ -449,4 +450,23 @@ func TestLifecycleInternalErrors(t *testing.T) {
 			t.Errorf("%s %s with the database closed: %s", r[0], r[1], res)
 		}
 	}
+}
+
+// TestEditOfTheOnlyFreePlanIsAConflict: editing the only active free plan
+// into a paid version would leave users without a subscription with no
+// plan; the API answers 409 with a detail saying why, and the plan stays.
+func TestEditOfTheOnlyFreePlanIsAConflict(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b, defaultNow)
+		free := e.planID("Free")
+		p := e.problem(e.send("PUT", fmt.Sprintf("/api/admin/plans/%d", free), testAdminKey,
+			`{"tier": "basic", "price_monthly": 5, "price_yearly": 50}`), http.StatusConflict)
+		if d, _ := p["detail"].(string); !strings.Contains(d, "only active free plan") {
+			t.Errorf("detail %q; want it to name the only active free plan", d)
+		}
+		if got := e.planID("Free"); got != free {
+			t.Errorf("the Free plan is %d after a refused edit; want %d", got, free)
+		}
+		e.data(e.get("/api/subscription/user/nosub/subscription", testAdminKey))
+	})
 }

@@ -43,7 +43,8 @@ type SubscribeOptions struct {
 	// Immediate makes a downgrade take effect now, with the unused part
 	// of the price difference credited, instead of at the next renewal.
 	Immediate bool
-	// TimeZone of a new subscription's periods ("" is UTC).
+	// TimeZone of a new subscription's periods ("" is UTC). A free plan
+	// ignores it: it keeps the calendar months in UTC.
 	TimeZone string
 }
 
@@ -54,6 +55,24 @@ func (db *DB) lockClause() string {
 		return " FOR UPDATE"
 	}
 	return ""
+}
+
+// lockUserSubscriptions serialises the subscription changes of one user
+// on PostgreSQL. SELECT … FOR UPDATE locks only rows that exist, so two
+// first subscriptions of a user would both find none and both insert one;
+// a transaction-scoped advisory lock on the user makes the second wait
+// and then see the first's row. The key has its own prefix so that it
+// does not share the (user, period) keys admission locks. SQLite's write
+// transactions are serialised already.
+func (db *DB) lockUserSubscriptions(ctx context.Context, tx *sql.Tx, userID string) error {
+	if db.dialect != Postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('subscription' || chr(31) || $1, 0))`,
+		userID); err != nil {
+		return fmt.Errorf("lock subscriptions of %s: %w", userID, err)
+	}
+	return nil
 }
 
 // Subscribe starts a subscription to planID, or changes the current one:
@@ -81,6 +100,9 @@ func (db *DB) Subscribe(ctx context.Context, userID string, planID int64, cycle 
 	now = now.Truncate(time.Second)
 	var res ChangeResult
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := db.lockUserSubscriptions(ctx, tx, userID); err != nil {
+			return err
+		}
 		cur, err := currentSubscription(ctx, tx, userID, db.lockClause())
 		if err != nil {
 			return err
@@ -99,15 +121,26 @@ func (db *DB) Subscribe(ctx context.Context, userID string, planID int64, cycle 
 	return res, nil
 }
 
+// startSubscription creates the user's subscription. A paid plan starts
+// its periods at now: the user pays for a fresh period. A free plan keeps
+// the calendar months in UTC that users without a subscription have, its
+// cycle starting with the month that holds now; otherwise subscribing to
+// it, using its limits, cancelling and subscribing again would open a new
+// period with empty counters each time, and a user key could reset its
+// free limits at will.
 func (db *DB) startSubscription(ctx context.Context, tx *sql.Tx, userID string, plan billing.Plan, cycle, tz string, now time.Time) (ChangeResult, error) {
 	s := billing.Subscription{UserID: userID, PlanID: plan.ID, BillingCycle: cycle, Status: billing.StatusActive,
 		AutoRenew: true, Anchor: now, TimeZone: tz, CurrentPeriodStart: now}
+	if plan.IsFree() {
+		cal := billing.CalendarMonths()
+		s.Anchor, s.TimeZone, s.CurrentPeriodStart = cal.Anchor, "", cal.At(now).Start
+	}
 	s.CurrentPeriodEnd = s.Schedule().After(now, billing.CycleMonths(cycle))
 	id, err := insertSubscription(ctx, tx, s, now)
 	if err != nil {
 		return ChangeResult{}, err
 	}
-	s.ID, s.InvoicedThrough, s.CreatedAt, s.UpdatedAt = id, now, now, now
+	s.ID, s.InvoicedThrough, s.CreatedAt, s.UpdatedAt = id, s.CurrentPeriodStart, now, now
 	if err := addCycleFee(ctx, tx, s, plan, now); err != nil {
 		return ChangeResult{}, err
 	}
@@ -350,16 +383,32 @@ func notifyChange(ctx context.Context, tx *sql.Tx, s billing.Subscription, plan 
 	}, now)
 }
 
-// CloseDue closes every usage period that has ended by now, oldest first,
-// catching up on as many as were missed: one invoice per subscription and
-// period, then the renewal, expiry or cancellation a cycle's end calls for.
-// Several processes may run it at once: a period is closed by the one
-// transaction that moves the subscription's invoiced_through past it.
+// CloseGrace is how long a usage period stays open for usage after its
+// end before it is invoiced. A call that starts just before the end
+// settles after it, into the period of its start, and an event may be
+// reported late; usage that arrives after the close is in the period's
+// summary but on no invoice. An hour covers the default reservation hold
+// (ten minutes) and the calls in flight at the boundary many times over.
+// It does not cover a hold asked for up to the 24-hour maximum nor an
+// event reported days late (accepted up to billing.MaxEventAge): waiting
+// that long would also keep a cycle's renewal, expiry, cancellation at its
+// end or scheduled downgrade from taking effect, since they happen when
+// the cycle's last period is closed. Until then the subscription keeps
+// its plan, so the longer the grace, the longer a cancelled or downgraded
+// user keeps the old plan's limits.
+const CloseGrace = time.Hour
+
+// CloseDue closes every usage period that ended at least CloseGrace
+// before now, oldest first, catching up on as many as were missed: one
+// invoice per subscription and period, then the renewal, expiry or
+// cancellation a cycle's end calls for. Several processes may run it at
+// once: a period is closed by the one transaction that moves the
+// subscription's invoiced_through past it.
 func (db *DB) CloseDue(ctx context.Context, now time.Time, limit int) (int, error) {
 	closed := 0
 	for closed < limit {
 		rows, err := db.readRows(ctx, `SELECT id FROM user_subscriptions WHERE next_close_at <= $1
-			ORDER BY next_close_at, id LIMIT 100`, ts(now))
+			ORDER BY next_close_at, id LIMIT 100`, ts(now.Add(-CloseGrace)))
 		if err != nil {
 			return closed, fmt.Errorf("find periods to close: %w", err)
 		}
@@ -414,7 +463,8 @@ func (db *DB) closeNext(ctx context.Context, id int64, now time.Time) (int, erro
 			_, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET next_close_at = NULL WHERE id = $1`, id)
 			return err
 		}
-		if p.End.After(now) {
+		if p.End.Add(CloseGrace).After(now) {
+			// next_close_at is the period's end; CloseDue adds the grace.
 			_, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET next_close_at = $2 WHERE id = $1`, id, ts(p.End))
 			return err
 		}
@@ -439,10 +489,15 @@ func (db *DB) closeNext(ctx context.Context, id int64, now time.Time) (int, erro
 		s.InvoicedThrough = p.End
 		next := sched.At(p.End).End
 		switch {
-		case s.Status == billing.StatusCancelled:
+		case s.Status == billing.StatusCancelled && !p.End.Before(cancelledAt(s)):
 			// Cancelled at once during this period: that was its last invoice.
 			_, err = tx.ExecContext(ctx, `UPDATE user_subscriptions SET next_close_at = NULL WHERE id = $1`, id)
 			return err
+		case s.Status == billing.StatusCancelled:
+			// Cancelled at once in a later period than this one, before the
+			// closer caught up: the cancellation's credit and the usage up
+			// to it are booked for the period that holds it, so go on
+			// closing until that period is invoiced.
 		case p.End.Before(s.CurrentPeriodEnd):
 		case s.CancelAtPeriodEnd:
 			if _, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET status = 'cancelled', cancelled_at = $2,
@@ -477,6 +532,16 @@ func (db *DB) closeNext(ctx context.Context, id int64, now time.Time) (int, erro
 		db.accountsChanged()
 	}
 	return n, err
+}
+
+// cancelledAt is when s was cancelled; a cancelled subscription without
+// the time (written before it was recorded) counts as cancelled at its
+// cycle's start, so nothing after that is closed for it.
+func cancelledAt(s billing.Subscription) time.Time {
+	if s.CancelledAt == nil {
+		return s.CurrentPeriodStart
+	}
+	return *s.CancelledAt
 }
 
 // renew starts s's next cycle at the end of the current one, with a

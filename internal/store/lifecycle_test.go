@@ -444,7 +444,7 @@ func TestPeriodCloseIsIdempotent(t *testing.T) {
 		}
 		// Five "processes" (each its own connection pool) close four
 		// months at once, twice.
-		end := at("2024-05-01 00:00")
+		end := at("2024-05-01 00:00").Add(store.CloseGrace)
 		var wg sync.WaitGroup
 		for range 5 {
 			other := storetest.OpenURL(t, url)
@@ -520,7 +520,7 @@ func TestPropPlanChangesInvoiceExactly(t *testing.T) {
 			exact.Add(exact, share(prices[cur], span-last, span))
 			l.now = cyc.End.Add(-time.Second)
 			l.cancel(user, false)
-			if _, err := l.db.CloseDue(l.ctx, cyc.End, 100); err != nil {
+			if _, err := l.db.CloseDue(l.ctx, cyc.End.Add(store.CloseGrace), 100); err != nil {
 				rt.Fatal(err)
 			}
 			invs, n, err := l.db.Invoices(l.ctx, store.InvoiceFilter{UserID: user})

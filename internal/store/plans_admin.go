@@ -26,7 +26,8 @@ type EditResult struct {
 // EditPlan replaces plan id with a new version holding p (its name, when
 // empty, is kept). With moveNow the current subscribers move to it at
 // once; otherwise at their next renewal. Errors: not_found, conflict (the
-// plan was replaced already, or the name is taken), invalid.
+// plan was replaced already, the name is taken, or the edit would leave
+// no active free plan for users without a subscription), invalid.
 func (db *DB) EditPlan(ctx context.Context, id int64, p billing.Plan, moveNow bool, now time.Time) (EditResult, error) {
 	old, err := db.GetPlan(ctx, id)
 	if err != nil {
@@ -41,6 +42,11 @@ func (db *DB) EditPlan(ctx context.Context, id int64, p billing.Plan, moveNow bo
 	p.Version = old.Version + 1
 	var res EditResult
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		if !(p.IsFree() && p.IsActive) {
+			if err := db.keepAFreePlan(ctx, tx, old, "replaced by a paid or inactive version"); err != nil {
+				return err
+			}
+		}
 		retired := fmt.Sprintf("%s (version %d)", old.Name, old.Version)
 		r, err := tx.ExecContext(ctx, `UPDATE subscription_plans SET name = $2, is_active = FALSE, updated_at = $3
 			WHERE id = $1 AND replaced_by IS NULL`, id, retired, ts(now))
@@ -93,24 +99,63 @@ func (db *DB) SetPlanActive(ctx context.Context, id int64, active bool, now time
 	if err != nil {
 		return p, err
 	}
-	if !active && p.IsFree() && p.IsActive {
-		var others int
-		if err := db.readRow(ctx, `SELECT COUNT(*) FROM subscription_plans WHERE is_active = TRUE
-			AND price_monthly = 0 AND price_yearly = 0 AND id <> $1`, id).Scan(&others); err != nil {
-			return p, err
-		}
-		if others == 0 {
-			return p, billing.Errorf(billing.CodeConflict, "plan %s is the only active free plan, the plan of users without a subscription", p.Name)
-		}
-	}
 	if active && p.ReplacedBy != nil {
 		return p, billing.Errorf(billing.CodeConflict, "plan %d was replaced by plan %d", id, *p.ReplacedBy)
 	}
-	if _, err := db.write.ExecContext(ctx, `UPDATE subscription_plans SET is_active = $2, updated_at = $3 WHERE id = $1`,
-		id, active, ts(now)); err != nil {
-		return p, fmt.Errorf("set plan %d active: %w", id, err)
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		if !active {
+			if err := db.keepAFreePlan(ctx, tx, p, "deactivated"); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE subscription_plans SET is_active = $2, updated_at = $3 WHERE id = $1`,
+			id, active, ts(now)); err != nil {
+			return fmt.Errorf("set plan %d active: %w", id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return p, err
 	}
 	db.accountsChanged()
 	p.IsActive = active
 	return p, nil
+}
+
+// keepAFreePlan refuses, with a conflict naming why, to take plan p out
+// of the offer when it is the only active free plan: the cheapest of them
+// is the plan of every user without a subscription, and without one
+// DefaultPlan finds none. It runs in the transaction that takes p out and
+// reads the plans there; on PostgreSQL it locks every active free plan in
+// id order, so two transactions retiring the last two at once cannot both
+// see the other's plan still active and both succeed: the second waits,
+// then no longer finds the first's plan active.
+func (db *DB) keepAFreePlan(ctx context.Context, tx *sql.Tx, p billing.Plan, change string) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM subscription_plans WHERE is_active = TRUE
+		AND price_monthly = 0 AND price_yearly = 0 ORDER BY id`+db.lockClause())
+	if err != nil {
+		return fmt.Errorf("find free plans: %w", err)
+	}
+	offered, others := false, 0
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("find free plans: %w", err)
+		}
+		if id == p.ID {
+			offered = true
+		} else {
+			others++
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("find free plans: %w", err)
+	}
+	if offered && others == 0 {
+		return billing.Errorf(billing.CodeConflict, "plan %s cannot be %s: it is the only active free plan, the plan of users "+
+			"without a subscription (create or activate another free plan first)", p.Name, change)
+	}
+	return nil
 }
