@@ -354,14 +354,37 @@ func (m *Meter) finishMem(j *commitJob, results []billing.EventResult, err error
 		return
 	}
 	var fresh []billing.UsageLog
+	item := make(map[string]int, len(j.settles))
 	for i, r := range results {
 		if r.Status == billing.EventRecorded {
 			fresh = append(fresh, j.items[i].Log)
 		}
+		item[j.items[i].Log.EventID] = i
 	}
+	// A hold is settled by its event only if that event was recorded now.
+	// An event already in the ledger (a resend naming another reservation
+	// than the one it settled) leaves the hold to its own call; the answer
+	// of an exclusive settle is then a conflict, as the database answers.
+	settled := j.settles
+	var kept []*hold
+	if len(j.settles) > 0 {
+		settled = make([]*hold, 0, len(j.settles))
+		for _, h := range j.settles {
+			i, ok := item[h.eventID]
+			if ok && results[i].Status != billing.EventRecorded {
+				if j.items[i].Exclusive {
+					results[i] = billing.EventResult{EventID: h.eventID, Status: billing.EventConflict}
+				}
+				kept = append(kept, h)
+				continue
+			}
+			settled = append(settled, h)
+		}
+	}
+	a.unclaim(kept)
 	a.mu.Lock()
 	a.applyUsage(fresh)
-	a.drop(j.settles, billing.ReservationSettled)
+	a.drop(settled, billing.ReservationSettled)
 	a.mu.Unlock()
 	j.done <- commitResult{results: results}
 }

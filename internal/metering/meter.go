@@ -810,7 +810,7 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 			return billing.EventResult{}, err
 		}
 		if results[0].Status == billing.EventConflict {
-			return billing.EventResult{}, billing.Errorf(billing.CodeConflict, "reservation %s was settled by another event", id)
+			return billing.EventResult{}, settleConflict(id, e.EventID)
 		}
 		return results[0], nil
 	}
@@ -831,6 +831,7 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 	}
 	if h != nil {
 		b.settles = []*hold{h}
+		b.items[0].Exclusive = true
 		if journaled {
 			b.items[0].ReservationID = id
 		}
@@ -839,7 +840,19 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 	if err != nil {
 		return billing.EventResult{}, err
 	}
+	if results[0].Status == billing.EventConflict {
+		return billing.EventResult{}, settleConflict(id, e.EventID)
+	}
 	return results[0], nil
+}
+
+// settleConflict is the error of a settle the ledger refused: the
+// reservation was settled by another event, or the event is already
+// recorded (for another reservation, or without one).
+func settleConflict(id, eventID string) error {
+	return billing.Errorf(billing.CodeConflict,
+		"reservation %s was not settled by event %s: another event settled it, or %s is already recorded "+
+			"(settle a call with an event id of its own)", id, eventID, eventID)
 }
 
 // usageOf refuses usage e as the settle of reservation r unless it names

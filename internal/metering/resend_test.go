@@ -203,3 +203,75 @@ func TestRecordConcurrentUsersOfOneEventID(t *testing.T) {
 		f.consistent()
 	})
 }
+
+// TestResendNamingAnotherReservationKeepsItsHold: an event already
+// recorded, sent again to settle a different reservation that is still
+// held, is refused as a conflict and leaves that hold alone. It used to
+// release the hold without adding usage, and the hold's own call was then
+// refused at its settle as "settled by another event": a call lost.
+func TestResendNamingAnotherReservationKeepsItsHold(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b, baseTime)
+		const user = "resend-user"
+		f.keyUser(user)
+		period := billing.CalendarMonths().At(baseTime)
+		reserve := func() billing.Reservation {
+			t.Helper()
+			r, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: user, Provider: "openai", Model: "gpt-4", Tokens: 1500})
+			if err != nil {
+				t.Fatalf("reserve: %v", err)
+			}
+			return r
+		}
+		settle := func(r billing.Reservation, eventID string) (billing.EventResult, error) {
+			return f.m.Settle(f.ctx, r.ID, gpt4Event(eventID, user, baseTime, 1000, 500))
+		}
+		held := func() int64 {
+			t.Helper()
+			_, h, _, _, err := f.counters(user, period, "openai")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return h.Calls
+		}
+		r1 := reserve()
+		first, err := settle(r1, "evt-1")
+		if err != nil || first.Status != billing.EventRecorded {
+			t.Fatalf("settle r1 = %+v, %v", first, err)
+		}
+		r2 := reserve()
+		_, err = settle(r2, "evt-1")
+		billingErr(t, err, billing.CodeConflict)
+		if n := held(); n != 1 {
+			t.Fatalf("%d calls held after the refused resend; want r2's 1", n)
+		}
+		// The same through a batch: a resend there answers its first
+		// result and changes nothing, r2's hold included.
+		res := f.record(func() billing.UsageEvent {
+			e := gpt4Event("evt-1", user, baseTime, 1000, 500)
+			e.ReservationID = r2.ID
+			return e
+		}())
+		if res[0].Status != billing.EventDuplicate || res[0].Cost != first.Cost {
+			t.Fatalf("batch resend naming r2 = %+v; want the duplicate of %+v", res[0], first)
+		}
+		if n := held(); n != 1 {
+			t.Fatalf("%d calls held after the refused batch; want r2's 1", n)
+		}
+		// r2's own call settles, and r1's true resend answers its first result.
+		if got, err := settle(r2, "evt-2"); err != nil || got.Status != billing.EventRecorded {
+			t.Fatalf("settle r2 with its own event = %+v, %v", got, err)
+		}
+		again, err := settle(r1, "evt-1")
+		if err != nil || again.Status != billing.EventDuplicate || again.Cost != first.Cost {
+			t.Fatalf("resend of r1's settle = %+v, %v; want the duplicate of %+v", again, err, first)
+		}
+		if u := f.usage(user, period); u.Total.Calls != 2 {
+			t.Fatalf("usage %+v; want 2 calls", u.Total)
+		}
+		if n := held(); n != 0 {
+			t.Fatalf("%d calls held at the end", n)
+		}
+		f.consistent()
+	})
+}

@@ -488,7 +488,10 @@ func finishRow(ctx context.Context, tx *sql.Tx, id, status, eventID string, now 
 // settleHeld moves the held reservations that items settle to settled,
 // each with its item's event, and reports which items did so. An id that
 // several items name is settled by the first of them only; the others (and
-// the items of reservations no longer held) are for claimLate. On
+// the items of reservations no longer held) are for claimLate. An event
+// already in the ledger settles nothing: it is a resend, and naming a
+// reservation still held it would release that hold with no usage added
+// (the call it held would then be refused as settled by another event). On
 // PostgreSQL it is one statement for the whole batch, not a round trip per
 // settle.
 func settleHeld(ctx context.Context, tx *sql.Tx, d Dialect, items []IngestItem, now time.Time) (map[int]bool, error) {
@@ -515,6 +518,13 @@ func settleHeld(ctx context.Context, tx *sql.Tx, d Dialect, items []IngestItem, 
 	}
 	if d != Postgres {
 		for k, id := range ids {
+			var recorded bool
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM api_usage_logs WHERE event_id = $1)`, events[k]).Scan(&recorded); err != nil {
+				return nil, fmt.Errorf("settle reservation %s: %w", id, err)
+			}
+			if recorded {
+				continue
+			}
 			_, held, err := finishRow(ctx, tx, id, billing.ReservationSettled, events[k], now)
 			if err != nil {
 				return nil, err
@@ -527,7 +537,8 @@ func settleHeld(ctx context.Context, tx *sql.Tx, d Dialect, items []IngestItem, 
 	}
 	rows, err := tx.QueryContext(ctx, `UPDATE reservations AS r SET status = 'settled', event_id = v.event_id, finished_at = $3
 		FROM unnest($1::text[], $2::text[]) AS v(id, event_id)
-		WHERE r.id = v.id AND r.status = 'held' RETURNING r.id`, ids, events, ts(now))
+		WHERE r.id = v.id AND r.status = 'held'
+		  AND NOT EXISTS (SELECT 1 FROM api_usage_logs l WHERE l.event_id = v.event_id) RETURNING r.id`, ids, events, ts(now))
 	if err != nil {
 		return nil, fmt.Errorf("settle reservations: %w", err)
 	}
@@ -548,10 +559,11 @@ func settleHeld(ctx context.Context, tx *sql.Tx, d Dialect, items []IngestItem, 
 // claimLate lets eventID settle a reservation that is no longer held
 // (expired or released before its call ended; the call is still
 // recorded) unless another event settled it. It reports false on such a
-// conflict.
+// conflict, and for a reservation still held, which settleHeld left to
+// its own call because eventID is already recorded.
 func claimLate(ctx context.Context, tx *sql.Tx, id, eventID string) (bool, error) {
 	res, err := tx.ExecContext(ctx, `UPDATE reservations SET event_id = $2
-		WHERE id = $1 AND (event_id IS NULL OR event_id = $2)`, id, eventID)
+		WHERE id = $1 AND status <> 'held' AND (event_id IS NULL OR event_id = $2)`, id, eventID)
 	if err != nil {
 		return false, fmt.Errorf("settle reservation %s: %w", id, err)
 	}
