@@ -143,10 +143,12 @@ func (p Period) Elapsed(now time.Time) (num, den int64) {
 	return max(0, min(num, den)), den
 }
 
-// ParsePeriodKey parses ALwrity's "YYYY-MM" billing-period key.
+// ParsePeriodKey parses ALwrity's "YYYY-MM" billing-period key, from 1970
+// to 9998: a period of 9999-12 ends in the year 10000, which no RFC 3339
+// timestamp (and so no JSON answer naming the period's end) can hold.
 func ParsePeriodKey(key string) (int, time.Month, error) {
 	t, err := time.Parse("2006-01", key)
-	if err != nil || len(key) != 7 || t.Year() < 1970 || t.Year() > 9999 {
+	if err != nil || len(key) != 7 || t.Year() < 1970 || t.Year() > 9998 {
 		return 0, 0, InvalidField("billing_period", fmt.Sprintf("%q is not a month in the form YYYY-MM", key), key)
 	}
 	return t.Year(), t.Month(), nil

@@ -146,7 +146,7 @@ func TestUsage(t *testing.T) {
 		d = e.data(e.get("/api/subscription/usage/nobody", testAdminKey))
 		check(t, "usage", d, usageStatsSpec(false))
 
-		for _, bad := range []string{"2026-13", "nov", "2026-00", "2026-1", "202611", "2026-11-01", "0000-01"} {
+		for _, bad := range []string{"2026-13", "nov", "2026-00", "2026-1", "202611", "2026-11-01", "0000-01", "9999-12"} {
 			e.problem4xx(e.get("/api/subscription/usage/u1?billing_period="+bad, testAdminKey), "query.billing_period")
 		}
 	})

@@ -129,6 +129,9 @@ func TestSafeNext(t *testing.T) {
 	for in, want := range map[string]string{
 		"/dashboard?x=1": "/dashboard?x=1", "": "/f", "//evil.example": "/f", "/\\evil.example": "/f",
 		"https://evil.example": "/f", "dashboard": "/f", "/a\r\nSet-Cookie: x": "/f",
+		// Browsers drop tabs and newlines before resolving a URL.
+		"/\t/evil.example": "/f", "/\n/evil.example": "/f", "/\x7f": "/f", "/a\\b": "/f",
+		"/usage?period=2026-11#top": "/usage?period=2026-11#top",
 	} {
 		if got := safeNext(in, "/f"); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/alwrity/alwrity-billing/internal/auth"
@@ -17,14 +18,24 @@ type signInPage struct {
 }
 
 // safeNext keeps a post-sign-in target on this site: a local path, never
-// "//host" or a URL with a scheme.
+// "//host", "/\\host" or a URL with a scheme. Control characters are
+// refused outright: browsers drop tabs and newlines from a URL before
+// resolving it, so "/\t/evil.example" would reach them as
+// "//evil.example", and url.Parse, failing on them, would keep
+// http.Redirect from cleaning the path.
 func safeNext(next, fallback string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n") {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsRune(next, '\\') || strings.IndexFunc(next, isControl) >= 0 {
+		return fallback
+	}
+	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" {
 		return fallback
 	}
 	return next
 }
+
+// isControl is an ASCII control character (C0 or DEL).
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 func (h *Handler) signInPage(w http.ResponseWriter, r *http.Request) {
 	if s, ok := h.sess.read(r); ok {
