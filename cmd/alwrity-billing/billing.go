@@ -14,7 +14,7 @@ import (
 )
 
 const billingUsage = `Usage: alwrity-billing billing close [--at TIME]
-           close every usage period that has ended by now (or TIME): one invoice per subscription and period,
+           close every usage period that ended an hour before now (or TIME): one invoice per subscription and period,
            then renewals, expiries and cancellations (the server does this every minute)
        alwrity-billing billing invoices [--user USER] [--period YYYY-MM] [--limit N]
            list invoices, newest period first
@@ -31,10 +31,11 @@ func billingCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		switch sub {
 		case "close":
 			fs := newFlags("billing close", "billing close [--at TIME] [--database-url URL]\n\n"+
-				"Closes every usage period that ended by TIME (default now), oldest first. Closing again, or while a\n"+
+				"Closes every usage period that ended an hour before TIME (default now; the hour lets calls in flight\n"+
+				"at its end settle into it), oldest first. Closing again, or while a\n"+
 				"server closes too, never writes an invoice twice.", stderr)
 			var at timeFlag
-			fs.Var(&at, "at", "close the periods that ended by this RFC 3339 `TIME` instead of now")
+			fs.Var(&at, "at", "close the periods that ended an hour before this RFC 3339 `TIME` instead of now")
 			return &adminCmd{fs: fs,
 				check: func(args []string) error { return exactArgs(fs, stderr, args) },
 				run: func(db *store.DB, now time.Time) error {

@@ -64,7 +64,8 @@ func (s *Server) registerAdminBilling() {
 		http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity), a.setInvoiceStatus)
 
 	huma.Register(s.api, op("close-billing-periods", http.MethodPost, "/billing/close", "Close the usage periods that have ended (admin)",
-		"Does now what the server does every minute: writes one invoice per subscription and ended usage period, "+
+		"Does now what the server does every minute: writes one invoice per subscription and usage period "+
+			"that ended at least an hour ago (the hour lets calls in flight at its end settle into it), "+
 			"oldest first, then renews, expires or cancels subscriptions whose cycle ended. Running it again, or from "+
 			"several servers at once, never writes an invoice twice.",
 		http.StatusUnprocessableEntity), a.closePeriods)
