@@ -479,16 +479,16 @@ func (b *leaseBook) takeLeased(id string) (*leasedCall, bool) {
 	return c, true
 }
 
-// settledLeased ends a leased call's settle: recorded means its usage is
-// in the ledger (its units go back with the next give-back), failed that
-// the call is in flight again.
-func (m *Meter) settledLeased(c *leasedCall, recorded, failed bool) {
+// settledLeased ends a leased call's settle: spent means its usage is in
+// the ledger (its units go back with the next give-back), failed that the
+// call is in flight again.
+func (m *Meter) settledLeased(c *leasedCall, spent, failed bool) {
 	b := &m.leases
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	c.l.settling.add(c.u, -1)
 	switch {
-	case recorded:
+	case spent:
 		c.l.spent.add(c.u, 1)
 	case failed:
 		c.l.inflight.add(c.u, 1)

@@ -1,6 +1,7 @@
 package metering_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -246,4 +247,68 @@ func TestOwnLeaseOfAnotherProviderRefusesNothing(t *testing.T) {
 		Tokens: 100, InProcess: true}); billing.ErrorCode(err) != billing.CodeLimitExceeded {
 		t.Errorf("a call past the limit: %v; want limit_exceeded", err)
 	}
+}
+
+// TestLeasedSettleRetriedAfterItsCommitSpendsTheCall (PostgreSQL): a
+// leased call's settle whose caller gave up before its group committed
+// (the commit lands all the same) is retried and answered "duplicate".
+// The call is in the ledger, so its units are spent: handed back to the
+// lease, they admitted one call more than the limit.
+func TestLeasedSettleRetriedAfterItsCommitSpendsTheCall(t *testing.T) {
+	f := newFixtureURL(t, storetest.PostgresURL(t), baseTime)
+	// Long enough for the settle below to time out first, short enough
+	// that the lease is not idle (250 ms) and given back before the calls
+	// after it.
+	f.m.UnhurriedDelay = 80 * time.Millisecond
+	const user, limit = "lease-retry", 128 // a lease of 128/16 = 8 calls
+	f.planUser(user, billing.Plan{Name: user, TotalCallsLimit: billing.Ptr[int64](limit)})
+	req := billing.ReserveRequest{UserID: user, Provider: "openai", Model: "gpt-4", Tokens: 100, InProcess: true}
+	a, err := f.m.Reserve(f.ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.m.LeasesGranted() == 0 {
+		t.Fatal("the first call took no lease: the test needs one")
+	}
+	// Used elsewhere: 120 calls, so the lease's 8 are the limit's last.
+	var events []billing.UsageEvent
+	for i := range limit - 8 {
+		events = append(events, gpt4Event(fmt.Sprintf("elsewhere-%d", i), user, baseTime.Add(-time.Minute), 10, 1))
+	}
+	f.record(events...)
+
+	ev := billing.UsageEvent{EventID: "retried", StatusCode: 200, Quantities: billing.Quantities{Input: 50, Output: 5}, Timestamp: baseTime}
+	ctx, cancel := context.WithTimeout(metering.Unhurried(f.ctx), 20*time.Millisecond)
+	_, err = f.m.Settle(ctx, a.ID, ev)
+	cancel()
+	if err == nil {
+		t.Fatal("the settle did not time out before its group committed: the test needs it to")
+	}
+	time.Sleep(f.m.UnhurriedDelay) // the group commits all the same
+	// Answered "duplicate" (on a slow machine the retry may commit first
+	// and the landed one be the duplicate: the limit must hold either way).
+	if res, err := f.m.Settle(f.ctx, a.ID, ev); err != nil {
+		t.Fatalf("retried settle = %+v, %v", res, err)
+	}
+	for i := range 20 {
+		r, err := f.m.Reserve(f.ctx, req)
+		if err != nil {
+			continue
+		}
+		if _, err := f.m.Settle(f.ctx, r.ID, billing.UsageEvent{EventID: fmt.Sprintf("after-%d", i), StatusCode: 200,
+			Quantities: billing.Quantities{Input: 50, Output: 5}, Timestamp: baseTime}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.m.Close(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	total, held, _, _, err := f.counters(user, billing.CalendarMonths().At(baseTime), "openai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total.Calls != limit || held != (billing.Counters{}) {
+		t.Errorf("%d calls used, %+v held; want exactly the limit, %d, and nothing held", total.Calls, held, limit)
+	}
+	f.consistent()
 }

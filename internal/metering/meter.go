@@ -871,8 +871,13 @@ func usageOf(e billing.UsageEvent, r billing.Reservation) error {
 // again or released); one whose event was recorded before gives its units
 // back to the lease.
 func (m *Meter) settleLeased(ctx context.Context, c *leasedCall, e billing.UsageEvent) (res billing.EventResult, err error) {
-	recorded := false
-	defer func() { m.settledLeased(c, recorded, err != nil) }()
+	// Every settle that succeeds spends the call's units, a duplicate too:
+	// the retry of a settle whose commit landed after its caller gave up
+	// answers "duplicate", and the call is in the ledger all the same.
+	// Handed back to the lease instead, its unit would admit a call the
+	// limit has no room for. Spent units go back to the database, where
+	// the ledger says what is used.
+	defer func() { m.settledLeased(c, err == nil, err != nil) }()
 	if err := usageOf(e, c.r); err != nil {
 		return res, err
 	}
@@ -887,7 +892,6 @@ func (m *Meter) settleLeased(ctx context.Context, c *leasedCall, e billing.Usage
 	if err != nil {
 		return res, err
 	}
-	recorded = results[0].Status == billing.EventRecorded
 	return results[0], nil
 }
 
