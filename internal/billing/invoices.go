@@ -45,6 +45,9 @@ const (
 	LineDowngrade = "downgrade" // the prorated (negative) difference of an immediate downgrade
 	LineCredit    = "credit"    // unused time of an immediate cancellation
 	LineOverage   = "overage"   // usage above a soft limit
+	// LineAdjustment bills usage reported for an earlier period after its
+	// invoice was written: the overage it adds, and the calls it counts.
+	LineAdjustment = "adjustment"
 )
 
 // InvoiceLine is one explained amount of an invoice.
@@ -144,6 +147,25 @@ func Overage(plan Plan, u PeriodUsage, p Period) ([]InvoiceLine, error) {
 	return lines, nil
 }
 
+// UsageSince is the usage of u above mark, an earlier reading of the same
+// period: what a plan that took effect at the mark is to price. A plan
+// changed at once in the middle of a period prices the usage up to the
+// change itself, so the next plan's limits apply to the usage after it.
+func UsageSince(u, mark PeriodUsage) PeriodUsage {
+	out := PeriodUsage{UserID: u.UserID, Period: u.Period, Total: counterDiff(u.Total, mark.Total),
+		ByProvider: make(map[string]Counters, len(u.ByProvider)), LastUpdated: u.LastUpdated}
+	for prov, c := range u.ByProvider {
+		out.ByProvider[prov] = counterDiff(c, mark.ByProvider[prov])
+	}
+	return out
+}
+
+// counterDiff is c less o, field by field.
+func counterDiff(c, o Counters) Counters {
+	return Counters{Calls: c.Calls - o.Calls, Errors: c.Errors - o.Errors, TokensInput: c.TokensInput - o.TokensInput,
+		TokensOutput: c.TokensOutput - o.TokensOutput, Cost: c.Cost - o.Cost, ResponseTimeSum: c.ResponseTimeSum - o.ResponseTimeSum}
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -163,7 +185,7 @@ func (inv *Invoice) Totals() error {
 			return err
 		}
 		switch {
-		case l.Type == LineOverage:
+		case l.Type == LineOverage, l.Type == LineAdjustment && l.Amount >= 0:
 			overage, err = overage.Add(l.Amount)
 		case l.Amount < 0:
 			credits, err = credits.Add(-l.Amount)

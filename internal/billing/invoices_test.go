@@ -53,7 +53,7 @@ func TestPropProratedPartsSumToWhole(t *testing.T) {
 // exact sum and the base, overage and credit columns add up to it.
 func TestPropInvoiceTotalIsSumOfLines(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		types := []string{LineBase, LineUpgrade, LineDowngrade, LineCredit, LineOverage}
+		types := []string{LineBase, LineUpgrade, LineDowngrade, LineCredit, LineOverage, LineAdjustment}
 		n := rapid.IntRange(0, 20).Draw(t, "n")
 		inv := Invoice{}
 		var want money.Amount
@@ -69,4 +69,41 @@ func TestPropInvoiceTotalIsSumOfLines(t *testing.T) {
 			t.Fatalf("total %d (base %d + overage %d − credits %d); lines sum to %d", inv.Total, inv.Base, inv.Overage, inv.Credits, want)
 		}
 	})
+}
+
+// TestOverageSinceMark: a plan that took effect at a mark prices only the
+// calls and each provider's tokens above it, against its own limits.
+func TestOverageSinceMark(t *testing.T) {
+	plan := Plan{SoftLimits: true, TotalCallsLimit: Ptr[int64](10), OveragePerCall: Ptr(money.MustParse("0.01")),
+		OveragePer1KTokens: Ptr(money.MustParse("0.002")),
+		ProviderLimits:     map[string]ProviderLimit{"openai": {Tokens: Ptr[int64](1000)}}}
+	p := Period{Key: "2024-06", Start: time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC)}
+	usage := func(calls, tokens int64) PeriodUsage {
+		c := Counters{Calls: calls, TokensInput: tokens}
+		return PeriodUsage{Period: p, Total: c, ByProvider: map[string]Counters{"openai": c}}
+	}
+	for _, tc := range []struct {
+		name        string
+		now, mark   PeriodUsage
+		wantAmounts []string
+	}{
+		{"no mark", usage(15, 1500), PeriodUsage{}, []string{"0.05", "0.001"}},
+		{"within the limits above the mark", usage(15, 1500), usage(10, 1000), nil},
+		{"above the limits above the mark", usage(27, 2800), usage(15, 1500), []string{"0.02", "0.0006"}},
+		{"nothing since the mark", usage(15, 1500), usage(15, 1500), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lines, err := Overage(plan, UsageSince(tc.now, tc.mark), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, l := range lines {
+				got = append(got, l.Amount.String())
+			}
+			if !slices.Equal(got, tc.wantAmounts) {
+				t.Errorf("overage %v; want %v", got, tc.wantAmounts)
+			}
+		})
+	}
 }

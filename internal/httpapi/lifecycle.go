@@ -270,7 +270,7 @@ func (a *lifecycleAPI) renewalHistory(ctx context.Context, in *renewalHistoryInp
 
 // InvoiceLineJSON is one explained amount of an invoice.
 type InvoiceLineJSON struct {
-	Type        string        `json:"type" enum:"base,upgrade,downgrade,credit,overage"`
+	Type        string        `json:"type" enum:"base,upgrade,downgrade,credit,overage,adjustment" doc:"adjustment: usage of an earlier period reported after its invoice (its overage, or 0)."`
 	Description string        `json:"description"`
 	PeriodStart time.Time     `json:"period_start"`
 	PeriodEnd   time.Time     `json:"period_end"`

@@ -66,7 +66,7 @@ var (
 		"period_start": "time", "period_end": "time", "usage_snapshot": Obj{"calls": "int", "tokens": "int", "cost": "number"},
 		"effective_at": "time", "created_at": "time",
 	}
-	lineSpec = Obj{"type": Enum{"base", "upgrade", "downgrade", "credit", "overage"}, "description": "string",
+	lineSpec = Obj{"type": Enum{"base", "upgrade", "downgrade", "credit", "overage", "adjustment"}, "description": "string",
 		"period_start": "time", "period_end": "time", "quantity": Nullable{"int"}, "unit_price": Nullable{"number"}, "amount": "number"}
 	invoiceSpec = Obj{
 		"id": "int", "invoice_number": "string", "billing_period": "period", "period_start": "time", "period_end": "time",

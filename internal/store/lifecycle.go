@@ -205,8 +205,8 @@ func (db *DB) changeSubscription(ctx context.Context, tx *sql.Tx, s billing.Subs
 	}
 }
 
-// switchNow moves s to plan at once and books line for the invoice of the
-// usage period that holds now.
+// switchNow moves s to plan at once and books, for the invoice of the
+// usage period that holds now, the old plan's overage so far and line.
 func (db *DB) switchNow(ctx context.Context, tx *sql.Tx, s billing.Subscription, old, plan billing.Plan, line billing.InvoiceLine,
 	event string, outcome ChangeOutcome, now time.Time) (ChangeResult, error) {
 	if _, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET plan_id = $2, pending_plan_id = NULL,
@@ -214,12 +214,19 @@ func (db *DB) switchNow(ctx context.Context, tx *sql.Tx, s billing.Subscription,
 		return ChangeResult{}, fmt.Errorf("change plan: %w", err)
 	}
 	s.PlanID, s.PendingPlanID, s.PendingCycle, s.CancelAtPeriodEnd = plan.ID, nil, "", false
+	p := s.Schedule().At(now)
+	u, err := bookOverageSoFar(ctx, tx, s, old, p, now)
+	if err != nil {
+		return ChangeResult{}, err
+	}
 	if line.Amount != 0 {
-		if err := addItem(ctx, tx, s, s.Schedule().At(now), line, now); err != nil {
+		if err := addItem(ctx, tx, s, p, line, now); err != nil {
 			return ChangeResult{}, err
 		}
 	}
-	if err := addHistory(ctx, tx, s, event, &old, &plan, now); err != nil {
+	// The entry marks u as priced by old: the same reading the overage
+	// was priced on, so that no usage falls between the two plans.
+	if err := insertHistory(ctx, tx, s, event, &old, &plan, u, true, now); err != nil {
 		return ChangeResult{}, err
 	}
 	return ChangeResult{Subscription: s, Plan: plan, Outcome: outcome}, notifyChange(ctx, tx, s, plan, string(outcome), now)
@@ -336,8 +343,9 @@ func addCycleFee(ctx context.Context, tx *sql.Tx, s billing.Subscription, plan b
 // addItem books a line for the invoice of usage period p.
 func addItem(ctx context.Context, tx *sql.Tx, s billing.Subscription, p billing.Period, l billing.InvoiceLine, now time.Time) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO invoice_items (subscription_id, user_id, billing_period, kind, description,
-		amount, period_start, period_end, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		s.ID, s.UserID, p.Key, l.Type, l.Description, int64(l.Amount), ts(l.PeriodStart), ts(l.PeriodEnd), ts(now)); err != nil {
+		amount, quantity, unit_price, period_start, period_end, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		s.ID, s.UserID, p.Key, l.Type, l.Description, int64(l.Amount), l.Quantity, int64(l.UnitPrice),
+		ts(l.PeriodStart), ts(l.PeriodEnd), ts(now)); err != nil {
 		return fmt.Errorf("book invoice item: %w", err)
 	}
 	return nil
@@ -355,7 +363,15 @@ func addHistory(ctx context.Context, tx *sql.Tx, s billing.Subscription, event s
 	if err != nil {
 		return err
 	}
-	var fromID, toID any
+	return insertHistory(ctx, tx, s, event, from, to, u, false, now)
+}
+
+// insertHistory records a change with u, the usage of a period. When
+// mark, the entry is that period's usage mark: u is priced already, by
+// from, and a later plan prices only the usage above it.
+func insertHistory(ctx context.Context, tx *sql.Tx, s billing.Subscription, event string, from, to *billing.Plan,
+	u billing.PeriodUsage, mark bool, now time.Time) error {
+	var fromID, toID, usagePeriod, providers any
 	var fromName, toName string
 	if from != nil {
 		fromID, fromName = from.ID, from.Name
@@ -363,14 +379,109 @@ func addHistory(ctx context.Context, tx *sql.Tx, s billing.Subscription, event s
 	if to != nil {
 		toID, toName = to.ID, to.Name
 	}
+	if mark {
+		byProvider := make(map[string]markedCounters, len(u.ByProvider))
+		for prov, c := range u.ByProvider {
+			byProvider[prov] = markedCounters{Calls: c.Calls, TokensInput: c.TokensInput, TokensOutput: c.TokensOutput, Cost: int64(c.Cost)}
+		}
+		b, err := json.Marshal(byProvider)
+		if err != nil {
+			return err
+		}
+		usagePeriod, providers = u.Period.Key, string(b)
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO subscription_history (user_id, subscription_id, event, from_plan_id,
 		from_plan_name, to_plan_id, to_plan_name, billing_cycle, period_start, period_end, usage_calls, usage_tokens,
-		usage_cost, effective_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)`,
+		usage_cost, usage_period, usage_providers, effective_at, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)`,
 		s.UserID, s.ID, event, fromID, fromName, toID, toName, s.BillingCycle, ts(s.CurrentPeriodStart), ts(s.CurrentPeriodEnd),
-		u.Total.Calls, u.Total.Tokens(), int64(u.Total.Cost), ts(now)); err != nil {
+		u.Total.Calls, u.Total.Tokens(), int64(u.Total.Cost), usagePeriod, providers, ts(now)); err != nil {
 		return fmt.Errorf("record subscription history: %w", err)
 	}
 	return nil
+}
+
+// bookOverageSoFar bills old's overage for the usage of period p since
+// the last immediate plan change in p (or p's start) up to now, and
+// returns the usage it read, for the change's history entry to mark as
+// priced. The invoice is written with the plan in effect at
+// the close; without this, an immediate change would drop the overage the
+// old plan ran up, or price it against the new plan's limits.
+func bookOverageSoFar(ctx context.Context, tx *sql.Tx, s billing.Subscription, old billing.Plan, p billing.Period, now time.Time) (billing.PeriodUsage, error) {
+	u, err := periodUsage(ctx, tx, s.UserID, p)
+	if err != nil {
+		return u, err
+	}
+	lines, err := overageSince(ctx, tx, s.ID, old, p, u, now)
+	if err != nil {
+		return u, err
+	}
+	for _, l := range lines {
+		if err := addItem(ctx, tx, s, p, l, now); err != nil {
+			return u, err
+		}
+	}
+	return u, nil
+}
+
+// overageSince prices with plan the usage u of period p above its usage
+// mark, the part from the last immediate plan change (or p's start) to
+// end. Lines for a part of the period name the plan that priced them.
+func overageSince(ctx context.Context, tx *sql.Tx, subID int64, plan billing.Plan, p billing.Period, u billing.PeriodUsage, end time.Time) ([]billing.InvoiceLine, error) {
+	mark, since, err := usageMark(ctx, tx, subID, p)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := billing.Overage(plan, billing.UsageSince(u, mark), billing.Period{Key: p.Key, Start: since, End: end})
+	if err != nil {
+		return nil, err
+	}
+	if since.After(p.Start) || end.Before(p.End) {
+		for i := range lines {
+			lines[i].Description = plan.Name + ": " + lines[i].Description
+		}
+	}
+	return lines, nil
+}
+
+// markedCounters is one provider's usage in a usage mark.
+type markedCounters struct {
+	Calls        int64 `json:"calls"`
+	TokensInput  int64 `json:"tokens_input"`
+	TokensOutput int64 `json:"tokens_output"`
+	Cost         int64 `json:"cost"`
+}
+
+// usageMark returns the usage of subscription subID's period p that an
+// earlier plan has priced, from the history entry of the last immediate
+// plan change in p, and when it stopped; with no such change, no usage and
+// p's start. The totals keep calls, cost and tokens only as a sum (in
+// TokensInput): overage prices input and output tokens alike.
+func usageMark(ctx context.Context, tx *sql.Tx, subID int64, p billing.Period) (billing.PeriodUsage, time.Time, error) {
+	u := billing.PeriodUsage{Period: p, ByProvider: map[string]billing.Counters{}}
+	var cost int64
+	var providers string
+	var at time.Time
+	err := tx.QueryRowContext(ctx, `SELECT usage_calls, usage_tokens, usage_cost, usage_providers, effective_at
+		FROM subscription_history WHERE subscription_id = $1 AND usage_period = $2
+		ORDER BY effective_at DESC, id DESC LIMIT 1`, subID, p.Key).Scan(
+		&u.Total.Calls, &u.Total.TokensInput, &cost, &providers, scanTime{&at})
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, p.Start, nil
+	}
+	if err != nil {
+		return u, at, fmt.Errorf("read usage mark of %s: %w", p.Key, err)
+	}
+	u.Total.Cost = money.Amount(cost)
+	var byProvider map[string]markedCounters
+	if err := json.Unmarshal([]byte(providers), &byProvider); err != nil {
+		return u, at, fmt.Errorf("usage mark of %s: %w", p.Key, err)
+	}
+	for prov, c := range byProvider {
+		u.ByProvider[prov] = billing.Counters{Calls: c.Calls, TokensInput: c.TokensInput, TokensOutput: c.TokensOutput,
+			Cost: money.Amount(c.Cost)}
+	}
+	return u, at, nil
 }
 
 // notifyChange queues a subscription.changed event.
@@ -386,8 +497,8 @@ func notifyChange(ctx context.Context, tx *sql.Tx, s billing.Subscription, plan 
 // CloseGrace is how long a usage period stays open for usage after its
 // end before it is invoiced. A call that starts just before the end
 // settles after it, into the period of its start, and an event may be
-// reported late; usage that arrives after the close is in the period's
-// summary but on no invoice. An hour covers the default reservation hold
+// reported late; usage that arrives after the close is billed as an
+// adjustment on the subscription's next invoice (see lateUsage). An hour covers the default reservation hold
 // (ten minutes) and the calls in flight at the boundary many times over.
 // It does not cover a hold asked for up to the 24-hour maximum nor an
 // event reported days late (accepted up to billing.MaxEventAge): waiting
@@ -592,12 +703,14 @@ func (db *DB) renew(ctx context.Context, tx *sql.Tx, s *billing.Subscription, pl
 	return notifyChange(ctx, tx, *s, next, "renewed", now)
 }
 
-// invoice writes the invoice of usage period p: the items booked for it,
-// the overage of its usage, and its usage totals. An invoice that exists
-// already is left as it is.
+// invoice writes the invoice of usage period p: the items booked for it
+// (among them the overage of plans changed at once during p), plan's
+// overage for the usage since the last such change, an adjustment for each
+// earlier period whose usage grew after its invoice, and p's usage totals.
+// An invoice that exists already is left as it is.
 func (db *DB) invoice(ctx context.Context, tx *sql.Tx, s billing.Subscription, plan billing.Plan, p billing.Period, now time.Time) error {
-	rows, err := tx.QueryContext(ctx, `SELECT kind, description, amount, period_start, period_end FROM invoice_items
-		WHERE subscription_id = $1 AND billing_period = $2 ORDER BY id`, s.ID, p.Key)
+	rows, err := tx.QueryContext(ctx, `SELECT kind, description, amount, quantity, unit_price, period_start, period_end
+		FROM invoice_items WHERE subscription_id = $1 AND billing_period = $2 ORDER BY id`, s.ID, p.Key)
 	if err != nil {
 		return fmt.Errorf("read invoice items: %w", err)
 	}
@@ -605,13 +718,15 @@ func (db *DB) invoice(ctx context.Context, tx *sql.Tx, s billing.Subscription, p
 		Number: billing.InvoiceNumber(s.ID, p.Key), Status: billing.InvoiceDraft, CreatedAt: now}
 	for rows.Next() {
 		var l billing.InvoiceLine
-		var amount int64
-		if err := rows.Scan(&l.Type, &l.Description, &amount, scanTime{&l.PeriodStart}, scanTime{&l.PeriodEnd}); err != nil {
+		var amount, unitPrice int64
+		if err := rows.Scan(&l.Type, &l.Description, &amount, &l.Quantity, &unitPrice,
+			scanTime{&l.PeriodStart}, scanTime{&l.PeriodEnd}); err != nil {
 			rows.Close()
 			return err
 		}
-		l.Amount = money.Amount(amount)
-		if l.Type == billing.LineBase {
+		l.Amount, l.UnitPrice = money.Amount(amount), money.Amount(unitPrice)
+		if l.Type == billing.LineBase && l.Quantity == 0 {
+			// Booked before items kept their quantity.
 			l.Quantity, l.UnitPrice = 1, l.Amount
 		}
 		inv.Lines = append(inv.Lines, l)
@@ -624,11 +739,16 @@ func (db *DB) invoice(ctx context.Context, tx *sql.Tx, s billing.Subscription, p
 	if err != nil {
 		return err
 	}
-	over, err := billing.Overage(plan, u, p)
+	over, err := overageSince(ctx, tx, s.ID, plan, p, u, p.End)
 	if err != nil {
 		return err
 	}
 	inv.Lines = append(inv.Lines, over...)
+	late, billed, err := db.lateUsage(ctx, tx, s, p)
+	if err != nil {
+		return err
+	}
+	inv.Lines = append(inv.Lines, late...)
 	inv.UsageCost, inv.Calls, inv.Tokens = u.Total.Cost, u.Total.Calls, u.Total.Tokens()
 	if err := inv.Totals(); err != nil {
 		return err
@@ -637,24 +757,154 @@ func (db *DB) invoice(ctx context.Context, tx *sql.Tx, s billing.Subscription, p
 	if err != nil {
 		return err
 	}
+	overage, err := sumLines(over)
+	if err != nil {
+		return err
+	}
 	err = tx.QueryRowContext(ctx, `INSERT INTO billing_history (user_id, subscription_id, invoice_number, billing_period,
 		period_start, period_end, plan_name, base_cost, usage_cost, overage_cost, credits, total_amount, total_api_calls,
-		total_tokens, line_items, status, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'draft', $16, $16)
+		total_tokens, line_items, status, created_at, updated_at, billed_plan_id, billed_calls, billed_tokens, billed_cost,
+		billed_overage)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'draft', $16, $16, $17, $13, $14, $9, $18)
 		ON CONFLICT (subscription_id, billing_period) DO NOTHING RETURNING id`,
 		inv.UserID, inv.SubscriptionID, inv.Number, p.Key, ts(p.Start), ts(p.End), inv.PlanName, int64(inv.Base),
 		int64(inv.UsageCost), int64(inv.Overage), int64(inv.Credits), int64(inv.Total), inv.Calls, inv.Tokens,
-		string(lines), ts(now)).Scan(&inv.ID)
+		string(lines), ts(now), plan.ID, int64(overage)).Scan(&inv.ID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil // written already
+		return nil // written already, with any adjustments of earlier periods
 	}
 	if err != nil {
 		return fmt.Errorf("write invoice %s: %w", inv.Number, err)
+	}
+	// In the transaction that wrote the adjustments: a later invoice finds
+	// them billed, and a failed write leaves them for the next.
+	for _, b := range billed {
+		if err := b.save(ctx, tx); err != nil {
+			return err
+		}
 	}
 	if db.InvoiceReview > 0 {
 		return nil // a draft until IssueDrafts (or an admin) issues it
 	}
 	return issue(ctx, tx, inv, now)
+}
+
+// lateUsageWindow is how long after a usage period's end its usage may
+// still grow: events are accepted up to billing.MaxEventAge late, and a
+// call held for up to a day settles into the period it started in.
+const lateUsageWindow = billing.MaxEventAge + 24*time.Hour
+
+// billedUsage is what an invoice has billed of its period's usage: the
+// usage at the close plus later adjustments, and the overage that the plan
+// at the close priced for it.
+type billedUsage struct {
+	invoiceID     int64
+	period        billing.Period
+	planID        int64
+	calls, tokens int64
+	cost, overage money.Amount
+}
+
+// save records b as what its invoice has billed.
+func (b billedUsage) save(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE billing_history SET billed_calls = $2, billed_tokens = $3, billed_cost = $4,
+		billed_overage = $5 WHERE id = $1`, b.invoiceID, b.calls, b.tokens, int64(b.cost), int64(b.overage)); err != nil {
+		return fmt.Errorf("record usage billed for %s: %w", b.period.Key, err)
+	}
+	return nil
+}
+
+// lateUsage finds the usage that reached s's invoiced periods before p
+// after their invoices were written, and prices it: one adjustment line per
+// period, with the calls, tokens and provider cost added and the overage
+// they add (the overage of the period's usage now, less what was billed).
+// It returns the lines and what each period's invoice has then billed,
+// for the caller to save once p's invoice is written. Only periods whose
+// usage could have grown since p started are read; a voided invoice's
+// period is not billed again.
+func (db *DB) lateUsage(ctx context.Context, tx *sql.Tx, s billing.Subscription, p billing.Period) ([]billing.InvoiceLine, []billedUsage, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, billing_period, period_start, period_end, billed_plan_id, billed_calls,
+		billed_tokens, billed_cost, billed_overage FROM billing_history
+		WHERE subscription_id = $1 AND billed_plan_id IS NOT NULL AND status <> 'void' AND period_end <= $2 AND period_end > $3
+		ORDER BY period_start`, s.ID, ts(p.Start), ts(p.Start.Add(-lateUsageWindow)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read billed usage: %w", err)
+	}
+	var earlier []billedUsage
+	for rows.Next() {
+		var b billedUsage
+		var cost, overage int64
+		if err := rows.Scan(&b.invoiceID, &b.period.Key, scanTime{&b.period.Start}, scanTime{&b.period.End}, &b.planID,
+			&b.calls, &b.tokens, &cost, &overage); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		b.cost, b.overage = money.Amount(cost), money.Amount(overage)
+		earlier = append(earlier, b)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	var lines []billing.InvoiceLine
+	var billed []billedUsage
+	for _, b := range earlier {
+		l, after, changed, err := db.adjustment(ctx, tx, s, b)
+		if err != nil {
+			return nil, nil, err
+		}
+		if changed {
+			lines, billed = append(lines, l), append(billed, after)
+		}
+	}
+	return lines, billed, nil
+}
+
+// adjustment prices the usage of b's period beyond what b billed, and
+// returns the line, what is billed with it, and whether there is any.
+func (db *DB) adjustment(ctx context.Context, tx *sql.Tx, s billing.Subscription, b billedUsage) (billing.InvoiceLine, billedUsage, bool, error) {
+	u, err := periodUsage(ctx, tx, s.UserID, b.period)
+	if err != nil {
+		return billing.InvoiceLine{}, b, false, err
+	}
+	if u.Total.Calls == b.calls && u.Total.Tokens() == b.tokens && u.Total.Cost == b.cost {
+		return billing.InvoiceLine{}, b, false, nil
+	}
+	plan, err := db.GetPlan(ctx, b.planID)
+	if err != nil {
+		return billing.InvoiceLine{}, b, false, err
+	}
+	over, err := overageSince(ctx, tx, s.ID, plan, b.period, u, b.period.End)
+	if err != nil {
+		return billing.InvoiceLine{}, b, false, err
+	}
+	overage, err := sumLines(over)
+	if err != nil {
+		return billing.InvoiceLine{}, b, false, err
+	}
+	amount, err := overage.Add(-b.overage)
+	if err != nil {
+		return billing.InvoiceLine{}, b, false, err
+	}
+	calls, tokens, cost := u.Total.Calls-b.calls, u.Total.Tokens()-b.tokens, u.Total.Cost-b.cost
+	l := billing.InvoiceLine{Type: billing.LineAdjustment, PeriodStart: b.period.Start, PeriodEnd: b.period.End,
+		Quantity: calls, Amount: amount,
+		Description: fmt.Sprintf("Usage of %s reported after its invoice: %d calls, %d tokens, %s at provider prices; %s overage",
+			b.period.Key, calls, tokens, cost, amount)}
+	b.calls, b.tokens, b.cost, b.overage = u.Total.Calls, u.Total.Tokens(), u.Total.Cost, overage
+	return l, b, true, nil
+}
+
+// sumLines is the sum of the lines' amounts.
+func sumLines(lines []billing.InvoiceLine) (money.Amount, error) {
+	var sum money.Amount
+	for _, l := range lines {
+		var err error
+		if sum, err = sum.Add(l.Amount); err != nil {
+			return 0, err
+		}
+	}
+	return sum, nil
 }
 
 // issue moves a draft invoice to issued and announces it.
