@@ -330,10 +330,11 @@ func insertAlert(ctx context.Context, tx *sql.Tx, stmts *stmtCache, a billing.Al
 
 // Reserve holds r's units if every limit still has room for them, counting
 // what held reservations hold (PostgreSQL; on SQLite the meter admits in
-// its own memory). One statement, alwrity_reserve (migrations 00007, 00010): under
-// a per-(user, period) advisory lock it reads the settled usage and the
-// held units in one snapshot and inserts the reservation only if they
-// leave room, committing without waiting for the WAL flush. N concurrent
+// its own memory). One statement, alwrity_reserve (migrations 00007, 00010,
+// 00012): under a per-(user, period) advisory lock it reads the settled
+// usage and the held units in one snapshot and inserts the reservation
+// only if they leave room, committing durably (a hold lost in a database
+// crash would free units its call is using). N concurrent
 // reservations against K remaining units, from any number of processes,
 // admit exactly K; a settle never waits for a reservation or the other way
 // round. Errors: limit_exceeded (with the limit that refused), conflict for

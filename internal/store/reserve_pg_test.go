@@ -281,3 +281,48 @@ func TestReserveBatchesOfSeveralProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmissionsCommitDurably (PostgreSQL): the transaction of an
+// admission, alone or batched, commits with synchronous_commit on, so a
+// database crash cannot lose a hold (or a lease) whose call was admitted.
+// The functions set it off inside; their SET clause (migration 00012)
+// restores it when they return.
+func TestAdmissionsCommitDurably(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	db := openBare(t, url)
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawSQL(t, url)
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	for _, call := range []struct {
+		name, sql string
+		args      []any
+	}{
+		{"alwrity_reserve", `SELECT admitted FROM alwrity_reserve($1, 'u1', '2026-03', $2, 'openai', 'm', 1, 10, 7, $3, $2,
+			NULL, NULL, NULL, NULL)`, []any{"rsv-durable-1", now, now.Add(time.Hour)}},
+		{"alwrity_reserve_batch", `SELECT bool_and(admitted) FROM alwrity_reserve_batch(ARRAY[$1], ARRAY['u1'], ARRAY['2026-03'],
+			ARRAY[$2::timestamptz], ARRAY['openai'], ARRAY['m'], ARRAY[1::bigint], ARRAY[10::bigint], ARRAY[7::bigint],
+			ARRAY[$3::timestamptz], ARRAY[$2::timestamptz], ARRAY[NULL::bigint], ARRAY[NULL::bigint], ARRAY[NULL::bigint],
+			ARRAY[NULL::bigint])`, []any{"rsv-durable-2", now, now.Add(time.Hour)}},
+	} {
+		tx, err := raw.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var admitted bool
+		var setting string
+		if err := tx.QueryRow(call.sql, call.args...).Scan(&admitted); err != nil {
+			t.Fatalf("%s: %v", call.name, err)
+		}
+		if err := tx.QueryRow(`SHOW synchronous_commit`).Scan(&setting); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if !admitted || setting != "on" {
+			t.Errorf("%s: admitted %v, then synchronous_commit = %q in its transaction; want on", call.name, admitted, setting)
+		}
+	}
+}
