@@ -235,9 +235,6 @@ type settleInput struct {
 }
 
 func (s *Server) settle(ctx context.Context, in *settleInput) (*struct{ Body Envelope[EventResultJSON] }, error) {
-	if _, err := s.authorizeReservation(ctx, in.ReservationID); err != nil {
-		return nil, s.problem(ctx, err)
-	}
 	body := bytes.TrimSpace(in.RawBody)
 	if len(body) == 0 || body[0] != '{' {
 		return nil, s.problem(ctx, billing.InvalidField("body", "must be a JSON object: the call's usage event", nil))
@@ -246,7 +243,19 @@ func (s *Server) settle(ctx context.Context, in *settleInput) (*struct{ Body Env
 	if err := strictDecode(body, "body", &event); err != nil {
 		return nil, s.problem(ctx, err)
 	}
-	res, err := s.meter.Settle(ctx, in.ReservationID, event.toEvent(s.now()))
+	ev := event.toEvent(s.now())
+	if _, err := s.authorizeReservation(ctx, in.ReservationID); err != nil {
+		// A reservation the service does not know (lost in a restart)
+		// still settles an event that names its user, for a key that may
+		// record that user's usage: the meter records the call.
+		if billing.ErrorCode(err) != billing.CodeNotFound || ev.UserID == "" {
+			return nil, s.problem(ctx, err)
+		}
+		if _, err := s.auth.Authorize(ctx, ev.UserID); err != nil {
+			return nil, s.problem(ctx, err)
+		}
+	}
+	res, err := s.meter.Settle(ctx, in.ReservationID, ev)
 	if err != nil {
 		return nil, s.problem(ctx, err)
 	}

@@ -143,6 +143,14 @@ func TestReserveContract(t *testing.T) {
 			e.problem(mtPost(e, "/api/subscription/reservations/rsv_nope/settle", k, `{"tokens_input": 1}`), http.StatusNotFound)
 			e.problem(e.do(http.MethodDelete, "/api/subscription/reservations/rsv_nope", k, nil), http.StatusNotFound)
 		}
+		// Unless the settle names the call's user and provider (a
+		// reservation lost in a restart): then the call is recorded, for a
+		// key that may record that user's usage.
+		lost := "/api/subscription/reservations/rsv_lost/settle"
+		e.problem(mtPost(e, lost, bob, `{"user_id": "alice", "provider": "openai", "tokens_input": 1}`), http.StatusForbidden)
+		if d := e.data(mtPost(e, lost, alice, `{"user_id": "alice", "provider": "openai", "model": "gpt-4", "tokens_input": 1}`)); d["status"] != "recorded" {
+			t.Errorf("settle of a lost reservation naming its user = %v; want recorded", d)
+		}
 
 		// A settle body is decoded as strictly as POST /usage, and must be
 		// the reservation's user's and provider's usage; a refused settle

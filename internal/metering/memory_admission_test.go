@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -349,5 +350,41 @@ func TestSweepPutsDriftedCountersRight(t *testing.T) {
 		if _, err := f.m.Reserve(f.ctx, req); billing.ErrorCode(err) != billing.CodeLimitExceeded {
 			t.Fatalf("reservation after the summaries say 5 of 5 calls are used: %v; want limit_exceeded", err)
 		}
+	})
+}
+
+// TestSettleOfALostReservation: on SQLite a hold younger than the journal
+// delay is lost in a crash, and a reservation is purged after its
+// retention; the settle of such a reservation still records its call when
+// the event names its user and provider (a resend answers the first
+// result), and otherwise says what to send instead of a bare not_found.
+func TestSettleOfALostReservation(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b, baseTime)
+		f.m.SetJournalDelay(time.Hour)
+		f.keyUser("lost-user")
+		id := "rsv_lost"
+		if b.Name == "sqlite" {
+			r, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "lost-user", Provider: "openai", Model: "gpt-4", Tokens: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id = r.ID
+			f.m = metering.New(f.db, f.clk.Now, nil) // the process dies: no Close, no journal
+		}
+		ev := billing.UsageEvent{EventID: "lost-settle", StatusCode: 200, Model: "gpt-4",
+			Quantities: billing.Quantities{Input: 100, Output: 20}, Timestamp: f.clk.Now()}
+		_, err := f.m.Settle(f.ctx, id, ev)
+		if be := billingErr(t, err, billing.CodeNotFound); !strings.Contains(be.Message, "user_id and provider") {
+			t.Errorf("settle without a user = %q; want it to say what to send", be.Message)
+		}
+		ev.UserID, ev.Provider = "lost-user", "openai"
+		for _, want := range []string{billing.EventRecorded, billing.EventDuplicate} {
+			res, err := f.m.Settle(f.ctx, id, ev)
+			if err != nil || res.Status != want || res.Cost != usd("0.0042") {
+				t.Fatalf("settle naming the user = %+v, %v; want %s at 0.0042", res, err, want)
+			}
+		}
+		f.consistent()
 	})
 }

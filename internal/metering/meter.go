@@ -767,6 +767,9 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 	}
 	if !known {
 		if r, err = m.db.GetReservation(ctx, id); err != nil {
+			if billing.ErrorCode(err) == billing.CodeNotFound {
+				return m.settleUnknown(ctx, id, e)
+			}
 			return billing.EventResult{}, err
 		}
 	}
@@ -844,6 +847,29 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 		return billing.EventResult{}, settleConflict(id, e.EventID)
 	}
 	return results[0], nil
+}
+
+// settleUnknown settles a reservation the service does not know: one made
+// on SQLite less than a second before a crash (holds are journaled a
+// second after they are made) or purged after its retention. Its call
+// happened, so an event that names its user and provider is recorded, as
+// POST /usage records an event naming an unknown reservation; without
+// them there is nothing to record it for, and the answer says what to send.
+func (m *Meter) settleUnknown(ctx context.Context, id string, e billing.UsageEvent) (billing.EventResult, error) {
+	if e.UserID == "" || e.Provider == "" {
+		return billing.EventResult{}, billing.Errorf(billing.CodeNotFound,
+			"reservation %s not found (it may have been lost in a restart): to record its call, "+
+				"settle it with the event's user_id and provider", id)
+	}
+	if e.EventID == "" {
+		e.EventID = id
+	}
+	e.ReservationID = id
+	res, err := m.Record(ctx, []billing.UsageEvent{e})
+	if err != nil {
+		return billing.EventResult{}, err
+	}
+	return res[0], nil
 }
 
 // settleConflict is the error of a settle the ledger refused: the
