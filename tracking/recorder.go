@@ -42,7 +42,12 @@ func (r *recorder) Flush() { _ = r.FlushError() }
 // longer changes what the client got, nor what is recorded; unless the
 // writer cannot flush at all, when nothing was sent.
 func (r *recorder) FlushError() error {
-	err := http.NewResponseController(r.ResponseWriter).Flush()
+	var err error
+	if f, ok := r.ResponseWriter.(interface{ FlushError() error }); ok {
+		err = f.FlushError() // net/http's own writer: no ResponseController to allocate per flush
+	} else {
+		err = http.NewResponseController(r.ResponseWriter).Flush()
+	}
 	if !errors.Is(err, http.ErrNotSupported) {
 		r.wroteHeader = true
 	}

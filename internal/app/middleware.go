@@ -58,6 +58,11 @@ func (g *startGuard) Flush() { _ = g.FlushError() }
 
 func (g *startGuard) FlushError() error {
 	g.started = true
+	// Asked directly first: a ResponseController is an allocation, and a
+	// stream flushes after every event.
+	if f, ok := g.ResponseWriter.(interface{ FlushError() error }); ok {
+		return f.FlushError()
+	}
 	return http.NewResponseController(g.ResponseWriter).Flush()
 }
 

@@ -354,12 +354,10 @@ func (m *Meter) finishMem(j *commitJob, results []billing.EventResult, err error
 		return
 	}
 	var fresh []billing.UsageLog
-	item := make(map[string]int, len(j.settles))
 	for i, r := range results {
 		if r.Status == billing.EventRecorded {
 			fresh = append(fresh, j.items[i].Log)
 		}
-		item[j.items[i].Log.EventID] = i
 	}
 	// A hold is settled by its event only if that event was recorded now.
 	// An event already in the ledger (a resend naming another reservation
@@ -368,6 +366,10 @@ func (m *Meter) finishMem(j *commitJob, results []billing.EventResult, err error
 	settled := j.settles
 	var kept []*hold
 	if len(j.settles) > 0 {
+		item := make(map[string]int, len(j.items))
+		for i, it := range j.items {
+			item[it.Log.EventID] = i
+		}
 		settled = make([]*hold, 0, len(j.settles))
 		for _, h := range j.settles {
 			i, ok := item[h.eventID]
