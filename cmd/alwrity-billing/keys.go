@@ -91,8 +91,13 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	// Usage errors are caught before the database is opened, so a typo
 	// never creates or migrates one.
 	var prefix string
+	var spec auth.KeySpec
 	switch sub {
 	case "create":
+		spec = auth.KeySpec{Role: billing.RoleUser, UserID: *user, Name: *name}
+		if *admin {
+			spec.Role = billing.RoleAdmin
+		}
 		switch {
 		case *admin && *user != "":
 			fmt.Fprintln(stderr, "give either --user or --admin, not both")
@@ -100,8 +105,13 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		case !*admin && strings.TrimSpace(*user) == "":
 			fmt.Fprintln(stderr, "keys create needs --user ID (or --admin)")
 			return errUsage
-		case len(*user) > 128:
-			fmt.Fprintln(stderr, "--user must be at most 128 characters")
+		}
+		// The API checks keys it issues the same way (auth.Issue).
+		if problems := spec.Problems(""); len(problems) > 0 {
+			flags := map[string]string{"user_id": "--user", "name": "--name"}
+			for _, p := range problems {
+				fmt.Fprintf(stderr, "%s %s\n", flags[p.Location], p.Message)
+			}
 			return errUsage
 		}
 		if err := noArgs(fs, stderr); err != nil {
@@ -132,18 +142,13 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	now := time.Now()
 	switch sub {
 	case "create":
-		k := billing.APIKey{UserID: *user, Role: billing.RoleUser, Name: *name, CreatedAt: now}
-		if *admin {
-			k.Role = billing.RoleAdmin
-		}
-		key, prefix, hash := auth.NewKey()
-		k.Prefix = prefix
-		if _, err := db.CreateKey(ctx, k, hash); err != nil {
+		key, k, err := auth.Issue(ctx, db, spec, now)
+		if err != nil {
 			return err
 		}
 		// Only the key goes to stdout, so scripts can capture it.
 		fmt.Fprintln(stdout, key)
-		fmt.Fprintf(stderr, "created %s key %s… — store it now, it is not shown again\n", k.Role, prefix)
+		fmt.Fprintf(stderr, "created %s key %s… — store it now, it is not shown again\n", k.Role, k.Prefix)
 	case "list":
 		list, err := db.ListKeys(ctx, *user)
 		if err != nil {

@@ -1,9 +1,12 @@
 package auth_test
 
 import (
+	"context"
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/auth"
 	"github.com/alwrity/alwrity-billing/internal/billing"
@@ -154,4 +157,133 @@ func FuzzParseKey(f *testing.F) {
 			t.Fatalf("ParseKey(%q) accepted a key outside the documented shape", s)
 		}
 	})
+}
+
+func TestKeySpecProblems(t *testing.T) {
+	user := func(id string) auth.KeySpec { return auth.KeySpec{Role: billing.RoleUser, UserID: id} }
+	tests := []struct {
+		name string
+		spec auth.KeySpec
+		want []string // locations
+	}{
+		{"user key", user("alice"), nil},
+		{"longest user id", user(strings.Repeat("u", 128)), nil},
+		{"unicode user id", user("zoë"), nil},
+		{"admin key", auth.KeySpec{Role: billing.RoleAdmin, Name: "ops"}, nil},
+		{"named", auth.KeySpec{Role: billing.RoleUser, UserID: "u", Name: strings.Repeat("n", 128)}, nil},
+		{"no user", user(""), []string{"body.user_id"}},
+		{"blank user", user(" \u00a0 "), []string{"body.user_id"}},
+		{"long user", user(strings.Repeat("u", 129)), []string{"body.user_id"}},
+		{"newline in user", user("a\nb"), []string{"body.user_id"}},
+		{"NUL in user", user("a\x00b"), []string{"body.user_id"}},
+		{"invalid UTF-8 user", user("a\xffb"), []string{"body.user_id"}},
+		{"admin for a user", auth.KeySpec{Role: billing.RoleAdmin, UserID: "alice"}, []string{"body.user_id"}},
+		{"no role", auth.KeySpec{UserID: "alice"}, []string{"body.role"}},
+		{"unknown role", auth.KeySpec{Role: "root", UserID: "alice"}, []string{"body.role"}},
+		{"long name", auth.KeySpec{Role: billing.RoleAdmin, Name: strings.Repeat("n", 129)}, []string{"body.name"}},
+		{"everything wrong", auth.KeySpec{Role: billing.RoleUser, Name: "a\tb"}, []string{"body.user_id", "body.name"}},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, f := range tt.spec.Problems("body") {
+			got = append(got, f.Location)
+			if f.Message == "" {
+				t.Errorf("%s: %s without a message", tt.name, f.Location)
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: problems at %v; want %v", tt.name, got, tt.want)
+		}
+	}
+	if fs := user("").Problems(""); len(fs) != 1 || fs[0].Location != "user_id" {
+		t.Errorf("without a prefix: %+v", fs)
+	}
+}
+
+// memKeys stores keys in memory, after refusing the first taken calls as
+// if their prefix were taken.
+type memKeys struct {
+	taken  int   // how many next calls find their prefix taken
+	fail   error // returned by every call when set
+	calls  int
+	stored map[string]string // prefix → hash
+}
+
+func (f *memKeys) CreateKey(_ context.Context, k billing.APIKey, hash string) (int64, error) {
+	f.calls++
+	if f.fail != nil {
+		return 0, f.fail
+	}
+	if f.taken > 0 {
+		f.taken--
+		return 0, billing.Errorf(billing.CodeConflict, "an api key with prefix %q already exists", k.Prefix)
+	}
+	if f.stored == nil {
+		f.stored = map[string]string{}
+	}
+	f.stored[k.Prefix] = hash
+	return int64(len(f.stored)), nil
+}
+
+func TestIssue(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)
+
+	t.Run("stores only the hash", func(t *testing.T) {
+		f := &memKeys{}
+		key, k, err := auth.Issue(ctx, f, auth.KeySpec{Role: billing.RoleUser, UserID: "alice", Name: "laptop"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix, err := auth.ParseKey(key)
+		if err != nil || prefix != k.Prefix {
+			t.Fatalf("key prefix %q, %v; record %q", prefix, err, k.Prefix)
+		}
+		want := billing.APIKey{ID: 1, Prefix: prefix, UserID: "alice", Role: billing.RoleUser, Name: "laptop", CreatedAt: now}
+		if k != want {
+			t.Errorf("record %+v; want %+v", k, want)
+		}
+		if h := f.stored[prefix]; !auth.Matches(key, h) || strings.Contains(h, key[auth.PrefixLen:]) {
+			t.Errorf("stored %q for the key", h)
+		}
+	})
+	t.Run("retries a taken prefix", func(t *testing.T) {
+		f := &memKeys{taken: 2}
+		key, k, err := auth.Issue(ctx, f, auth.KeySpec{Role: billing.RoleAdmin}, now)
+		if err != nil || f.calls != 3 || k.Role != billing.RoleAdmin || !auth.Matches(key, f.stored[k.Prefix]) {
+			t.Fatalf("after two taken prefixes: %+v, %v, %d calls", k, err, f.calls)
+		}
+		f = &memKeys{taken: 10}
+		if _, _, err := auth.Issue(ctx, f, auth.KeySpec{Role: billing.RoleAdmin}, now); billing.ErrorCode(err) != billing.CodeConflict || f.calls != 3 {
+			t.Fatalf("always taken: %v after %d calls; want conflict after 3", err, f.calls)
+		}
+	})
+	t.Run("other store errors are not retried", func(t *testing.T) {
+		boom := errors.New("disk full")
+		f := &memKeys{fail: boom}
+		if key, _, err := auth.Issue(ctx, f, auth.KeySpec{Role: billing.RoleAdmin}, now); !errors.Is(err, boom) || f.calls != 1 || key != "" {
+			t.Fatalf("Issue = %q, %v after %d calls", key, err, f.calls)
+		}
+	})
+	t.Run("refuses a bad spec before storing", func(t *testing.T) {
+		f := &memKeys{}
+		_, _, err := auth.Issue(ctx, f, auth.KeySpec{Role: billing.RoleUser}, now)
+		var e *billing.Error
+		if !errors.As(err, &e) || e.Code != billing.CodeInvalid || len(e.Fields) != 1 || e.Fields[0].Location != "user_id" || f.calls != 0 {
+			t.Fatalf("Issue with no user = %v (%d calls)", err, f.calls)
+		}
+	})
+}
+
+func TestIsPrefix(t *testing.T) {
+	key, prefix, _ := auth.NewKey()
+	for s, want := range map[string]bool{
+		prefix: true, "alw_abcdefgh": true, "alw_22334455": true,
+		key: false, "": false, "alw_": false, "alw_abcdefg": false, "alw_abcdefghi": false,
+		"ALW_ABCDEFGH": false, "alw_abcdefg1": false, "alx_abcdefgh": false, "alw_abcdefg=": false,
+	} {
+		if got := auth.IsPrefix(s); got != want {
+			t.Errorf("IsPrefix(%q) = %v; want %v", s, got, want)
+		}
+	}
 }

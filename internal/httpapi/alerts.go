@@ -22,17 +22,22 @@ func (s *Server) listAlerts(ctx context.Context, in *listAlertsInput) (*struct{ 
 	}
 	data := AlertsData{Alerts: make([]AlertJSON, 0, len(alerts)), Total: total, UnreadCount: unread}
 	for _, a := range alerts {
-		aj := AlertJSON{
-			ID: a.ID, Type: a.Type, ThresholdPercentage: a.ThresholdPercentage, Title: a.Title, Message: a.Message,
-			Severity: a.Severity, IsSent: a.IsSent, SentAt: a.SentAt, IsRead: a.IsRead, ReadAt: a.ReadAt,
-			BillingPeriod: a.BillingPeriod, CreatedAt: a.CreatedAt,
-		}
-		if a.Provider != "" {
-			aj.Provider = &a.Provider
-		}
-		data.Alerts = append(data.Alerts, aj)
+		data.Alerts = append(data.Alerts, alertJSON(a))
 	}
 	return ok(data), nil
+}
+
+// alertJSON is an alert as the alert routes show it.
+func alertJSON(a billing.Alert) AlertJSON {
+	aj := AlertJSON{
+		ID: a.ID, Type: a.Type, ThresholdPercentage: a.ThresholdPercentage, Title: a.Title, Message: a.Message,
+		Severity: a.Severity, IsSent: a.IsSent, SentAt: a.SentAt, IsRead: a.IsRead, ReadAt: a.ReadAt,
+		BillingPeriod: a.BillingPeriod, CreatedAt: a.CreatedAt,
+	}
+	if a.Provider != "" {
+		aj.Provider = &a.Provider
+	}
+	return aj
 }
 
 type markReadInput struct {

@@ -135,6 +135,8 @@ func (s *Server) register() {
 	s.registerAdminPlans()
 	s.registerAdminBilling()
 	s.registerAdminWebhooks()
+	s.registerAdminKeys()
+	s.registerAdminAlerts()
 	if s.meter != nil {
 		s.registerMetering()
 	}

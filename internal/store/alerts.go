@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,25 +49,47 @@ func (db *DB) CreateAlert(ctx context.Context, a billing.Alert, now time.Time) (
 // ListAlerts returns alerts newest first, with the number matching the
 // filter (ignoring Limit) and the number unread.
 func (db *DB) ListAlerts(ctx context.Context, f billing.AlertFilter) (alerts []billing.Alert, total, unread int64, err error) {
-	where := []string{"user_id = $1"}
-	args := []any{f.UserID}
+	q := alertQuery{}
+	q.add("user_id = $%d", f.UserID)
 	if f.BillingPeriod != "" {
-		args = append(args, f.BillingPeriod)
-		where = append(where, fmt.Sprintf("billing_period = $%d", len(args)))
+		q.add("billing_period = $%d", f.BillingPeriod)
 	}
-	base := strings.Join(where, " AND ")
+	return db.listAlerts(ctx, q, f.UnreadOnly, f.Limit, 0)
+}
+
+// alertQuery is the conditions of an alert listing and their arguments.
+type alertQuery struct {
+	where []string
+	args  []any
+}
+
+// add adds the condition cond, whose one placeholder ("$%d") takes v.
+func (q *alertQuery) add(cond string, v any) {
+	q.args = append(q.args, v)
+	q.where = append(q.where, fmt.Sprintf(cond, len(q.args)))
+}
+
+// listAlerts returns a page of the alerts q selects, newest first, with
+// the number q selects (ignoring limit and offset) and how many of those
+// are unread; with unreadOnly the page holds unread alerts only and the
+// first number is the second.
+func (db *DB) listAlerts(ctx context.Context, q alertQuery, unreadOnly bool, limit, offset int) (alerts []billing.Alert, total, unread int64, err error) {
+	base := "TRUE"
+	if len(q.where) > 0 {
+		base = strings.Join(q.where, " AND ")
+	}
 	if err := db.readRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN is_read THEN 0 ELSE 1 END), 0)
-		FROM usage_alerts WHERE `+base, args...).Scan(&total, &unread); err != nil {
+		FROM usage_alerts WHERE `+base, q.args...).Scan(&total, &unread); err != nil {
 		return nil, 0, 0, fmt.Errorf("count alerts: %w", err)
 	}
 	cond := base
-	if f.UnreadOnly {
+	if unreadOnly {
 		cond += " AND is_read = FALSE"
 		total = unread
 	}
-	args = append(args, f.Limit)
+	args := append(slices.Clone(q.args), limit, offset)
 	rows, err := db.readRows(ctx, `SELECT `+alertColumns+` FROM usage_alerts WHERE `+cond+
-		fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args)), args...)
+		fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args)), args...)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("list alerts: %w", err)
 	}
