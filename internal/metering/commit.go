@@ -123,9 +123,16 @@ func (j *commitJob) lane(n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
-// commit writes b's items through the group committer.
+// commit writes b's items through the group committer. Once they are in
+// the ledger, failed calls among them may raise a provider's
+// system_health alert: every recorded call passes here, a gateway's settle
+// as much as a batch of POST /usage.
 func (m *Meter) commit(ctx context.Context, b batch) ([]billing.EventResult, error) {
-	return m.submit(ctx, &commitJob{items: b.items, alerts: b.alerts, settles: b.settles, done: make(chan commitResult, 1)})
+	results, err := m.submit(ctx, &commitJob{items: b.items, alerts: b.alerts, settles: b.settles, done: make(chan commitResult, 1)})
+	if err == nil {
+		m.checkHealth(ctx, b.items)
+	}
+	return results, err
 }
 
 // submit hands a job to the group committer and waits for its commit.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/store"
 )
 
 // HealthPolicy decides when a provider's recent failures raise a
@@ -31,16 +32,20 @@ func (p HealthPolicy) withDefaults() HealthPolicy {
 
 // checkHealth raises one system_health alert per provider and hour when the
 // provider's error rate over the window passes the policy's threshold. It
-// runs after a batch with failed calls commits; it is best-effort, since the
-// alert is derived from the ledger and the next failing batch checks again.
-func (m *Meter) checkHealth(ctx context.Context, events []billing.UsageEvent) {
+// runs after items with failed calls commit; it is best-effort, since the
+// alert is derived from the ledger and the next failing call checks again.
+func (m *Meter) checkHealth(ctx context.Context, items []store.IngestItem) {
 	p := m.Health.withDefaults()
 	now := m.now()
 	hour := now.UTC().Format("2006-01-02T15")
-	checked := map[string]bool{}
-	for _, e := range events {
+	var checked map[string]bool
+	for _, it := range items {
+		e := it.Log
 		if e.StatusCode < 400 || checked[e.Provider] {
 			continue
+		}
+		if checked == nil {
+			checked = map[string]bool{}
 		}
 		checked[e.Provider] = true
 		if m.healthRaised(e.Provider, hour, false) {

@@ -66,3 +66,32 @@ func TestSystemHealthAlertOncePerProviderAndHour(t *testing.T) {
 		}
 	})
 }
+
+// TestSystemHealthAlertFromSettles: calls recorded by settling their
+// reservations (the gateway's path, and POST …/settle) raise the alert as
+// recorded batches do; they used to be left out of the check.
+func TestSystemHealthAlertFromSettles(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b, baseTime)
+		f.keyUser("u1")
+		for i := range 30 {
+			r, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "u1", Provider: "gemini", Model: "gemini-2.5-flash", Tokens: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.m.Settle(f.ctx, r.ID, billing.UsageEvent{EventID: fmt.Sprintf("s-%d", i), StatusCode: 503,
+				Timestamp: baseTime.Add(-time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var health int
+		for _, a := range f.alerts("", "") {
+			if a.Type == billing.AlertSystemHealth && a.Provider == "gemini" {
+				health++
+			}
+		}
+		if health != 1 {
+			t.Fatalf("%d system_health alerts for gemini after 30 failed settles; want 1", health)
+		}
+	})
+}

@@ -321,7 +321,6 @@ func (m *Meter) Record(ctx context.Context, events []billing.UsageEvent) ([]bill
 		}
 		break
 	}
-	m.checkHealth(ctx, events)
 	out := make([]billing.EventResult, len(events))
 	for i := range events {
 		if r, ok := b.answered[i]; ok {
@@ -802,7 +801,7 @@ func (m *Meter) settle(ctx context.Context, id string, e billing.UsageEvent) (bi
 	if a == nil {
 		if r.Status != billing.ReservationHeld {
 			// Settled, released or expired already: the late-settle rules.
-			return m.db.Settle(ctx, id, b.items[0], b.alerts, m.now())
+			return m.settleLate(ctx, id, b)
 		}
 		// Held: through the group committer, like recorded batches, so
 		// that concurrent settles share a commit. Should another event
@@ -926,11 +925,22 @@ func (m *Meter) settleLeased(ctx context.Context, c *leasedCall, e billing.Usage
 func (m *Meter) settleStored(ctx context.Context, id string, b batch) (billing.EventResult, error) {
 	m.commitMu.Lock()
 	defer m.commitMu.Unlock()
-	res, err := m.db.Settle(ctx, id, b.items[0], b.alerts, m.now())
+	res, err := m.settleLate(ctx, id, b)
 	if err == nil && res.Status == billing.EventRecorded {
 		m.mem.mu.Lock()
 		m.mem.applyUsage([]billing.UsageLog{b.items[0].Log})
 		m.mem.mu.Unlock()
+	}
+	return res, err
+}
+
+// settleLate settles a reservation that is no longer held, in the
+// database's own transaction (store.DB.Settle), and checks the provider's
+// health after a failed call as commit does.
+func (m *Meter) settleLate(ctx context.Context, id string, b batch) (billing.EventResult, error) {
+	res, err := m.db.Settle(ctx, id, b.items[0], b.alerts, m.now())
+	if err == nil {
+		m.checkHealth(ctx, b.items)
 	}
 	return res, err
 }
