@@ -86,7 +86,7 @@ func displayNames(providers []Provider) map[string]string {
 
 func limitAlert(plan Plan, l LimitUsage, threshold int, userID string, period Period, names map[string]string) Alert {
 	a := Alert{UserID: userID, LimitKey: l.Key, ThresholdPercentage: threshold, Provider: l.Provider,
-		BillingPeriod: period.Key, PeriodStart: period.Start}
+		BillingPeriod: period.Key, PeriodStart: period.Start, Limit: *l.Limit}
 	what := describeLimit(l, names)
 	used, limit := groupDigits(l.Used), groupDigits(*l.Limit)
 	if l.Money {

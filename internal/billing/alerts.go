@@ -36,7 +36,10 @@ type Alert struct {
 	// PeriodStart is the start of the alert's period, when it is about
 	// one; with BillingPeriod it names the period (see Period).
 	PeriodStart time.Time
-	CreatedAt   time.Time
+	// Limit is the value of the limit a usage or cost alert is about (0
+	// for other alerts). It is part of the alert's identity, not stored.
+	Limit     int64
+	CreatedAt time.Time
 }
 
 // DedupeKey is the identity that makes an alert fire once. A period that
@@ -46,11 +49,16 @@ type Alert struct {
 // subscription's first period and the calendar month it began in, which
 // share a key, alert apart — also when the subscription's period starts
 // at another month's UTC start (a zone west of UTC anchored at its
-// evening of the last day: "2026-04" starting May 1, 00:00 UTC).
+// evening of the last day: "2026-04" starting May 1, 00:00 UTC). An alert
+// about a limit has the limit's value too: a limit changed in the period
+// (an upgrade takes effect at once) alerts again at its own thresholds.
 func (a Alert) DedupeKey() string {
 	k := a.UserID + "|" + a.Type + "|" + a.LimitKey + "|" + strconv.Itoa(a.ThresholdPercentage) + "|" + a.BillingPeriod
 	if s := a.PeriodStart.UTC(); !s.IsZero() && !isCalendarStartOf(s, a.BillingPeriod) {
 		k += "|" + strconv.FormatInt(s.Unix(), 10)
+	}
+	if a.Limit != 0 {
+		k += "|limit=" + strconv.FormatInt(a.Limit, 10)
 	}
 	return k
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/money"
+	"github.com/alwrity/alwrity-billing/internal/store"
 	"github.com/alwrity/alwrity-billing/internal/storetest"
 )
 
@@ -214,5 +215,37 @@ func TestUnpricedModelsRaiseOneAdminAlertEach(t *testing.T) {
 			}
 		}
 		f.consistent()
+	})
+}
+
+// TestRaisedLimitAlertsAgain: an upgrade in the middle of a period raises
+// the limit at once; the new limit warns and is reached with alerts of its
+// own, though the old one's thresholds alerted in the same period.
+func TestRaisedLimitAlertsAgain(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b, baseTime)
+		const user = "upgrading-user"
+		f.planUser(user, billing.Plan{Name: "small", PriceMonthly: usd("1"), TotalCallsLimit: billing.Ptr[int64](10)})
+		big := billing.Plan{Name: "big", Tier: "pro", IsActive: true, PriceMonthly: usd("2"), TotalCallsLimit: billing.Ptr[int64](20)}
+		bigID, err := f.db.CreatePlan(f.ctx, big, f.clk.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		period := billing.CalendarMonths().At(baseTime).Key
+		f.record(gpt4Calls("small", user, baseTime, 10)...)
+		wantAlerts(t, "10 of 10", f.alerts(user, period), "usage_warning total_calls 80", "limit_reached total_calls 100")
+		if _, err := f.db.Subscribe(f.ctx, user, bigID, billing.CycleMonthly, store.SubscribeOptions{}, f.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		f.record(gpt4Calls("big", user, baseTime, 10)...)
+		var reached20 bool
+		for _, a := range f.alerts(user, period) {
+			if a.Type == billing.AlertLimitReached && strings.Contains(a.Message, "20 of 20") {
+				reached20 = true
+			}
+		}
+		if !reached20 {
+			t.Fatalf("no limit_reached alert for 20 of 20 after the upgrade: %+v", f.alerts(user, period))
+		}
 	})
 }
