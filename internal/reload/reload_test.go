@@ -259,3 +259,16 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestArgNamesKeepValuesOutOfTheLog: the log names the child's command and
+// flags, never a flag's value (a database URL holds its password).
+func TestArgNamesKeepValuesOutOfTheLog(t *testing.T) {
+	got := argNames([]string{"serve", "--database-url=postgres://billing:s3cretPW@db:5432/billing", "--dev", "-addr", ":8000"})
+	want := []string{"serve", "--database-url", "--dev", "-addr"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("argNames = %q; want %q", got, want)
+	}
+	if strings.Contains(strings.Join(got, " "), "s3cret") {
+		t.Fatal("the password reached the log")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -242,7 +243,24 @@ func (r *runner) startChild(bin string) {
 		close(c.done)
 	}()
 	r.child = c
-	r.log.Info("server started", "pid", cmd.Process.Pid, "args", r.cfg.Args)
+	r.log.Info("server started", "pid", cmd.Process.Pid, "args", argNames(r.cfg.Args))
+}
+
+// argNames is what the log says of the child's arguments: the command and
+// the names of its flags, never their values (--database-url holds the
+// database's password).
+func argNames(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		switch {
+		case strings.HasPrefix(a, "-"):
+			name, _, _ := strings.Cut(a, "=")
+			out = append(out, name)
+		case i == 0:
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // stopChild stops the running server, if any, and waits until it is gone, so
