@@ -72,9 +72,10 @@ func pricing(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		cmd = func(db *store.DB, now time.Time) error { return imp.run(ctx, db, stdout, now) }
 	case "export":
 		fs = newFlags("pricing export", "pricing export [--history] [--database-url URL]\n\n"+
-			"Writes the prices in effect now (or every version) and the model aliases to standard output, in the\n"+
+			"Writes the prices in effect now and those scheduled after now (or every version) and the model\n"+
+			"aliases to standard output, in the\n"+
 			"format pricing import reads.", stderr)
-		hist := fs.Bool("history", false, "every version instead of those in effect now")
+		hist := fs.Bool("history", false, "every version instead of those in effect now and those scheduled")
 		cmd = func(db *store.DB, now time.Time) error { return pricingExport(ctx, db, stdout, *hist, now) }
 	default:
 		fmt.Fprintf(stderr, "unknown pricing command %q\n\n%s", sub, pricingUsage)
@@ -449,19 +450,17 @@ func orDash(s string) string {
 }
 
 func pricingExport(ctx context.Context, db *store.DB, stdout io.Writer, hist bool, now time.Time) error {
-	var prices []billing.Price
-	var err error
-	if hist {
-		prices, err = db.PriceHistory(ctx, "", "")
-		// A file cannot say a version is inactive, and inactive versions
-		// never price a call, so they stay out.
-		prices = slices.DeleteFunc(prices, func(p billing.Price) bool { return !p.IsActive })
-	} else {
-		prices, err = db.ListPrices(ctx, "", now)
-	}
+	all, err := db.PriceHistory(ctx, "", "")
 	if err != nil {
 		return err
 	}
+	var current []billing.Price
+	if !hist {
+		if current, err = db.ListPrices(ctx, "", now); err != nil {
+			return err
+		}
+	}
+	prices := pricefile.ExportPrices(all, current, hist, now)
 	aliases, err := db.ListAliases(ctx, "")
 	if err != nil {
 		return err

@@ -241,31 +241,25 @@ func (a *adminPricing) importPrices(ctx context.Context, in *importPricesInput) 
 }
 
 type exportPricesInput struct {
-	History bool `query:"history" doc:"Every active version instead of those in effect now."`
+	History bool `query:"history" doc:"Every active version instead of those in effect now and those scheduled after now."`
 }
 
 func (a *adminPricing) exportPrices(ctx context.Context, in *exportPricesInput) (*struct{ Body pricefile.File }, error) {
 	if _, err := a.auth.RequireAdmin(ctx); err != nil {
 		return nil, a.problem(ctx, err)
 	}
-	var prices []billing.Price
-	var err error
-	if in.History {
-		all, herr := a.admin.PriceHistory(ctx, "", "")
-		// Inactive versions never price a call, and a file cannot say a
-		// version is inactive, so they stay out of it.
-		for _, p := range all {
-			if p.IsActive {
-				prices = append(prices, p)
-			}
-		}
-		err = herr
-	} else {
-		prices, err = a.store.ListPrices(ctx, "", a.now())
-	}
+	now := a.now()
+	all, err := a.admin.PriceHistory(ctx, "", "")
 	if err != nil {
 		return nil, a.problem(ctx, err)
 	}
+	var current []billing.Price
+	if !in.History {
+		if current, err = a.store.ListPrices(ctx, "", now); err != nil {
+			return nil, a.problem(ctx, err)
+		}
+	}
+	prices := pricefile.ExportPrices(all, current, in.History, now)
 	aliases, err := a.admin.ListAliases(ctx, "")
 	if err != nil {
 		return nil, a.problem(ctx, err)

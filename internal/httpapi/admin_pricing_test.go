@@ -475,6 +475,31 @@ func TestAdminExportImportRoundTrip(t *testing.T) {
 	})
 }
 
+// TestAdminExportKeepsScheduledPrices: the default export (prices in
+// effect now) also holds the versions scheduled after now, so an export
+// imported into a fresh installation keeps a planned price change.
+func TestAdminExportKeepsScheduledPrices(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b, defaultNow)
+		scheduled := defaultNow.AddDate(0, 1, 0).UTC().Format(time.RFC3339)
+		r := e.admin("POST", "/api/admin/prices", `{"provider": "openai", "model": "gpt-4", "effective_from": "`+scheduled+
+			`", "input": 0.00002, "output": 0.00004}`)
+		if r.status != http.StatusCreated {
+			t.Fatal(r)
+		}
+		raw := e.get("/api/admin/prices/export", testAdminKey).body
+		f, _, err := pricefile.Parse(bytes.NewReader(raw), pricefile.FormatAlwrity)
+		if err != nil || len(f.Prices) != len(billing.DefaultPrices())+1 {
+			t.Fatalf("export: %v, %d prices; want the defaults and the scheduled gpt-4", err, len(f.Prices))
+		}
+		other := newEnv(t, b, defaultNow)
+		other.ok(other.admin("POST", "/api/admin/prices/import", string(raw)))
+		if got := len(other.historyOf("openai", "gpt-4")); got != 2 {
+			t.Errorf("gpt-4 has %d versions after importing the export; want the current and the scheduled", got)
+		}
+	})
+}
+
 func TestAdminModelAliases(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		e := newEnv(t, b, defaultNow)

@@ -64,6 +64,25 @@ func (f File) PriceList() []billing.Price {
 }
 
 // FromPrices returns a file holding prices and aliases.
+// ExportPrices picks the versions a pricing file holds, from every version
+// of the catalog (all) and those in effect at now (current): with history
+// every active version; otherwise those in effect and the active versions
+// scheduled to take effect after now, so that an export imported elsewhere
+// keeps a planned price change. Inactive versions never price a call, and
+// a file cannot say a version is inactive, so they stay out.
+func ExportPrices(all, current []billing.Price, history bool, now time.Time) []billing.Price {
+	var out []billing.Price
+	if !history {
+		out = append(out, current...)
+	}
+	for _, p := range all {
+		if p.IsActive && (history || p.EffectiveFrom.After(now)) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func FromPrices(prices []billing.Price, aliases []Alias) File {
 	f := File{Prices: make([]Entry, len(prices)), Aliases: aliases}
 	for i, p := range prices {
