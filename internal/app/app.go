@@ -92,6 +92,8 @@ func (a *App) Open(ctx context.Context) error {
 	}
 	a.Metrics = httpmetrics.New()
 	a.Meter = metering.New(db, a.Now, a.Logger)
+	a.Meter.Health = metering.HealthPolicy{Window: a.Config.HealthWindow, ErrorRate: float64(a.Config.HealthErrorRate),
+		MinCalls: a.Config.HealthMinCalls}
 	if err := a.Meter.RegisterMetrics(a.Metrics.Registerer()); err != nil {
 		return fmt.Errorf("meter metrics: %w", err)
 	}

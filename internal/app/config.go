@@ -69,6 +69,15 @@ type Config struct {
 	// reached, under FailOpen (ALWRITY_FAIL_OPEN_KEY_MAX_AGE).
 	FailOpenKeyMaxAge time.Duration
 
+	// HealthErrorRate is the percentage of a provider's calls over the last
+	// HealthWindow that failed which raises a system_health alert, once at
+	// least HealthMinCalls calls were made in the window
+	// (ALWRITY_HEALTH_ERROR_RATE, ALWRITY_HEALTH_WINDOW,
+	// ALWRITY_HEALTH_MIN_CALLS; 20 %, 5 minutes and 20 calls by default).
+	HealthErrorRate int64
+	HealthWindow    time.Duration
+	HealthMinCalls  int64
+
 	// WebhookInterval is how often the webhook worker looks for due
 	// deliveries (ALWRITY_WEBHOOK_INTERVAL); WebhookTimeout bounds one
 	// delivery attempt (ALWRITY_WEBHOOK_TIMEOUT). Zero takes the worker's
@@ -139,6 +148,10 @@ func DefaultConfig() Config {
 		FailOpenKeyMaxAge:       24 * time.Hour,
 		GatewayMaxBodyBytes:     32 << 20,
 		GatewayDefaultMaxTokens: 4096,
+
+		HealthErrorRate: 20,
+		HealthWindow:    5 * time.Minute,
+		HealthMinCalls:  20,
 
 		MemoryLimit: DefaultMemoryLimit,
 	}
@@ -329,7 +342,8 @@ func (c *Config) webhooksFromEnv(getenv func(string) string) error {
 	return errors.Join(errs...)
 }
 
-// gatewayFromEnv reads the LLM gateway's settings.
+// gatewayFromEnv reads the LLM gateway's settings and those of the
+// providers' health alerts.
 func (c *Config) gatewayFromEnv(getenv func(string) string) error {
 	var errs []error
 	if c.GatewayBaseURLs == nil {
@@ -369,6 +383,10 @@ func (c *Config) gatewayFromEnv(getenv func(string) string) error {
 	integer("ALWRITY_GATEWAY_MAX_BODY_BYTES", &c.GatewayMaxBodyBytes)
 	integer("ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS", &c.GatewayDefaultMaxTokens)
 	duration("ALWRITY_FAIL_OPEN_KEY_MAX_AGE", &c.FailOpenKeyMaxAge)
+	// The health of the providers the gateway (and any client) calls.
+	integer("ALWRITY_HEALTH_ERROR_RATE", &c.HealthErrorRate)
+	duration("ALWRITY_HEALTH_WINDOW", &c.HealthWindow)
+	integer("ALWRITY_HEALTH_MIN_CALLS", &c.HealthMinCalls)
 	if v := strings.TrimSpace(getenv("ALWRITY_FAIL_OPEN")); v != "" {
 		if b, err := strconv.ParseBool(v); err != nil {
 			errs = append(errs, fmt.Errorf("ALWRITY_FAIL_OPEN must be true or false, got %q", v))
@@ -414,6 +432,15 @@ func (c Config) validateGateway() []error {
 	}
 	if c.GatewayDefaultMaxTokens <= 0 || c.GatewayDefaultMaxTokens > 100_000_000 {
 		errs = append(errs, errors.New("ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS must be between 1 and 100000000"))
+	}
+	if c.HealthErrorRate < 1 || c.HealthErrorRate > 100 {
+		errs = append(errs, errors.New("ALWRITY_HEALTH_ERROR_RATE must be a percentage between 1 and 100"))
+	}
+	if c.HealthWindow < time.Minute || c.HealthWindow > 24*time.Hour {
+		errs = append(errs, errors.New("ALWRITY_HEALTH_WINDOW must be between 1m and 24h"))
+	}
+	if c.HealthMinCalls < 1 {
+		errs = append(errs, errors.New("ALWRITY_HEALTH_MIN_CALLS must be at least 1"))
 	}
 	return errs
 }

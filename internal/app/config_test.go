@@ -36,6 +36,10 @@ func TestConfigDefaults(t *testing.T) {
 		GatewayDefaultMaxTokens: 4096,
 		FailOpenKeyMaxAge:       24 * time.Hour,
 
+		HealthErrorRate: 20,
+		HealthWindow:    5 * time.Minute,
+		HealthMinCalls:  20,
+
 		MemoryLimit: 32 << 20,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -274,6 +278,9 @@ func TestConfigGatewayEnv(t *testing.T) {
 		"ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS": "512",
 		"ALWRITY_FAIL_OPEN":                  "true",
 		"ALWRITY_FAIL_OPEN_KEY_MAX_AGE":      "1h",
+		"ALWRITY_HEALTH_ERROR_RATE":          "35",
+		"ALWRITY_HEALTH_WINDOW":              "10m",
+		"ALWRITY_HEALTH_MIN_CALLS":           "50",
 		"GOOGLE_API_KEY":                     "google-key",
 	}))
 	if err != nil {
@@ -288,6 +295,9 @@ func TestConfigGatewayEnv(t *testing.T) {
 		c.GatewayDefaultMaxTokens != 512 || !c.FailOpen || c.FailOpenKeyMaxAge != time.Hour ||
 		c.GatewayConfig(nil, time.Now).StaleKeyMaxAge != time.Hour {
 		t.Errorf("gateway settings not taken from the environment: %+v", c)
+	}
+	if c.HealthErrorRate != 35 || c.HealthWindow != 10*time.Minute || c.HealthMinCalls != 50 {
+		t.Errorf("health settings not taken from the environment: %d %v %d", c.HealthErrorRate, c.HealthWindow, c.HealthMinCalls)
 	}
 	if c.ProviderKeys["gemini"] != "google-key" {
 		t.Errorf("GOOGLE_API_KEY is not the Gemini key when GEMINI_API_KEY is unset")
@@ -314,6 +324,9 @@ func TestConfigGatewayInvalid(t *testing.T) {
 		"ALWRITY_FAIL_OPEN_KEY_MAX_AGE":      "-5m",
 		"ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS": "-1",
 		"ALWRITY_OPENAI_BASE_URL":            "ftp://user:secret@example.com",
+		"ALWRITY_HEALTH_ERROR_RATE":          "120",
+		"ALWRITY_HEALTH_WINDOW":              "1s",
+		"ALWRITY_HEALTH_MIN_CALLS":           "0",
 	}))
 	for _, name := range []string{"ALWRITY_GATEWAY_CONNECT_TIMEOUT", "ALWRITY_GATEWAY_MAX_BODY_BYTES", "ALWRITY_FAIL_OPEN"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
@@ -321,7 +334,8 @@ func TestConfigGatewayInvalid(t *testing.T) {
 		}
 	}
 	verr := c.Validate()
-	for _, name := range []string{"ALWRITY_OPENAI_BASE_URL", "ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS", "ALWRITY_FAIL_OPEN_KEY_MAX_AGE"} {
+	for _, name := range []string{"ALWRITY_OPENAI_BASE_URL", "ALWRITY_GATEWAY_DEFAULT_MAX_TOKENS", "ALWRITY_FAIL_OPEN_KEY_MAX_AGE",
+		"ALWRITY_HEALTH_ERROR_RATE", "ALWRITY_HEALTH_WINDOW", "ALWRITY_HEALTH_MIN_CALLS"} {
 		if verr == nil || !strings.Contains(verr.Error(), name) {
 			t.Errorf("Validate error %v does not name %s", verr, name)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/alwrity/alwrity-billing/internal/app"
 	"github.com/alwrity/alwrity-billing/internal/auth"
 	"github.com/alwrity/alwrity-billing/internal/billing"
+	"github.com/alwrity/alwrity-billing/internal/metering"
 	"github.com/alwrity/alwrity-billing/internal/storetest"
 )
 
@@ -281,5 +282,18 @@ func TestRunBeforeOpen(t *testing.T) {
 	a := app.New(cfg, nil, nil)
 	if err := a.Run(context.Background()); err == nil {
 		t.Fatal("Run before Open returned nil")
+	}
+}
+
+// TestHealthPolicyFromConfig: the system_health settings of the
+// configuration reach the meter that raises the alerts.
+func TestHealthPolicyFromConfig(t *testing.T) {
+	s := start(t, storetest.Backends()[0].URL(t), func(c *app.Config) {
+		c.HealthErrorRate, c.HealthWindow, c.HealthMinCalls = 35, 10*time.Minute, 50
+	})
+	defer s.stop()
+	want := metering.HealthPolicy{Window: 10 * time.Minute, ErrorRate: 35, MinCalls: 50}
+	if got := s.app.Meter.Health; got != want {
+		t.Errorf("meter health policy = %+v, want %+v", got, want)
 	}
 }
