@@ -49,6 +49,7 @@ const (
 	llPerRequest  = "input_cost_per_request"
 	llPerSearch   = "search_context_cost_per_query"
 	llSearchSize  = "search_context_size_medium"
+	llPerImage    = "output_cost_per_image"
 )
 
 // llTiered matches the long-context form of a token price, such as
@@ -175,6 +176,10 @@ func litellmEntry(fields map[string]json.RawMessage, loc string) (Entry, string,
 	if a := price(llPerRequest); a != nil {
 		e.PerRequest = *a
 	}
+	// An image a model generates (image_count of an event).
+	if a := price(llPerImage); a != nil {
+		e.PerImage = *a
+	}
 	var perSearch *money.Amount
 	if raw, ok := fields[llPerSearch]; ok && !isNull(raw) {
 		// Either one price per query or one per search context size, of
@@ -212,8 +217,9 @@ func litellmEntry(fields map[string]json.RawMessage, loc string) (Entry, string,
 		return Entry{}, "has " + llInput + " but no " + llOutput, nil
 	case in == nil && out != nil:
 		return Entry{}, "has " + llOutput + " but no " + llInput, nil
-	case in == nil && e.PerRequest == 0 && perSearch == nil:
-		return Entry{}, "no usable price (" + llInput + ", " + llOutput + ", " + llPerRequest + " or " + llPerSearch + ")", nil
+	case in == nil && e.PerRequest == 0 && perSearch == nil && e.PerImage == 0:
+		return Entry{}, "no usable price (" + llInput + ", " + llOutput + ", " + llPerRequest + ", " + llPerSearch +
+			" or " + llPerImage + ")", nil
 	}
 	if in != nil {
 		e.Input, e.Output = *in, *out

@@ -87,6 +87,8 @@ func TestParseLiteLLMFields(t *testing.T) {
 			[]pricefile.Entry{{Provider: "openai", Model: "text-embedding-3-small", Input: usd("0.00000002")}}, ""},
 		{"per request", `{"gpt-tool": {"litellm_provider": "openai", "input_cost_per_request": 0.01}}`,
 			[]pricefile.Entry{{Provider: "openai", Model: "gpt-tool", PerRequest: usd("0.01")}}, ""},
+		{"image generation", `{"dall-e-3": {"litellm_provider": "openai", "mode": "image_generation", "output_cost_per_image": 0.04}}`,
+			[]pricefile.Entry{{Provider: "openai", Model: "dall-e-3", PerImage: usd("0.04")}}, ""},
 		{"search price as a number", `{"gpt-s": {"litellm_provider": "openai", "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6, "search_context_cost_per_query": 0.025}}`,
 			[]pricefile.Entry{{Provider: "openai", Model: "gpt-s", Input: usd("0.000001"), Output: usd("0.000002"), PerSearch: usd("0.025")}}, ""},
 		{"128k tier and output-only tier price", `{"gemini/gemini-1.5-pro": {"input_cost_per_token": 1.25e-6, "output_cost_per_token": 5e-6,
