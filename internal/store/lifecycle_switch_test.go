@@ -162,3 +162,36 @@ func (l *lifecycle) invoices(user string) []billing.Invoice {
 	}
 	return invs
 }
+
+// TestPlanEditMovingSubscribersBillsOverageSoFar: an admin edit that moves
+// a plan's subscribers to its new version at once is an immediate plan
+// change for each of them: the old version's overage so far goes on the
+// period's invoice, and the new version (here with a higher limit) prices
+// only the usage after the move. Moved without a mark, the new version
+// priced the whole month and the 5 calls above the old limit were free.
+func TestPlanEditMovingSubscribersBillsOverageSoFar(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		l := newLifecycle(t, b, at("2024-06-01 00:00"))
+		meter := metering.New(l.db, func() time.Time { return l.now }, nil)
+		l.subscribe("edited", "KB Metered", billing.CycleMonthly, false)
+		l.walk(at("2024-06-10 00:00"))
+		l.record(meter, "edited", "before", 15, 10)
+		l.walk(at("2024-06-21 00:00"))
+		old, err := l.db.GetPlan(l.ctx, l.plans["KB Metered"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit := old
+		edit.Name, edit.TotalCallsLimit = "", billing.Ptr[int64](100)
+		res, err := l.db.EditPlan(l.ctx, old.ID, edit, true, l.now)
+		if err != nil || res.Moved != 1 {
+			t.Fatalf("edit moving subscribers = %+v, %v; want 1 moved", res, err)
+		}
+		l.record(meter, "edited", "after", 3, 10)
+		l.cancel("edited", false)
+		l.walk(at("2024-07-02 00:00"))
+		l.checkInvoices("edited", []invoiceWant{
+			{"2024-06", "2024-06-01 00:00", "2024-07-01 00:00", []line{{"base", "5"}, {"overage", "0.05"}}, sum("5", "0.05")},
+		})
+	})
+}

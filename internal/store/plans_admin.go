@@ -64,13 +64,11 @@ func (db *DB) EditPlan(ctx context.Context, id int64, p billing.Plan, moveNow bo
 			return fmt.Errorf("link plan versions: %w", err)
 		}
 		if moveNow {
-			r, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET plan_id = $2, updated_at = $3
-				WHERE plan_id = $1 AND status IN ('active', 'past_due')`, id, newID, ts(now))
-			if err != nil {
-				return fmt.Errorf("move subscribers: %w", err)
+			next := p
+			next.ID = newID
+			if res.Moved, err = db.moveSubscribers(ctx, tx, old, next, now); err != nil {
+				return err
 			}
-			n, _ := r.RowsAffected()
-			res.Moved = int(n)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET pending_plan_id = $2
 			WHERE pending_plan_id = $1`, id, newID); err != nil {
@@ -88,6 +86,55 @@ func (db *DB) EditPlan(ctx context.Context, id int64, p billing.Plan, moveNow bo
 	}
 	res.Previous, err = db.GetPlan(ctx, id)
 	return res, err
+}
+
+// moveSubscribers moves the current subscribers of old to its new version
+// next at once, as an immediate plan change does: old's overage for the
+// usage so far goes on the period's invoice, the change's history entry
+// marks that usage as priced (next prices only what comes after), and a
+// subscription.changed event announces it. The cycle's fee stays as it
+// was booked; the new version's price applies from the next renewal.
+func (db *DB) moveSubscribers(ctx context.Context, tx *sql.Tx, old, next billing.Plan, now time.Time) (int, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT `+subscriptionColumns+` FROM user_subscriptions
+		WHERE plan_id = $1 AND status IN ('active', 'past_due') ORDER BY id`+db.lockClause(), old.ID)
+	if err != nil {
+		return 0, fmt.Errorf("find subscribers: %w", err)
+	}
+	var subs []billing.Subscription
+	for rows.Next() {
+		s, err := scanSubscription(rows)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		subs = append(subs, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("find subscribers: %w", err)
+	}
+	event := billing.HistoryUpgrade
+	if next.PriceMonthly < old.PriceMonthly {
+		event = billing.HistoryDowngrade
+	}
+	for _, s := range subs {
+		u, err := bookOverageSoFar(ctx, tx, s, old, s.Schedule().At(now), now)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE user_subscriptions SET plan_id = $2, updated_at = $3 WHERE id = $1`,
+			s.ID, next.ID, ts(now)); err != nil {
+			return 0, fmt.Errorf("move subscriber %s: %w", s.UserID, err)
+		}
+		s.PlanID = next.ID
+		if err := insertHistory(ctx, tx, s, event, &old, &next, u, true, now); err != nil {
+			return 0, err
+		}
+		if err := notifyChange(ctx, tx, s, next, "plan_edited", now); err != nil {
+			return 0, err
+		}
+	}
+	return len(subs), nil
 }
 
 // SetPlanActive offers a plan to new subscribers or stops offering it;
