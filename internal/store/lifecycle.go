@@ -589,7 +589,7 @@ func (db *DB) closeNext(ctx context.Context, id int64, now time.Time) (int, erro
 		if k, _ := res.RowsAffected(); k == 0 {
 			return nil
 		}
-		plan, err := db.GetPlan(ctx, s.PlanID)
+		plan, err := db.planAt(ctx, tx, s, p.End)
 		if err != nil {
 			return err
 		}
@@ -643,6 +643,26 @@ func (db *DB) closeNext(ctx context.Context, id int64, now time.Time) (int, erro
 		db.accountsChanged()
 	}
 	return n, err
+}
+
+// planAt returns the plan s had at end, the end of a period being closed:
+// its plan now unless it changed plan at once since (in the hour before
+// the period closes, or while the closer was behind), when the plan it
+// changed from prices and names the period's invoice.
+func (db *DB) planAt(ctx context.Context, tx *sql.Tx, s billing.Subscription, end time.Time) (billing.Plan, error) {
+	id := s.PlanID
+	var from sql.NullInt64
+	err := tx.QueryRowContext(ctx, `SELECT from_plan_id FROM subscription_history
+		WHERE subscription_id = $1 AND effective_at >= $2 AND from_plan_id IS NOT NULL AND from_plan_id <> to_plan_id
+		ORDER BY effective_at, id LIMIT 1`, s.ID, ts(end)).Scan(&from)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return billing.Plan{}, fmt.Errorf("read the plan of %s at %s: %w", s.UserID, end, err)
+	case from.Valid:
+		id = from.Int64
+	}
+	return db.GetPlan(ctx, id)
 }
 
 // cancelledAt is when s was cancelled; a cancelled subscription without

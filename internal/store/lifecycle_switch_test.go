@@ -195,3 +195,29 @@ func TestPlanEditMovingSubscribersBillsOverageSoFar(t *testing.T) {
 		})
 	})
 }
+
+// TestSwitchBeforeThePeriodClosesKeepsItsPlan: a plan changed at once in
+// the hour after a period ended, before that period is closed, does not
+// price it: the period's invoice names and prices the plan it was used
+// under (here its overage), and the new plan starts with the new period.
+func TestSwitchBeforeThePeriodClosesKeepsItsPlan(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		l := newLifecycle(t, b, at("2024-06-01 00:00"))
+		meter := metering.New(l.db, func() time.Time { return l.now }, nil)
+		l.subscribe("early", "KB Metered", billing.CycleMonthly, false)
+		l.walk(at("2024-06-10 00:00"))
+		l.record(meter, "early", "june", 15, 10)
+		l.walk(at("2024-07-01 00:30")) // June ended; it closes at 01:00
+		if r := l.subscribe("early", "KB Pro", billing.CycleMonthly, true); r.Outcome != store.ChangeUpgraded {
+			t.Fatalf("Metered → Pro = %s; want upgraded", r.Outcome)
+		}
+		l.walk(at("2024-07-02 00:00"))
+		invs, _, err := l.db.Invoices(l.ctx, store.InvoiceFilter{UserID: "early", BillingPeriod: "2024-06", Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(invs) != 1 || invs[0].PlanName != "KB Metered" || invs[0].Overage != usd("0.05") {
+			t.Fatalf("June's invoices = %+v; want one, KB Metered's, with its 0.05 overage", invs)
+		}
+	})
+}
