@@ -118,3 +118,20 @@ type ProviderHealth struct {
 	P50Ms     float64
 	P95Ms     float64
 }
+
+// ProjectedCost extrapolates the period's cost to its end: the cost so far
+// divided by the part of the period that has passed, in exact money. In
+// the first hundredth of a period (about seven hours of a month) the cost
+// so far is the projection: a few calls in its first seconds would
+// project a fortune (and past the largest amount, nothing at all).
+func (u PeriodUsage) ProjectedCost(now time.Time) money.Amount {
+	num, den := u.Period.Elapsed(now)
+	if num <= 0 || num < den/100 {
+		return u.Total.Cost
+	}
+	p, err := u.Total.Cost.MulRatio(den, num)
+	if err != nil {
+		return u.Total.Cost
+	}
+	return p
+}

@@ -53,10 +53,7 @@ func (s *Server) dashboard(ctx context.Context, userID string) (Dashboard, error
 		return Dashboard{}, err
 	}
 	cur := s.stats(v, current, current, alerts.Period)
-	proj, err := projection(v.plan, current, now)
-	if err != nil {
-		return Dashboard{}, err
-	}
+	proj := projection(v.plan, current, now)
 	return Dashboard{
 		CurrentUsage: cur, CurrentPeriodUsage: cur,
 		TotalUsage:  s.stats(v, all, current, alerts.Recent),
@@ -89,22 +86,14 @@ func (s *Server) unreadAlerts(ctx context.Context, userID string, p billing.Peri
 	return store.UnreadAlerts{Recent: latest, Period: period, Count: unread}, nil
 }
 
-// projection extrapolates the period's cost to its end: cost so far divided
-// by the elapsed fraction of the period, in exact money.
-func projection(plan billing.Plan, u billing.PeriodUsage, now time.Time) (Projections, error) {
-	var p Projections
-	num, den := u.Period.Elapsed(now)
-	p.ProjectedMonthlyCost = u.Total.Cost
-	if num > 0 {
-		var err error
-		if p.ProjectedMonthlyCost, err = u.Total.Cost.MulRatio(den, num); err != nil {
-			return p, err
-		}
-	}
+// projection extrapolates the period's cost to its end
+// (billing.PeriodUsage.ProjectedCost) and compares it with the cost limit.
+func projection(plan billing.Plan, u billing.PeriodUsage, now time.Time) Projections {
+	p := Projections{ProjectedMonthlyCost: u.ProjectedCost(now)}
 	if plan.MonthlyCostLimit != nil {
 		p.CostLimit = *plan.MonthlyCostLimit
 		l := billing.LimitUsage{Limit: billing.Ptr(int64(p.CostLimit)), Used: int64(p.ProjectedMonthlyCost)}
 		p.ProjectedUsagePercentage = l.Percentage()
 	}
-	return p, nil
+	return p
 }

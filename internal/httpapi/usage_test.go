@@ -388,3 +388,16 @@ func TestProjection(t *testing.T) {
 		}
 	})
 }
+
+// TestDashboardEarlyInThePeriod: in the first seconds of a period the
+// projection is the cost so far (extrapolated from 2 seconds, $10 would be
+// past the largest amount money holds, and the dashboard answered 500).
+func TestDashboardEarlyInThePeriod(t *testing.T) {
+	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	e := newEnv(t, storetest.Backends()[0], start.Add(2*time.Second))
+	e.record(call{user: "early", at: start.Add(time.Second), cost: "10"})
+	d := e.data(e.get("/api/subscription/dashboard/early", testAdminKey))
+	if p := obj(t, d["projections"]); num(t, p["projected_monthly_cost"]) != "10" {
+		t.Errorf("projected_monthly_cost = %v, want the cost so far, 10", p["projected_monthly_cost"])
+	}
+}

@@ -90,7 +90,7 @@ func (h *Handler) compact(w http.ResponseWriter, r *http.Request, v viewer) {
 		UsageStatus: billing.UsageStatus(limits), Alerts: withForms(viewAlerts(alerts), v, r.URL.RequestURI()), UnreadAlerts: unread,
 	}
 	p.AutoRefresh = true
-	p.Cards = cards(usage, health, projected(cur, now))
+	p.Cards = cards(usage, health, cur.ProjectedCost(now))
 	p.CostPerCall, p.CostPer1K = unitCosts(cur.Total)
 	for _, l := range limits {
 		// Every finite limit gets a ring; of the unlimited ones only the
@@ -107,7 +107,7 @@ func (h *Handler) compact(w http.ResponseWriter, r *http.Request, v viewer) {
 		lv.Ring = Ring(lv.Pct, center, lv.Label+": "+lv.Used+" of "+lv.Limit)
 		p.Limits = append(p.Limits, lv)
 	}
-	p.Budget = budget(a.plan, cur, projected(cur, now))
+	p.Budget = budget(a.plan, cur, cur.ProjectedCost(now))
 	h.render(w, r, http.StatusOK, "dashboard", p)
 }
 

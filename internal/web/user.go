@@ -119,20 +119,6 @@ func (a account) displayName(provider string) string {
 	return provider
 }
 
-// projected extrapolates a period's cost to its end by the elapsed fraction,
-// as the API's projections do.
-func projected(u billing.PeriodUsage, now time.Time) money.Amount {
-	num, den := u.Period.Elapsed(now)
-	if num <= 0 {
-		return u.Total.Cost
-	}
-	p, err := u.Total.Cost.MulRatio(den, num)
-	if err != nil {
-		return u.Total.Cost
-	}
-	return p
-}
-
 // limitView is one plan limit as the pages show it.
 type limitView struct {
 	Key       string
