@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -121,8 +122,8 @@ func WriteInvoicesCSV(w io.Writer, invs []billing.Invoice) error {
 	for _, inv := range invs {
 		start, end := inv.Period.Start, inv.Period.End
 		if err := write([]string{
-			strconv.FormatInt(inv.ID, 10), inv.Number, inv.UserID, strconv.FormatInt(inv.SubscriptionID, 10),
-			inv.Period.Key, tm(&start), tm(&end), inv.PlanName,
+			strconv.FormatInt(inv.ID, 10), csvText(inv.Number), csvText(inv.UserID), strconv.FormatInt(inv.SubscriptionID, 10),
+			inv.Period.Key, tm(&start), tm(&end), csvText(inv.PlanName),
 			inv.Base.String(), inv.UsageCost.String(), inv.Overage.String(), inv.Credits.String(), inv.Total.String(),
 			strconv.FormatInt(inv.Calls, 10), strconv.FormatInt(inv.Tokens, 10),
 			inv.Status, tm(inv.IssuedAt), tm(inv.PaidAt), tm(inv.VoidedAt),
@@ -131,6 +132,18 @@ func WriteInvoicesCSV(w io.Writer, invs []billing.Invoice) error {
 		}
 	}
 	return nil
+}
+
+// csvText keeps a text field of the invoice export from being read as a
+// formula by a spreadsheet: one that starts with =, +, -, @, a tab or a
+// carriage return (a user id or plan name is anyone's text) is prefixed
+// with an apostrophe, which spreadsheets show as text. Money columns stay
+// numbers (a credit is legitimately negative).
+func csvText(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
 
 // crlfRecords ends each record csv.Writer wrote with CRLF, as RFC 4180
