@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/money"
@@ -54,6 +55,20 @@ var adminSorts = []struct{ key, label string }{
 	{"user", "User"}, {"plan", "Plan"}, {"period", "Period"}, {"cost", "Period cost"}, {"calls", "API calls"}, {"status", "Status"},
 }
 
+// currentPeriodKeys are the keys a user's current period may have at now:
+// this UTC month's; last month's, for a subscription anchored later in the
+// month than today or in a zone behind UTC; and next month's, for a zone
+// ahead of UTC (up to UTC+14) whose month has already turned.
+func currentPeriodKeys(now time.Time) []string {
+	cal := billing.CalendarMonths()
+	this := cal.At(now)
+	keys := []string{this.Key, cal.Back(this, 1).Key}
+	if ahead := cal.At(now.Add(14 * time.Hour)).Key; ahead != this.Key {
+		keys = append(keys, ahead)
+	}
+	return keys
+}
+
 func (h *Handler) admin(w http.ResponseWriter, r *http.Request, v viewer) {
 	if !v.Principal.IsAdmin() {
 		h.fail(w, r, billing.Errorf(billing.CodeForbidden, "the admin overview needs an admin key; you are signed in with a user key"))
@@ -61,12 +76,8 @@ func (h *Handler) admin(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	ctx := r.Context()
 	now := h.now()
-	// A user's current period started this month or, for a subscription
-	// anchored later in the month than today, last month.
 	cal := billing.CalendarMonths()
-	thisMonth := cal.At(now)
-	keys := []string{thisMonth.Key, cal.Back(thisMonth, 1).Key}
-	users, err := h.store.ListUserOverviews(ctx, keys, adminUserLimit+1)
+	users, err := h.store.ListUserOverviews(ctx, currentPeriodKeys(now), adminUserLimit+1)
 	if err != nil {
 		h.fail(w, r, err)
 		return

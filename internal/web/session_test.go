@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +148,22 @@ func TestTemplatesParse(t *testing.T) {
 	for _, name := range pageNames {
 		if tm[name] == nil || tm[name].Lookup("layout") == nil || tm[name].Lookup("content") == nil {
 			t.Errorf("template %s is incomplete", name)
+		}
+	}
+}
+
+// TestCurrentPeriodKeys: the admin overview reads the periods a user's
+// current one may be: last, this and, once a zone ahead of UTC has turned
+// the month, next month's (a subscription in UTC+14 read as $0 on the
+// last day of a UTC month).
+func TestCurrentPeriodKeys(t *testing.T) {
+	for at, want := range map[time.Time][]string{
+		time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC): {"2026-11", "2026-10"},
+		time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC): {"2026-11", "2026-10", "2026-12"},
+		time.Date(2026, 12, 31, 23, 0, 0, 0, time.UTC): {"2026-12", "2026-11", "2027-01"},
+	} {
+		if got := currentPeriodKeys(at); !slices.Equal(got, want) {
+			t.Errorf("currentPeriodKeys(%s) = %v, want %v", at, got, want)
 		}
 	}
 }
