@@ -261,8 +261,10 @@ func TestCLILifecycle(t *testing.T) {
 		h := must("subscriptions", "history", "dora")
 		hl := strings.Split(strings.TrimSpace(h.stdout), "\n")
 		// The close ran a month ahead of the clock, so the renewal's time
-		// comes after the cancellation's.
-		if len(hl) != 4 || !strings.Contains(h.stdout, "  cancel  ") || !strings.Contains(h.stdout, "  renewal  ") || !strings.Contains(hl[3], "  new  ") {
+		// comes after the cancellation's. The move to the plan's new
+		// version is a change of its own (Team to Team, same price).
+		if len(hl) != 5 || !strings.Contains(h.stdout, "  cancel  ") || !strings.Contains(h.stdout, "  renewal  ") ||
+			!strings.Contains(h.stdout, "  upgrade  ") || !strings.Contains(hl[4], "  new  ") {
 			t.Errorf("dora's history:\n%s", h.stdout)
 		}
 	})
