@@ -17,6 +17,7 @@ import (
 	"github.com/alwrity/alwrity-billing/internal/auth"
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/money"
+	"github.com/alwrity/alwrity-billing/internal/store"
 )
 
 // Store is what the API reads.
@@ -29,6 +30,9 @@ type Store interface {
 	ListPrices(ctx context.Context, provider string, at time.Time) ([]billing.Price, error)
 	CurrentSubscription(ctx context.Context, userID string) (*billing.Subscription, error)
 	UsageForPeriods(ctx context.Context, userID string, periods []billing.Period) ([]billing.PeriodUsage, error)
+	// Counters are what admission counts in one period: its own usage
+	// (not that of another period of the same name) and its holds.
+	Counters(ctx context.Context, userID string, p billing.Period, provider string) (store.Counters, error)
 	ListLogs(ctx context.Context, f billing.LogFilter) ([]billing.UsageLog, int64, error)
 	ListAlerts(ctx context.Context, f billing.AlertFilter) ([]billing.Alert, int64, int64, error)
 	GetAlert(ctx context.Context, id int64) (billing.Alert, error)

@@ -46,10 +46,15 @@ func (s *Server) getStatus(ctx context.Context, in *UserPath) (*struct{ Body Env
 	if err != nil {
 		return nil, s.problem(ctx, err)
 	}
-	usage, err := s.store.UsageForPeriods(ctx, in.UserID, []billing.Period{v.schedule.At(s.now())})
+	// Whether calls can be made is what admission decides: the usage of
+	// this very period, not of another period of the same month (a
+	// subscription cancelled at once mid-month).
+	period := v.schedule.At(s.now())
+	c, err := s.store.Counters(ctx, in.UserID, period, "")
 	if err != nil {
 		return nil, s.problem(ctx, err)
 	}
+	usage := []billing.PeriodUsage{{Period: period, Total: c.Total, ByProvider: map[string]billing.Counters{}}}
 	data := StatusData{Active: true, Plan: v.plan.Name, Tier: v.plan.Tier, CanUseAPI: true, Limits: planLimits(v.plan, v.providers)}
 	switch {
 	case v.sub != nil && v.sub.Status != billing.StatusActive:

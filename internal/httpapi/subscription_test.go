@@ -119,6 +119,25 @@ func TestStatus(t *testing.T) {
 			t.Errorf("status in December = %v", d)
 		}
 
+		// A subscription cancelled at once mid-month leaves its own
+		// period's calls behind: the free plan's limit for the rest of the
+		// month counts the calendar month's own calls, as admission does,
+		// so status still lets calls through (it summed both periods).
+		anchor := day(2026, 12, 5, 0)
+		e.subscribe("u4", "Professional", "monthly", billing.StatusActive, anchor, anchor, anchor.AddDate(0, 1, 0))
+		e.setNow(day(2026, 12, 10, 0))
+		e.record(many(1000, call{user: "u4", at: day(2026, 12, 9, 0)})...)
+		if _, err := e.app.DB.Cancel(e.ctx, "u4", true, e.now()); err != nil {
+			t.Fatal(err)
+		}
+		e.record(many(3, call{user: "u4", at: e.now()})...)
+		if d = e.data(e.get("/api/subscription/status/u4", testAdminKey)); d["can_use_api"] != true {
+			t.Errorf("status after an immediate cancellation = %v; want calls allowed, as admission allows them", d)
+		}
+		if _, err := e.app.Meter.Reserve(e.ctx, billing.ReserveRequest{UserID: "u4", Provider: "openai", Model: "gpt-4"}); err != nil {
+			t.Errorf("admission after the cancellation: %v", err)
+		}
+
 		e.subscribe("u2", "Enterprise", "monthly", billing.StatusPastDue, day(2026, 11, 1, 0), day(2026, 11, 1, 0), day(2026, 12, 1, 0))
 		d = e.data(e.get("/api/subscription/status/u2", testAdminKey))
 		check(t, "status", d, withReason)
