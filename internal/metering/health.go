@@ -48,8 +48,8 @@ func (m *Meter) checkHealth(ctx context.Context, items []store.IngestItem) {
 			checked = map[string]bool{}
 		}
 		checked[e.Provider] = true
-		if m.healthRaised(e.Provider, hour, false) {
-			continue // this hour's alert exists: no need to count again
+		if m.healthRaised(e.Provider, hour, false) || !m.healthDue(e.Provider, now) {
+			continue // this hour's alert exists, or the provider was counted a moment ago
 		}
 		calls, failed, err := m.db.ProviderErrors(ctx, e.Provider, now.Add(-p.Window))
 		if err != nil {
@@ -72,6 +72,27 @@ func (m *Meter) checkHealth(ctx context.Context, items []store.IngestItem) {
 		}
 		m.healthRaised(e.Provider, hour, true)
 	}
+}
+
+// healthRecount is the least time between two counts of one provider's
+// recent calls. Every settle of a failed call checks the provider's health;
+// under load with a steady trickle of failures, counting the window each
+// time would cost a database query per failed call.
+const healthRecount = 10 * time.Second
+
+// healthDue reports whether the provider's recent calls may be counted
+// now, and if so notes that they are.
+func (m *Meter) healthDue(provider string, now time.Time) bool {
+	m.healthMu.Lock()
+	defer m.healthMu.Unlock()
+	if last, ok := m.healthCounted[provider]; ok && now.Sub(last) < healthRecount && !now.Before(last) {
+		return false
+	}
+	if m.healthCounted == nil {
+		m.healthCounted = map[string]time.Time{}
+	}
+	m.healthCounted[provider] = now
+	return true
 }
 
 // healthRaised reports (or, with set, records) that a provider's

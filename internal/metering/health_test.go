@@ -52,12 +52,15 @@ func TestSystemHealthAlertOncePerProviderAndHour(t *testing.T) {
 		if _, err := m.Record(ctx, batch(30, 0, "b")); err != nil {
 			t.Fatal(err)
 		}
+		// A provider is counted at most every 10 s.
+		now = now.Add(10 * time.Second)
 		if _, err := m.Record(ctx, batch(5, 5, "c")); err != nil {
 			t.Fatal(err)
 		}
 		if n := count(); n != 1 {
 			t.Fatalf("%d alerts, want 1 system_health alert", n)
 		}
+		now = now.Add(10 * time.Second)
 		if _, err := m.Record(ctx, batch(5, 5, "d")); err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +77,10 @@ func TestSystemHealthAlertFromSettles(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		f := newFixture(t, b, baseTime)
 		f.keyUser("u1")
+		// A failing provider is counted at most every 10 s: the calls come
+		// a second apart.
 		for i := range 30 {
+			f.clk.Advance(time.Second)
 			r, err := f.m.Reserve(f.ctx, billing.ReserveRequest{UserID: "u1", Provider: "gemini", Model: "gemini-2.5-flash", Tokens: 10})
 			if err != nil {
 				t.Fatal(err)

@@ -52,6 +52,10 @@ type Meter struct {
 	healthMu   sync.Mutex
 	raised     map[string]bool
 	raisedHour string
+	// healthCounted is when each provider's recent calls were last
+	// counted, so that a provider failing now and then under load is
+	// counted at most once per healthRecount, not after every failed call.
+	healthCounted map[string]time.Time
 
 	// mem is the in-memory admission state on SQLite (nil on PostgreSQL);
 	// commitMu orders its reads of the summaries against commits.
