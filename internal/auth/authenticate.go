@@ -39,9 +39,15 @@ type Authenticator struct {
 
 type requestKey struct{}
 
+// requestInfo is what Middleware keeps of a request: its credentials and,
+// once Principal has resolved them, who they stand for.
 type requestInfo struct {
 	authorization string
 	remoteAddr    string
+
+	mu        sync.Mutex
+	by        *Authenticator // the authenticator that resolved principal, nil until one has
+	principal billing.Principal
 }
 
 // Middleware remembers each request's credentials so handlers can ask for
@@ -49,15 +55,38 @@ type requestInfo struct {
 // key lookup.
 func Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info := requestInfo{authorization: r.Header.Get("Authorization"), remoteAddr: r.RemoteAddr}
+		info := &requestInfo{authorization: r.Header.Get("Authorization"), remoteAddr: r.RemoteAddr}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, info)))
 	})
 }
 
-// Principal returns who the request in ctx acts for. Errors: unauthorized
-// when there is no key or the key is malformed, unknown or revoked.
+// Principal returns who the request in ctx acts for. A request's key is
+// looked up once: the principal it resolves to is remembered for the rest
+// of the request, so the API's access check before validation and the
+// handler's own Authorize or RequireAdmin cost one lookup together.
+// Errors: unauthorized when there is no key or the key is malformed,
+// unknown or revoked.
 func (a *Authenticator) Principal(ctx context.Context) (billing.Principal, error) {
-	info, _ := ctx.Value(requestKey{}).(requestInfo)
+	info, _ := ctx.Value(requestKey{}).(*requestInfo)
+	if info == nil {
+		info = &requestInfo{}
+	}
+	info.mu.Lock()
+	p, ok := info.principal, info.by == a
+	info.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := a.principal(ctx, info)
+	if err == nil {
+		info.mu.Lock()
+		info.by, info.principal = a, p
+		info.mu.Unlock()
+	}
+	return p, err
+}
+
+func (a *Authenticator) principal(ctx context.Context, info *requestInfo) (billing.Principal, error) {
 	if info.authorization == "" {
 		if a.DevLoopbackAdmin && isLoopback(info.remoteAddr) {
 			return billing.Principal{Role: billing.RoleAdmin}, nil

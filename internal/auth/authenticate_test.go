@@ -376,3 +376,46 @@ func FuzzPrincipal(f *testing.F) {
 		}
 	})
 }
+
+// TestPrincipalResolvedOncePerRequest pins that a request's key is looked
+// up once: the API checks access before it parses a request, and the
+// handler's Principal, Authorize and RequireAdmin then answer from what
+// that check found; another request looks its key up again.
+func TestPrincipalResolvedOncePerRequest(t *testing.T) {
+	keys := newFakeKeys()
+	u1 := keys.add(1, billing.RoleUser, "u1", false)
+	a := &auth.Authenticator{Keys: keys, AdminKey: testAdminKey}
+	ctx := requestCtx(t, "Bearer "+u1, "")
+	p, err := a.Principal(ctx)
+	if err != nil || p.UserID != "u1" {
+		t.Fatalf("Principal = %+v, %v", p, err)
+	}
+	// The store fails from now on: only a remembered principal answers.
+	keys.mu.Lock()
+	keys.failGet = errors.New("database gone")
+	keys.mu.Unlock()
+	type derived struct{}
+	if got, err := a.Principal(context.WithValue(ctx, derived{}, 1)); err != nil || got != p {
+		t.Errorf("Principal again in the same request = %+v, %v; want %+v", got, err, p)
+	}
+	if _, err := a.Authorize(ctx, "u1"); err != nil {
+		t.Errorf("Authorize(own user) = %v", err)
+	}
+	if _, err := a.Authorize(ctx, "u2"); billing.ErrorCode(err) != billing.CodeForbidden {
+		t.Errorf("Authorize(another user) = %v; want forbidden", err)
+	}
+	if _, err := a.RequireAdmin(ctx); billing.ErrorCode(err) != billing.CodeForbidden {
+		t.Errorf("RequireAdmin(user) = %v; want forbidden", err)
+	}
+	if n := keys.touchCount(1); n != 1 {
+		t.Errorf("key touched %d times; want once, by the one lookup", n)
+	}
+	// Another request, or another authenticator, looks the key up.
+	if _, err := a.Principal(requestCtx(t, "Bearer "+u1, "")); billing.ErrorCode(err) != billing.CodeUnavailable {
+		t.Errorf("Principal in a new request = %v; want a lookup (unavailable)", err)
+	}
+	other := &auth.Authenticator{Keys: keys}
+	if _, err := other.Principal(ctx); billing.ErrorCode(err) != billing.CodeUnavailable {
+		t.Errorf("another authenticator's Principal = %v; want its own lookup (unavailable)", err)
+	}
+}

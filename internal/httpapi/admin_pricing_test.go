@@ -238,7 +238,8 @@ func TestAdminAddPriceAndHistory(t *testing.T) {
 			}
 		}
 
-		// Bad input names the field and stores nothing.
+		// Bad input names the field and stores nothing: a bad field is 422,
+		// a body that is not a JSON object at all 400.
 		n := len(e.historyOf("", ""))
 		bad := []struct {
 			body     string
@@ -246,15 +247,15 @@ func TestAdminAddPriceAndHistory(t *testing.T) {
 			location string
 		}{
 			{`{"provider": "openai", "model": "gpt-4o", "effective_from": "` + later + `", "input": 1, "output": 1}`, http.StatusConflict, "gpt-4o"},
-			{`{"provider": "azure", "model": "gpt-4o", "input": 1, "output": 1}`, http.StatusBadRequest, "body.provider"},
-			{`{"provider": "openai", "model": "m", "input": "cheap", "output": 1}`, http.StatusBadRequest, "body.input"},
-			{`{"provider": "openai", "model": "m", "input": -1, "output": 1}`, http.StatusBadRequest, "body.input"},
-			{`{"provider": "openai", "model": "m", "input": 1e-13, "output": 1}`, http.StatusBadRequest, "body.input"},
-			{`{"provider": "openai", "model": "m", "output": 1}`, http.StatusBadRequest, "body.input"},
-			{`{"provider": "openai", "model": "m", "input": 1, "output": 1, "inptu": 1}`, http.StatusBadRequest, "body.inptu"},
-			{`{"provider": "openai", "model": "", "input": 1, "output": 1}`, http.StatusBadRequest, "body.model"},
-			{`{"provider": "openai", "model": "m", "input": 1, "output": 1, "effective_from": "soon"}`, http.StatusBadRequest, "body.effective_from"},
-			{`{"provider": "openai", "model": "m", "input": 1, "output": 1, "long_context": {"input": 1, "output": 1}}`, http.StatusBadRequest, "body.long_context.threshold_tokens"},
+			{`{"provider": "azure", "model": "gpt-4o", "input": 1, "output": 1}`, http.StatusUnprocessableEntity, "body.provider"},
+			{`{"provider": "openai", "model": "m", "input": "cheap", "output": 1}`, http.StatusUnprocessableEntity, "body.input"},
+			{`{"provider": "openai", "model": "m", "input": -1, "output": 1}`, http.StatusUnprocessableEntity, "body.input"},
+			{`{"provider": "openai", "model": "m", "input": 1e-13, "output": 1}`, http.StatusUnprocessableEntity, "body.input"},
+			{`{"provider": "openai", "model": "m", "output": 1}`, http.StatusUnprocessableEntity, "body.input"},
+			{`{"provider": "openai", "model": "m", "input": 1, "output": 1, "inptu": 1}`, http.StatusUnprocessableEntity, "body.inptu"},
+			{`{"provider": "openai", "model": "", "input": 1, "output": 1}`, http.StatusUnprocessableEntity, "body.model"},
+			{`{"provider": "openai", "model": "m", "input": 1, "output": 1, "effective_from": "soon"}`, http.StatusUnprocessableEntity, "body.effective_from"},
+			{`{"provider": "openai", "model": "m", "input": 1, "output": 1, "long_context": {"input": 1, "output": 1}}`, http.StatusUnprocessableEntity, "body.long_context.threshold_tokens"},
 			{`{"provider": "openai"`, http.StatusBadRequest, "body"},
 			{`[]`, http.StatusBadRequest, "body"},
 		}
@@ -378,14 +379,14 @@ func TestAdminImportErrors(t *testing.T) {
 			location   string
 		}{
 			{"?format=yaml", `{}`, http.StatusUnprocessableEntity, "query.format"},
-			{"?effective_from=tomorrow", `{"prices": []}`, http.StatusBadRequest, "query.effective_from"},
+			{"?effective_from=tomorrow", `{"prices": []}`, http.StatusUnprocessableEntity, "query.effective_from"},
 			{"", `{"prices": [`, http.StatusBadRequest, "file"},
-			{"", `{"prices": [` + good + `, {"provider": "azure", "model": "gpt-4o", "input": 1, "output": 1}]}`, http.StatusBadRequest, "prices[1].provider"},
-			{"", `{"prices": [` + good + `, {"provider": "openai", "model": "x", "input": 1, "output": "y"}]}`, http.StatusBadRequest, "prices[1].output"},
-			{"", `{"prices": [` + good + `], "aliases": [{"provider": "nope", "alias": "a", "model": "m"}]}`, http.StatusBadRequest, "aliases[0].provider"},
-			{"", `{"gpt-4o": {"input_cost_per_token": 1}}`, http.StatusBadRequest, "format litellm"},
+			{"", `{"prices": [` + good + `, {"provider": "azure", "model": "gpt-4o", "input": 1, "output": 1}]}`, http.StatusUnprocessableEntity, "prices[1].provider"},
+			{"", `{"prices": [` + good + `, {"provider": "openai", "model": "x", "input": 1, "output": "y"}]}`, http.StatusUnprocessableEntity, "prices[1].output"},
+			{"", `{"prices": [` + good + `], "aliases": [{"provider": "nope", "alias": "a", "model": "m"}]}`, http.StatusUnprocessableEntity, "aliases[0].provider"},
+			{"", `{"gpt-4o": {"input_cost_per_token": 1}}`, http.StatusUnprocessableEntity, "format litellm"},
 			{"?format=litellm", `{"gpt-4o": {"litellm_provider": "openai", "input_cost_per_token": "x", "output_cost_per_token": 1}}`,
-				http.StatusBadRequest, `["gpt-4o"].input_cost_per_token`},
+				http.StatusUnprocessableEntity, `["gpt-4o"].input_cost_per_token`},
 			// A different version at the seed's own time would rewrite history.
 			{"?effective_from=2024-01-01T00:00:00Z", `{"prices": [` + good + `, {"provider": "openai", "model": "gpt-4", "input": 1, "output": 1}]}`,
 				http.StatusConflict, "gpt-4"},

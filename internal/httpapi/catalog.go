@@ -38,7 +38,8 @@ type listPricingInput struct {
 func (s *Server) listPricing(ctx context.Context, in *listPricingInput) (*struct{ Body Envelope[PricingData] }, error) {
 	if in.Provider != "" {
 		if err := s.checkProvider(ctx, "query.provider", in.Provider); err != nil {
-			return nil, s.problem(ctx, err)
+			// The contract's 400 (ALwrity answered 500).
+			return nil, s.problem(ctx, keepBadRequest(err))
 		}
 	}
 	prices, err := s.store.ListPrices(ctx, in.Provider, s.now())

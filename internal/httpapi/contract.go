@@ -303,7 +303,12 @@ type StatusData struct {
 	Tier      string `json:"tier"`
 	CanUseAPI bool   `json:"can_use_api"`
 	Limits    Limits `json:"limits"`
-	Reason    string `json:"reason,omitempty"`
+	// Reason is present only when active is false, as ALwrity's clients
+	// read its presence as "not active".
+	Reason string `json:"reason,omitempty" doc:"Why the subscription is not active; present only when active is false."`
+	// UsageReason explains can_use_api false while the subscription is
+	// active: a limit that binds every call is used up this period.
+	UsageReason string `json:"usage_reason,omitempty" doc:"Why an active subscription cannot use the API now (a limit of every call used up this period); present only when active is true and can_use_api is false."`
 }
 
 // LogJSON is one usage-log row.

@@ -51,6 +51,9 @@ func (s *Server) problem(ctx context.Context, err error) error {
 	if !errors.As(err, &e) {
 		return huma.NewError(status, "internal error")
 	}
+	if code == billing.CodeInvalid {
+		status = invalidStatus(err, e)
+	}
 	if e.Limit != nil {
 		return NewLimitProblem(e)
 	}
@@ -70,6 +73,71 @@ func (s *Server) problem(ctx context.Context, err error) error {
 		return huma.ErrorWithHeaders(herr, http.Header{"Retry-After": {"5"}})
 	}
 	return herr
+}
+
+// invalidStatus is the status of an invalid-input error. A check of a
+// request field (query.billing_period, path.alert_id, body.plan_id,
+// prices[1].input…) is 422, as are huma's own schema checks, because
+// clients written for FastAPI read 422 as "validation failed, see the
+// fields". A request that is wrong as a whole (a body that is not JSON or
+// not an object, no field named at all) stays 400, as huma's parser answers
+// a body it cannot read. Where the contract documents 400 for a field,
+// keepBadRequest says so.
+func invalidStatus(err error, e *billing.Error) int {
+	var keep badRequestError
+	if errors.As(err, &keep) {
+		return http.StatusBadRequest
+	}
+	for _, f := range e.Fields {
+		if f.Location != "" && f.Location != "body" && f.Location != "file" {
+			return http.StatusUnprocessableEntity
+		}
+	}
+	return http.StatusBadRequest
+}
+
+// badRequestError keeps an invalid-input error at 400.
+type badRequestError struct{ err error }
+
+func (b badRequestError) Error() string { return b.err.Error() }
+func (b badRequestError) Unwrap() error { return b.err }
+
+// keepBadRequest marks err, when it is invalid input, as the documented 400
+// of its route instead of 422: GET /pricing's unknown provider (ALwrity
+// answered 500 there; the contract fixed it as 400) and POST /usage's
+// refused batch. Other errors keep their status.
+func keepBadRequest(err error) error {
+	if err == nil {
+		return nil
+	}
+	return badRequestError{err}
+}
+
+// refuse answers err as problem maps it, for a middleware that answers
+// before the operation's handler runs.
+func (s *Server) refuse(ctx huma.Context, err error) {
+	herr := s.problem(ctx.Context(), err)
+	var he huma.HeadersError
+	if errors.As(herr, &he) {
+		for k, vs := range he.GetHeaders() {
+			for _, v := range vs {
+				ctx.AppendHeader(k, v)
+			}
+		}
+	}
+	var se huma.StatusError
+	if !errors.As(herr, &se) {
+		se = huma.NewError(http.StatusInternalServerError, "internal error")
+	}
+	ct := "application/json"
+	if f, ok := se.(huma.ContentTypeFilter); ok {
+		ct = f.ContentType(ct)
+	}
+	ctx.SetHeader("Content-Type", ct)
+	ctx.SetStatus(se.GetStatus())
+	if err := s.api.Marshal(ctx.BodyWriter(), "application/json", se); err != nil {
+		s.logger.DebugContext(ctx.Context(), "write problem", "error", err)
+	}
 }
 
 // newError builds huma's problem+json errors (also those huma raises itself,

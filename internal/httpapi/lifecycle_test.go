@@ -323,7 +323,7 @@ func TestSubscribeBadInput(t *testing.T) {
 		}
 		// A new subscription's unknown time zone.
 		r := e.send("POST", "/api/subscription/subscribe/carol", testAdminKey, fmt.Sprintf(`{"plan_id": %d, "time_zone": "Mars/Olympus"}`, starter))
-		e.problem(r, http.StatusBadRequest)
+		e.problem(r, http.StatusUnprocessableEntity)
 		e.problem4xx(r, "body.time_zone")
 		for _, body := range []string{`{"immediate": "now"}`, `{"immediate": true, "extra": 1}`, `[]`} {
 			e.problem4xx(e.send("POST", "/api/subscription/cancel/alice", alice, body), "body")

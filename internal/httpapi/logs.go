@@ -120,7 +120,7 @@ func decodeLogCursor(c string) (billing.LogPosition, error) {
 	}
 	if len(c) > maxLogCursor {
 		// Checked here rather than by a schema limit so that every bad
-		// cursor is the same 400.
+		// cursor is answered alike.
 		return billing.LogPosition{}, billing.InvalidField("query.cursor",
 			fmt.Sprintf("not a cursor this API returned (longer than %d characters)", maxLogCursor), nil)
 	}

@@ -154,7 +154,7 @@ func TestUsageLogs(t *testing.T) {
 
 // TestUsageLogsCursor pages by next_cursor and checks each page against
 // offset paging, the counts of status filters, and that anything but a
-// returned cursor is a clear 400.
+// returned cursor is a clear 422 naming query.cursor.
 func TestUsageLogsCursor(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		e := newEnv(t, b, defaultNow)
@@ -243,12 +243,12 @@ func TestUsageLogsCursor(t *testing.T) {
 			strings.Repeat("A", 65), strings.Repeat("djE6", 1000),
 		} {
 			p := e.problem4xx(e.get("/api/subscription/usage-logs?cursor="+url.QueryEscape(bad), carol), "query.cursor")
-			if num(t, p["status"]) != "400" {
+			if num(t, p["status"]) != "422" {
 				t.Errorf("cursor %q: status %v", bad, p["status"])
 			}
 		}
 		p := e.problem4xx(e.get("/api/subscription/usage-logs?offset=4&cursor="+valid, carol), "query.offset")
-		if num(t, p["status"]) != "400" {
+		if num(t, p["status"]) != "422" {
 			t.Errorf("cursor with offset: status %v", p["status"])
 		}
 	})

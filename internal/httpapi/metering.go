@@ -87,9 +87,11 @@ func (s *Server) recordUsage(ctx context.Context, in *recordInput) (*struct{ Bod
 	if err != nil {
 		return nil, s.problem(ctx, err)
 	}
+	// A refused batch is the 400 this route documents, listing every bad
+	// event's fields, whatever is wrong with its events.
 	decoded, err := DecodeEvents(in.RawBody)
 	if err != nil {
-		return nil, s.problem(ctx, err)
+		return nil, s.problem(ctx, keepBadRequest(err))
 	}
 	now := s.now()
 	events := make([]billing.UsageEvent, len(decoded))
@@ -109,7 +111,7 @@ func (s *Server) recordUsage(ctx context.Context, in *recordInput) (*struct{ Bod
 	}
 	results, err := s.meter.Record(ctx, events)
 	if err != nil {
-		return nil, s.problem(ctx, err)
+		return nil, s.problem(ctx, keepBadRequest(err))
 	}
 	data := RecordData{Results: make([]EventResultJSON, len(results))}
 	for i, r := range results {

@@ -166,7 +166,8 @@ func TestReserveContract(t *testing.T) {
 			t.Errorf("after refused settles the reservation is %v, want it held until released", d["status"])
 		}
 
-		// Bad reservations are 400 naming the field.
+		// Bad reservations are refused naming the field (422, see
+		// TestValidationStatus).
 		for _, tc := range []struct{ key, body, names string }{
 			{alice, `{"provider": "no-such-ai"}`, "body.provider"},
 			{alice, `{"provider": "openai", "tokens_requested": -1}`, "body.tokens_requested"},

@@ -32,13 +32,15 @@ type PreflightJSON struct {
 	Operations []PreflightOpJSON `json:"operations" minItems:"1" maxItems:"100"`
 }
 
-// LimitInfoJSON is the limit that decides an operation; remaining is null
-// when unlimited.
+// LimitInfoJSON is the limit that decides an operation. An operation no
+// finite limit applies to reports its provider's calls with limit and
+// remaining null (ALwrity's clients read remaining; its server produced an
+// unserialisable infinity there).
 type LimitInfoJSON struct {
-	Type         string      `json:"type"`
-	CurrentUsage json.Number `json:"current_usage"`
-	Limit        json.Number `json:"limit"`
-	Remaining    json.Number `json:"remaining"`
+	Type         string       `json:"type" doc:"The limit: total_calls, <provider>_calls, <provider>_tokens or monthly_cost."`
+	CurrentUsage json.Number  `json:"current_usage" doc:"Used and held this period before this operation, in the limit's unit (USD for monthly_cost)."`
+	Limit        *json.Number `json:"limit" nullable:"true" doc:"null when the operation is unlimited."`
+	Remaining    *json.Number `json:"remaining" nullable:"true" doc:"null when the operation is unlimited."`
 }
 
 // PreflightOpResultJSON is the verdict on one operation.
@@ -47,7 +49,7 @@ type PreflightOpResultJSON struct {
 	OperationType string         `json:"operation_type"`
 	Cost          money.Amount   `json:"cost"`
 	Allowed       bool           `json:"allowed"`
-	LimitInfo     *LimitInfoJSON `json:"limit_info"`
+	LimitInfo     *LimitInfoJSON `json:"limit_info" doc:"Always given by this server (null is ALwrity's shape for no limit to report)."`
 	Message       string         `json:"message"`
 }
 
@@ -111,7 +113,11 @@ func (s *Server) preflight(ctx context.Context, in *struct{ Body PreflightJSON }
 				}
 				return json.Number(strconv.FormatInt(v, 10))
 			}
-			r.LimitInfo = &LimitInfoJSON{Type: b.Key, CurrentUsage: num(b.Used), Limit: num(*b.Limit), Remaining: num(*b.Remaining())}
+			r.LimitInfo = &LimitInfoJSON{Type: b.Key, CurrentUsage: num(b.Used)}
+			if b.Limit != nil {
+				limit, remaining := num(*b.Limit), num(*b.Remaining())
+				r.LimitInfo.Limit, r.LimitInfo.Remaining = &limit, &remaining
+			}
 		}
 		data.Operations = append(data.Operations, r)
 	}

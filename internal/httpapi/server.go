@@ -101,8 +101,10 @@ func New(mux *http.ServeMux, cfg Config) *Server {
 	// Exact numbers written as JSON numbers (limits in calls or USD).
 	hc.Components.Schemas.RegisterTypeAlias(reflect.TypeFor[json.Number](), reflect.TypeFor[float64]())
 	s.api = humago.New(mux, hc)
-	// Middlewares apply to operations registered after them.
-	s.api.UseMiddleware(s.limitBody)
+	// Middlewares apply to operations registered after them, in this
+	// order, and run before huma parses and validates a request: access is
+	// decided first (401, 403), then the body's size (413).
+	s.api.UseMiddleware(s.authenticate, s.limitBody)
 	s.register()
 	return s
 }

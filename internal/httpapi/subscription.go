@@ -69,7 +69,7 @@ func (s *Server) getStatus(ctx context.Context, in *UserPath) (*struct{ Body Env
 		for _, l := range v.limitsOf(usage[0]) {
 			if l.Provider == "" && l.Limit != nil && l.Used >= *l.Limit {
 				data.CanUseAPI = false
-				data.Reason = fmt.Sprintf("%s limit reached for period %s", l.Key, usage[0].Period.Key)
+				data.UsageReason = fmt.Sprintf("%s limit reached for period %s", l.Key, usage[0].Period.Key)
 				break
 			}
 		}

@@ -99,16 +99,22 @@ func TestStatus(t *testing.T) {
 			t.Errorf("free status = %v", d)
 		}
 
-		// The Free plan used up: still active, but no more calls.
+		// The Free plan used up: still active, but no more calls. reason is
+		// only for an inactive subscription (ALwrity's clients read its
+		// presence as "not active"); usage_reason says why calls stop.
 		e.record(many(1000, call{user: "u1", at: day(2026, 11, 1, 0)})...)
 		d = e.data(e.get("/api/subscription/status/u1", testAdminKey))
-		withReason := Obj{}
+		withReason, withUsageReason := Obj{}, Obj{}
 		for k, v := range statusSpec {
-			withReason[k] = v
+			withReason[k], withUsageReason[k] = v, v
 		}
 		withReason["reason"] = "string"
-		check(t, "status", d, withReason)
-		if d["active"] != true || d["can_use_api"] != false || d["reason"] == "" {
+		withUsageReason["usage_reason"] = "string"
+		check(t, "status", d, withUsageReason)
+		if _, ok := d["reason"]; ok {
+			t.Errorf("an active subscription at its limit has a reason: %v", d)
+		}
+		if d["active"] != true || d["can_use_api"] != false || d["usage_reason"] != "total_calls limit reached for period 2026-11" {
 			t.Errorf("status at the limit = %v", d)
 		}
 		// Next month starts clean.

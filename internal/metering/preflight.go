@@ -21,8 +21,10 @@ type PreflightCheck struct {
 	Op      PreflightOp
 	Cost    money.Amount
 	Allowed bool
-	// Binding is the limit that decides the operation (the first that
-	// refuses it, else the tightest finite one); nil when none applies.
+	// Binding is the limit that decides the operation: the first that
+	// refuses it, else the tightest finite one, else (no finite limit
+	// applies) the operation's provider calls with a nil Limit, so that the
+	// usage is reported even when nothing limits it. It is never nil.
 	Binding *billing.LimitUsage
 	Message string
 }
@@ -116,6 +118,12 @@ func (m *Meter) Preflight(ctx context.Context, userID string, ops []PreflightOp)
 			if c.Allowed && (c.Binding == nil || *l.Remaining() < *c.Binding.Remaining()) {
 				c.Binding = &l
 			}
+		}
+		if c.Binding == nil {
+			// Unlimited: what the provider's calls come to before this
+			// operation, with no limit and so nothing remaining to count.
+			key := op.Provider + "_calls"
+			c.Binding = &billing.LimitUsage{Key: key, Provider: op.Provider, Used: pending[key] - 1}
 		}
 		if !c.Allowed {
 			pf.CanProceed = false
