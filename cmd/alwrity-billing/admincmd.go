@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alwrity/alwrity-billing/internal/app"
 	"github.com/alwrity/alwrity-billing/internal/store"
 )
 
@@ -21,24 +22,38 @@ type adminCmd struct {
 	// what is wrong and returns errUsage.
 	check func(args []string) error
 	run   func(db *store.DB, now time.Time) error
+	// uses names the settings the command reads besides DATABASE_URL, so
+	// that their problems in the environment are reported.
+	uses []string
+}
+
+// groupUsage answers a command group run without a command (a usage error,
+// the usage on stderr) or with --help (the usage on stdout, as the binary's
+// own --help). It returns done=false when args name a command.
+func groupUsage(args []string, usage string, stdout, stderr io.Writer) (done bool, err error) {
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(stderr, usage)
+		return true, errUsage
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help":
+		fmt.Fprint(stdout, usage)
+		return true, nil
+	}
+	return false, nil
 }
 
 // runAdminGroup runs the command args[0] of a group: usage errors are
 // caught before the database is opened, so a typo never creates or
 // migrates one; then the database is opened, migrated and seeded with the
 // defaults, as the server does at start.
-func runAdminGroup(ctx context.Context, group, usage string, args []string, stderr io.Writer, getenv func(string) string,
-	build func(sub string) *adminCmd) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		fmt.Fprint(stderr, usage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
+func runAdminGroup(ctx context.Context, group, usage string, args []string, stdout, stderr io.Writer, getenv func(string) string,
+	build func(sub string, cfg app.Config) *adminCmd) error {
+	if done, err := groupUsage(args, usage, stdout, stderr); done {
+		return err
 	}
 	cfg, envErr := loadConfig(getenv)
 	sub, args := args[0], args[1:]
-	c := build(sub)
+	c := build(sub, cfg)
 	if c == nil {
 		fmt.Fprintf(stderr, "unknown %s command %q\n\n%s", group, sub, usage)
 		return errUsage
@@ -51,7 +66,7 @@ func runAdminGroup(ctx context.Context, group, usage string, args []string, stde
 	if err := c.check(positional); err != nil {
 		return err
 	}
-	if err := configError(envErr, cfg.ValidateDatabase()); err != nil {
+	if err := configError(envErr, c.fs, cfg.ValidateDatabase(), append([]string{"DATABASE_URL"}, c.uses...)...); err != nil {
 		return err
 	}
 	db, now, err := openSeeded(ctx, cfg.DatabaseURL)

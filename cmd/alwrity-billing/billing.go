@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
+	"github.com/alwrity/alwrity-billing/internal/app"
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/httpapi"
 	"github.com/alwrity/alwrity-billing/internal/store"
@@ -27,7 +30,7 @@ const billingUsage = `Usage: alwrity-billing billing close [--at TIME]
 `
 
 func billingCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return runAdminGroup(ctx, "billing", billingUsage, args, stderr, getenv, func(sub string) *adminCmd {
+	return runAdminGroup(ctx, "billing", billingUsage, args, stdout, stderr, getenv, func(sub string, cfg app.Config) *adminCmd {
 		switch sub {
 		case "close":
 			fs := newFlags("billing close", "billing close [--at TIME] [--database-url URL]\n\n"+
@@ -117,20 +120,31 @@ func billingCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 				"840h (35 days), the least allowed: a settle resent within it must still find its reservation. The server\n"+
 				"does this every hour.", stderr)
 			retention := store.ReservationRetention
-			if cfg, err := loadConfig(getenv); err == nil && cfg.ReservationRetention > 0 {
+			if cfg.ReservationRetention > 0 {
 				retention = cfg.ReservationRetention
 			}
 			fs.DurationVar(&retention, "older-than", retention, "delete the reservations that finished more than this `DURATION` ago (at least 840h)")
-			return &adminCmd{fs: fs,
+			return &adminCmd{fs: fs, uses: []string{"ALWRITY_RESERVATION_RETENTION"},
 				check: func(args []string) error {
 					if err := exactArgs(fs, stderr, args); err != nil {
 						return err
 					}
-					if retention < store.ReservationRetention {
-						return usageError(fs, stderr, "--older-than must be at least %s (35 days: resent settles must find their reservation), got %s",
-							store.ReservationRetention, retention)
+					if retention >= store.ReservationRetention {
+						return nil
 					}
-					return nil
+					// Name where the value came from: the flag, or else the environment.
+					from := "ALWRITY_RESERVATION_RETENTION"
+					fs.Visit(func(f *flag.Flag) {
+						if f.Name == "older-than" {
+							from = "--older-than"
+						}
+					})
+					msg := fmt.Sprintf("%s must be at least %s (35 days: resent settles must find their reservation), got %s",
+						from, store.ReservationRetention, retention)
+					if from == "--older-than" {
+						return usageError(fs, stderr, "%s", msg)
+					}
+					return configError(nil, fs, errors.New(msg))
 				},
 				run: func(db *store.DB, now time.Time) error {
 					n, err := db.PurgeReservations(ctx, now, retention, 1<<30)

@@ -57,12 +57,8 @@ const keysUsage = `Usage: alwrity-billing keys create --user ID [--name N]   cre
 `
 
 func keys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		fmt.Fprint(stderr, keysUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
+	if done, err := groupUsage(args, keysUsage, stdout, stderr); done {
+		return err
 	}
 	cfg, envErr := loadConfig(getenv)
 	sub, args := args[0], args[1:]
@@ -79,13 +75,14 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		fs = newFlags("keys list", "keys list [--user ID] [--database-url URL]", stderr)
 		user = fs.String("user", "", "list only this user's keys")
 	case "revoke":
-		fs = newFlags("keys revoke", "keys revoke [--database-url URL] PREFIX", stderr)
+		fs = newFlags("keys revoke", "keys revoke PREFIX [--database-url URL]", stderr)
 	default:
 		fmt.Fprintf(stderr, "unknown keys command %q\n\n%s", sub, keysUsage)
 		return errUsage
 	}
 	cfg.DatabaseFlag(fs)
-	if err := parse(fs, args); err != nil {
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
 	// Usage errors are caught before the database is opened, so a typo
@@ -114,24 +111,24 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 			}
 			return errUsage
 		}
-		if err := noArgs(fs, stderr); err != nil {
+		if err := exactArgs(fs, stderr, positional); err != nil {
 			return err
 		}
 	case "list":
-		if err := noArgs(fs, stderr); err != nil {
+		if err := exactArgs(fs, stderr, positional); err != nil {
 			return err
 		}
 	case "revoke":
-		if fs.NArg() != 1 {
+		if len(positional) != 1 {
 			fmt.Fprintln(stderr, "keys revoke needs exactly one key prefix (see keys list)")
 			return errUsage
 		}
-		prefix = fs.Arg(0)
+		prefix = positional[0]
 		if len(prefix) > auth.PrefixLen {
 			prefix = prefix[:auth.PrefixLen] // a whole key was given
 		}
 	}
-	if err := configError(envErr, cfg.ValidateDatabase()); err != nil {
+	if err := configError(envErr, fs, cfg.ValidateDatabase(), "DATABASE_URL"); err != nil {
 		return err
 	}
 	db, err := openMigrated(ctx, cfg.DatabaseURL)

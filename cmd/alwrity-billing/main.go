@@ -37,7 +37,7 @@ Usage:
   alwrity-billing version                              print the version
 
 Configuration comes from the environment (and .env), flags override it:
-  DATABASE_URL       sqlite:///./alwrity.db (default) or postgres://…
+  DATABASE_URL       sqlite:///./alwrity.db (default) or postgres://… (or a file named by DATABASE_URL_FILE)
   HOST, PORT         0.0.0.0, 8000
   DEBUG              true for debug logs
   ALWRITY_ADMIN_KEY  the admin key (generated and printed once when unset)

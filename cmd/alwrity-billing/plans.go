@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/alwrity/alwrity-billing/internal/app"
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/store"
 )
@@ -28,7 +29,7 @@ const plansUsage = `Usage: alwrity-billing plans list [--all]
 `
 
 func plans(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return runAdminGroup(ctx, "plans", plansUsage, args, stderr, getenv, func(sub string) *adminCmd {
+	return runAdminGroup(ctx, "plans", plansUsage, args, stdout, stderr, getenv, func(sub string, _ app.Config) *adminCmd {
 		switch sub {
 		case "list":
 			fs := newFlags("plans list", "plans list [--all] [--database-url URL]", stderr)

@@ -32,12 +32,8 @@ const pricingUsage = `Usage: alwrity-billing pricing list [--provider P] [--mode
 var pricingStdin io.Reader = os.Stdin
 
 func pricing(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		fmt.Fprint(stderr, pricingUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
+	if done, err := groupUsage(args, pricingUsage, stdout, stderr); done {
+		return err
 	}
 	cfg, envErr := loadConfig(getenv)
 	sub, args := args[0], args[1:]
@@ -110,7 +106,7 @@ func pricing(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			return err
 		}
 	}
-	if err := configError(envErr, cfg.ValidateDatabase()); err != nil {
+	if err := configError(envErr, fs, cfg.ValidateDatabase(), "DATABASE_URL"); err != nil {
 		return err
 	}
 	// The server seeds the default providers, plans and prices at start;

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"time"
 
@@ -18,7 +20,8 @@ import (
 // loadConfig returns the defaults overridden by .env and the environment,
 // and the problems found reading them. Those are not a failure yet: the
 // caller parses its flags first (so --help works whatever the environment
-// holds) and then reports them together with its own checks (configError).
+// holds, and a flag can override a bad value) and then reports those that
+// matter together with its own checks (configError).
 func loadConfig(getenv func(string) string) (app.Config, error) {
 	cfg := app.DefaultConfig()
 	dotenv, dotErr := app.ReadDotEnv()
@@ -26,10 +29,12 @@ func loadConfig(getenv func(string) string) (app.Config, error) {
 	return cfg, errors.Join(dotErr, envErr)
 }
 
-// configError joins the problems found reading the environment with those
-// a command's validation finds, under one heading.
-func configError(envErr, validErr error) error {
-	if err := errors.Join(envErr, validErr); err != nil {
+// configError joins the problems found reading the environment that matter
+// to a command (those of the settings in uses, or of every setting when
+// uses is empty, that no flag parsed by fs overrides) with those the
+// command's validation finds, under one heading.
+func configError(envErr error, fs *flag.FlagSet, validErr error, uses ...string) error {
+	if err := errors.Join(app.EnvProblems(envErr, fs, uses...), validErr); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return nil
@@ -51,11 +56,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err := noArgs(fs, stderr); err != nil {
 		return err
 	}
-	if err := configError(envErr, cfg.Validate()); err != nil {
+	if err := configError(envErr, fs, cfg.Validate()); err != nil {
 		return err
 	}
 	logger := newLogger(stderr, cfg.Debug, cfg.Dev)
 	if *reloading {
+		// Outside the source tree every build would fail and the loop
+		// would wait for a fix that cannot come.
+		for _, p := range []string{"go.mod", filepath.Join("cmd", "alwrity-billing", "main.go")} {
+			if _, err := os.Stat(p); err != nil {
+				return fmt.Errorf("serve --reload rebuilds the server from its source: run it at the root of the alwrity-billing source tree (%w)", err)
+			}
+		}
 		// The child gets every flag given except --reload, rebuilt from
 		// the parsed set so that any spelling (-reload, --reload=true …)
 		// is dropped and the child never reloads itself.
@@ -97,7 +109,7 @@ func migrate(ctx context.Context, args []string, stderr io.Writer, getenv func(s
 	if err := noArgs(fs, stderr); err != nil {
 		return err
 	}
-	if err := configError(envErr, cfg.ValidateDatabase()); err != nil {
+	if err := configError(envErr, fs, cfg.ValidateDatabase(), "DATABASE_URL"); err != nil {
 		return err
 	}
 	logger := newLogger(stderr, cfg.Debug, false)

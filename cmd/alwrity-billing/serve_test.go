@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -216,6 +217,15 @@ func TestCLIServeReloadFlag(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			dbURL, dbPath := isolate(t)
+			// What --reload looks for: the root of the source tree.
+			if err := os.MkdirAll(filepath.Join("cmd", "alwrity-billing"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{"go.mod", filepath.Join("cmd", "alwrity-billing", "main.go")} {
+				if err := os.WriteFile(f, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			var got *reload.Config
 			stubReload(t, func(_ context.Context, cfg reload.Config) error {
 				got = &cfg

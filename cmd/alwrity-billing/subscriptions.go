@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/alwrity/alwrity-billing/internal/app"
 	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/store"
 )
@@ -23,7 +24,7 @@ const subscriptionsUsage = `Usage: alwrity-billing subscriptions subscribe USER 
 `
 
 func subscriptions(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return runAdminGroup(ctx, "subscriptions", subscriptionsUsage, args, stderr, getenv, func(sub string) *adminCmd {
+	return runAdminGroup(ctx, "subscriptions", subscriptionsUsage, args, stdout, stderr, getenv, func(sub string, _ app.Config) *adminCmd {
 		var user string
 		switch sub {
 		case "subscribe":

@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,9 +185,61 @@ func WithDotEnv(getenv func(string) string, dotenv map[string]string) func(strin
 	}
 }
 
+// settingError is a problem with the value of one setting, named by its
+// variable (a problem with NAME_FILE is NAME's), so that a command can leave
+// out those of settings it does not use or its flags override (EnvProblems).
+type settingError struct {
+	name string
+	err  error
+}
+
+func (e settingError) Error() string { return e.err.Error() }
+func (e settingError) Unwrap() error { return e.err }
+
+// settingErrorf returns a problem with the setting name.
+func settingErrorf(name, format string, args ...any) error {
+	return settingError{name: name, err: fmt.Errorf(format, args...)}
+}
+
+// flagSettings names the setting each flag of ServerFlags overrides.
+var flagSettings = map[string]string{
+	"database-url": "DATABASE_URL", "host": "HOST", "port": "PORT", "debug": "DEBUG", "memory-limit": "ALWRITY_MEMORY_LIMIT",
+}
+
+// EnvProblems returns the problems in err, as FromEnv reports them, that
+// matter to a command: those of the settings named in uses (of every
+// setting when uses is empty), less those of settings a flag parsed by fs
+// overrides. Problems of no one setting, such as a .env that cannot be
+// read, are kept.
+func EnvProblems(err error, fs *flag.FlagSet, uses ...string) error {
+	overridden := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) {
+		if name, ok := flagSettings[f.Name]; ok {
+			overridden[name] = true
+		}
+	})
+	var keep []error
+	var walk func(error)
+	walk = func(err error) {
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range joined.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		var s settingError
+		if err == nil || errors.As(err, &s) && (overridden[s.name] || len(uses) > 0 && !slices.Contains(uses, s.name)) {
+			return
+		}
+		keep = append(keep, err)
+	}
+	walk(err)
+	return errors.Join(keep...)
+}
+
 // FromEnv fills c from environment variables looked up with getenv. A
-// secret may instead come from a file named by NAME_FILE. Every problem is
-// reported at once.
+// secret (DATABASE_URL, which may hold a password, among them) may instead
+// come from a file named by NAME_FILE. Every problem is reported at once.
 func (c *Config) FromEnv(getenv func(string) string) error {
 	var errs []error
 	secret := func(name string) string {
@@ -195,14 +249,14 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 		if path := getenv(name + "_FILE"); path != "" {
 			b, err := os.ReadFile(path)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s_FILE: %w", name, err))
+				errs = append(errs, settingErrorf(name, "%s_FILE: %w", name, err))
 				return ""
 			}
 			return strings.TrimSpace(string(b))
 		}
 		return ""
 	}
-	if v := getenv("DATABASE_URL"); v != "" {
+	if v := secret("DATABASE_URL"); v != "" {
 		c.DatabaseURL = v
 	}
 	if v := getenv("HOST"); v != "" {
@@ -212,14 +266,14 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 		// A value that does not parse is reported and the default kept, so
 		// Validate does not report a second, confusing problem for it.
 		if p, err := strconv.Atoi(strings.TrimSpace(v)); err != nil {
-			errs = append(errs, fmt.Errorf("PORT must be a number, got %q", v))
+			errs = append(errs, settingErrorf("PORT", "PORT must be a number, got %q", v))
 		} else {
 			c.Port = p
 		}
 	}
 	if v := getenv("DEBUG"); v != "" {
 		if b, err := strconv.ParseBool(strings.TrimSpace(v)); err != nil {
-			errs = append(errs, fmt.Errorf("DEBUG must be true or false, got %q", v))
+			errs = append(errs, settingErrorf("DEBUG", "DEBUG must be true or false, got %q", v))
 		} else {
 			c.Debug = b
 		}
@@ -241,7 +295,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	errs = append(errs, c.webhooksFromEnv(getenv))
 	if v := strings.TrimSpace(getenv("ALWRITY_MEMORY_LIMIT")); v != "" {
 		if n, err := parseByteSize(v); err != nil {
-			errs = append(errs, fmt.Errorf("ALWRITY_MEMORY_LIMIT %w", err))
+			errs = append(errs, settingErrorf("ALWRITY_MEMORY_LIMIT", "ALWRITY_MEMORY_LIMIT %w", err))
 		} else {
 			c.MemoryLimit = n
 		}
@@ -326,20 +380,31 @@ func (c *Config) webhooksFromEnv(getenv func(string) string) error {
 		dst  *time.Duration
 	}{{"ALWRITY_WEBHOOK_INTERVAL", &c.WebhookInterval}, {"ALWRITY_WEBHOOK_TIMEOUT", &c.WebhookTimeout},
 		{"ALWRITY_INVOICE_REVIEW", &c.InvoiceReview}, {"ALWRITY_RESERVATION_RETENTION", &c.ReservationRetention}} {
-		name, dst := s.name, s.dst
-		v := strings.TrimSpace(getenv(name))
-		if v == "" {
-			continue
-		}
-		if d, err := time.ParseDuration(v); err == nil {
-			*dst = d
-		} else if n, err := strconv.ParseFloat(v, 64); err == nil {
-			*dst = time.Duration(n * float64(time.Second))
-		} else {
-			errs = append(errs, fmt.Errorf("%s must be a duration such as 30s or a number of seconds, got %q", name, v))
+		if v := strings.TrimSpace(getenv(s.name)); v != "" {
+			errs = append(errs, parseDuration(s.name, v, s.dst))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// parseDuration reads v, the value of the setting name, into dst: a
+// duration such as 30s, or a number of seconds.
+func parseDuration(name, v string, dst *time.Duration) error {
+	if d, err := time.ParseDuration(v); err == nil {
+		*dst = d
+		return nil
+	}
+	n, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(n) {
+		return settingErrorf(name, "%s must be a duration such as 30s or a number of seconds, got %q", name, v)
+	}
+	// Converting a number of nanoseconds beyond int64 would wrap around.
+	ns := n * float64(time.Second)
+	if math.Abs(ns) >= math.MaxInt64 {
+		return settingErrorf(name, "%s must be a duration under 2562047h (292 years), got %q", name, v)
+	}
+	*dst = time.Duration(ns)
+	return nil
 }
 
 // gatewayFromEnv reads the LLM gateway's settings and those of the
@@ -355,16 +420,8 @@ func (c *Config) gatewayFromEnv(getenv func(string) string) error {
 		}
 	}
 	duration := func(name string, dst *time.Duration) {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" {
-			return
-		}
-		if d, err := time.ParseDuration(v); err == nil {
-			*dst = d
-		} else if n, err := strconv.ParseFloat(v, 64); err == nil {
-			*dst = time.Duration(n * float64(time.Second))
-		} else {
-			errs = append(errs, fmt.Errorf("%s must be a duration such as 30s or a number of seconds, got %q", name, v))
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			errs = append(errs, parseDuration(name, v, dst))
 		}
 	}
 	integer := func(name string, dst *int64) {
@@ -375,7 +432,7 @@ func (c *Config) gatewayFromEnv(getenv func(string) string) error {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			*dst = n
 		} else {
-			errs = append(errs, fmt.Errorf("%s must be a whole number, got %q", name, v))
+			errs = append(errs, settingErrorf(name, "%s must be a whole number, got %q", name, v))
 		}
 	}
 	duration("ALWRITY_GATEWAY_CONNECT_TIMEOUT", &c.GatewayConnectTimeout)
@@ -389,7 +446,7 @@ func (c *Config) gatewayFromEnv(getenv func(string) string) error {
 	integer("ALWRITY_HEALTH_MIN_CALLS", &c.HealthMinCalls)
 	if v := strings.TrimSpace(getenv("ALWRITY_FAIL_OPEN")); v != "" {
 		if b, err := strconv.ParseBool(v); err != nil {
-			errs = append(errs, fmt.Errorf("ALWRITY_FAIL_OPEN must be true or false, got %q", v))
+			errs = append(errs, settingErrorf("ALWRITY_FAIL_OPEN", "ALWRITY_FAIL_OPEN must be true or false, got %q", v))
 		} else {
 			c.FailOpen = b
 		}

@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -432,5 +433,92 @@ func TestConfigMemoryLimit(t *testing.T) {
 	c.MemoryLimit = 0
 	if _, ok := c.SoftMemoryLimit(envMap(nil)); ok {
 		t.Error("SoftMemoryLimit sets a zero limit")
+	}
+}
+
+// TestConfigDurationOutOfRange: a number of seconds that no time.Duration
+// holds (or NaN) is refused naming the variable and quoting its value, not
+// wrapped around into a wrong duration that Validate then misreports.
+func TestConfigDurationOutOfRange(t *testing.T) {
+	for _, name := range []string{"ALWRITY_GATEWAY_READ_TIMEOUT", "ALWRITY_WEBHOOK_TIMEOUT", "ALWRITY_RESERVATION_RETENTION"} {
+		for _, v := range []string{"1e10", "1e12", "-1e12", "NaN", "Inf", "-Inf", "+Inf", "1e400"} {
+			err := configProblems(map[string]string{name: v})
+			if err == nil || !strings.Contains(err.Error(), name+" must be a duration") || !strings.Contains(err.Error(), fmt.Sprintf("got %q", v)) {
+				t.Errorf("%s=%s: %v; want a problem naming %s and quoting the value", name, v, err, name)
+				continue
+			}
+			if strings.Count(err.Error(), name) != 1 {
+				t.Errorf("%s=%s: %v; want only the parse problem", name, v, err)
+			}
+		}
+	}
+	c := DefaultConfig()
+	if err := c.FromEnv(envMap(map[string]string{"ALWRITY_GATEWAY_READ_TIMEOUT": "9e9"})); err != nil || c.GatewayReadTimeout != 9e9*time.Second {
+		t.Errorf("9e9 seconds: %v, %v; want 9e9 s", c.GatewayReadTimeout, err)
+	}
+}
+
+// TestConfigDatabaseURLFile: DATABASE_URL, which may hold a password, can
+// be read from DATABASE_URL_FILE like the other secrets.
+func TestConfigDatabaseURLFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "db")
+	if err := os.WriteFile(file, []byte("postgres://u:p@db.example/billing\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := DefaultConfig()
+	if err := c.FromEnv(envMap(map[string]string{"DATABASE_URL_FILE": file})); err != nil || c.DatabaseURL != "postgres://u:p@db.example/billing" {
+		t.Errorf("DATABASE_URL_FILE: %q, %v; want the file's URL", c.DatabaseURL, err)
+	}
+	c = DefaultConfig()
+	if err := c.FromEnv(envMap(map[string]string{"DATABASE_URL": "sqlite:///env.db", "DATABASE_URL_FILE": file})); err != nil || c.DatabaseURL != "sqlite:///env.db" {
+		t.Errorf("DATABASE_URL beside its file: %q, %v; want the variable to win", c.DatabaseURL, err)
+	}
+	c = DefaultConfig()
+	if err := c.FromEnv(envMap(map[string]string{"DATABASE_URL_FILE": file + ".missing"})); err == nil || !strings.Contains(err.Error(), "DATABASE_URL_FILE") {
+		t.Errorf("missing DATABASE_URL_FILE: %v; want a problem naming it", err)
+	}
+}
+
+// TestEnvProblems: a flag given on the command line drops the problem of
+// the setting it overrides, a command keeps only the problems of the
+// settings it uses, and a problem of no one setting is always kept.
+func TestEnvProblems(t *testing.T) {
+	c := DefaultConfig()
+	envErr := c.FromEnv(envMap(map[string]string{
+		"PORT": "abc", "DEBUG": "maybe", "ALWRITY_WEBHOOK_TIMEOUT": "soon", "DATABASE_URL_FILE": filepath.Join(t.TempDir(), "nope"),
+	}))
+	envErr = errors.Join(errors.New("read .env: broken"), envErr)
+	parsed := func(args ...string) *flag.FlagSet {
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		c.ServerFlags(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return fs
+	}
+	for _, tt := range []struct {
+		fs         *flag.FlagSet
+		uses       []string
+		want, drop []string
+	}{
+		{parsed(), nil, []string{"read .env", "PORT", "DEBUG", "ALWRITY_WEBHOOK_TIMEOUT", "DATABASE_URL_FILE"}, nil},
+		{parsed("--port", "8123", "--debug"), nil, []string{"read .env", "ALWRITY_WEBHOOK_TIMEOUT", "DATABASE_URL_FILE"}, []string{"PORT", "DEBUG"}},
+		{parsed(), []string{"DATABASE_URL"}, []string{"read .env", "DATABASE_URL_FILE"}, []string{"PORT", "DEBUG", "ALWRITY_WEBHOOK_TIMEOUT"}},
+		{parsed("--database-url", "sqlite:///x.db"), []string{"DATABASE_URL"}, []string{"read .env"}, []string{"PORT", "DATABASE_URL_FILE"}},
+	} {
+		got := fmt.Sprint(EnvProblems(envErr, tt.fs, tt.uses...))
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("uses %v: %q lacks %s", tt.uses, got, w)
+			}
+		}
+		for _, d := range tt.drop {
+			if strings.Contains(got, d) {
+				t.Errorf("uses %v: %q still has %s", tt.uses, got, d)
+			}
+		}
+	}
+	if err := EnvProblems(nil, parsed()); err != nil {
+		t.Errorf("EnvProblems(nil) = %v", err)
 	}
 }

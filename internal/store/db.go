@@ -282,7 +282,9 @@ type MigrateResult struct {
 	Created bool     // whether the tables did not exist before
 }
 
-// Migrate applies every pending migration.
+// Migrate applies every pending migration. It refuses a database whose
+// schema is newer than the newest migration this binary embeds: an older
+// binary would read and write tables it does not know.
 func (db *DB) Migrate(ctx context.Context) (MigrateResult, error) {
 	p, err := db.goose()
 	if err != nil {
@@ -291,6 +293,10 @@ func (db *DB) Migrate(ctx context.Context) (MigrateResult, error) {
 	before, err := p.GetDBVersion(ctx)
 	if err != nil {
 		return MigrateResult{}, fmt.Errorf("read schema version: %w", err)
+	}
+	if sources := p.ListSources(); len(sources) > 0 && before > sources[len(sources)-1].Version {
+		return MigrateResult{}, fmt.Errorf("database schema version %d is newer than this binary's newest migration %d: run a newer alwrity-billing",
+			before, sources[len(sources)-1].Version)
 	}
 	results, err := p.Up(ctx)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -14,12 +15,19 @@ import (
 // server uses the file. A second server on the same file fails to start
 // with a clear message; commands that only read or migrate do not take the
 // lock. The kernel drops the lock when the process ends, however it ends.
-// On PostgreSQL it does nothing. The returned function releases the lock.
+// The lock file is named from the file's resolved path, so a server that
+// reaches the same file through a symbolic link or another relative path
+// takes the same lock. On PostgreSQL it does nothing. The returned function
+// releases the lock.
 func (db *DB) LockServer() (func(), error) {
 	if db.dialect != SQLite {
 		return func() {}, nil
 	}
-	name := db.path + ".server-lock"
+	path, err := resolvePath(db.path)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", db.path, err)
+	}
+	name := path + ".server-lock"
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", name, err)
@@ -35,4 +43,24 @@ func (db *DB) LockServer() (func(), error) {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
+}
+
+// resolvePath returns the absolute path of file with every symbolic link
+// resolved. A file that does not exist yet is named inside its resolved
+// directory.
+func resolvePath(file string) (string, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return "", err
+	}
+	if resolved, err := filepath.EvalSymlinks(abs); err == nil {
+		return resolved, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, filepath.Base(abs)), nil
 }

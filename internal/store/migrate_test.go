@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -89,6 +90,32 @@ func TestMigrate(t *testing.T) {
 		mustExec(t, raw, `DROP TABLE model_aliases`)
 		if missing, err := db.MissingTables(ctx); err != nil || !reflect.DeepEqual(missing, []string{"billing_history", "model_aliases"}) {
 			t.Fatalf("missing after second drop = %v, %v", missing, err)
+		}
+	})
+}
+
+// TestMigrateRefusesNewerSchema: a database migrated by a newer binary
+// (its goose version above the newest embedded migration) is refused,
+// not silently run on, and is left as it is.
+func TestMigrateRefusesNewerSchema(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		url := b.URL(t)
+		if _, err := openBare(t, url).Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		raw := rawSQL(t, url)
+		mustExec(t, raw, `INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, true)`, latestVersion+1)
+
+		_, err := openBare(t, url).Migrate(ctx)
+		want := fmt.Sprintf("database schema version %d is newer than this binary's newest migration %d: run a newer alwrity-billing",
+			latestVersion+1, latestVersion)
+		if err == nil || err.Error() != want {
+			t.Fatalf("Migrate on a newer schema = %v, want %q", err, want)
+		}
+		var n int
+		if err := raw.QueryRow(`SELECT COUNT(*) FROM goose_db_version WHERE version_id = $1`, latestVersion+1).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("newer version rows after the refusal = %d, %v; want 1", n, err)
 		}
 	})
 }

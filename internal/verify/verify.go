@@ -75,7 +75,12 @@ func Database(ctx context.Context, databaseURL string) []Result {
 	out := []Result{pass("database reachable", string(db.Dialect())+" "+db.Source())}
 
 	cur, latest, err := db.SchemaVersion(ctx)
-	if err == nil && cur != latest {
+	switch {
+	case err != nil:
+	case cur > latest:
+		// Migrating cannot help: this binary is the older one.
+		err = fmt.Errorf("database schema version %d is newer than this binary's newest migration %d: run a newer alwrity-billing", cur, latest)
+	case cur < latest:
 		err = fmt.Errorf("schema version %d, latest is %d: run `alwrity-billing migrate`", cur, latest)
 	}
 	out = append(out, check("migrations at the latest version", err, fmt.Sprintf("version %d", cur)))

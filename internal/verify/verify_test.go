@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -262,6 +263,38 @@ func TestVerifyDatabase(t *testing.T) {
 			if r.Name != want[i] || !r.OK {
 				t.Errorf("result %d = %s, want ✓ %s", i, r, want[i])
 			}
+		}
+	})
+}
+
+// TestVerifyDatabaseNewerSchema: a database migrated by a newer binary
+// fails the schema check with advice to run a newer binary, not migrate
+// (which refuses it).
+func TestVerifyDatabaseNewerSchema(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		url := b.URL(t)
+		db := storetest.OpenURL(t, url) // migrated and seeded
+		_, latest, err := db.SchemaVersion(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		driver, dsn := "pgx", url
+		if path, ok := strings.CutPrefix(url, "sqlite:///"); ok {
+			driver, dsn = "sqlite", "file:"+path
+		}
+		raw, err := sql.Open(driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		if _, err := raw.Exec(`INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, true)`, latest+1); err != nil {
+			t.Fatal(err)
+		}
+		results := Database(t.Context(), url)
+		want := fmt.Sprintf("✗ migrations at the latest version — database schema version %d is newer than this binary's newest migration %d: run a newer alwrity-billing",
+			latest+1, latest)
+		if len(results) < 2 || results[1].String() != want {
+			t.Fatalf("results = %v, want a second line %q", results, want)
 		}
 	})
 }
