@@ -24,7 +24,12 @@ func (m Mismatch) String() string {
 
 // Reconcile proves invariant 2: for every user, period and provider, the
 // summaries equal the sums of the ledger's rows. It returns every mismatch
-// (none on a healthy database). Money is compared as exact integers.
+// (none on a healthy database). Money is compared as exact integers. The
+// stored token totals (usage_summaries.total_tokens and
+// usage_summary_providers.tokens) are compared too, with the ledger's
+// input plus output tokens: PostgreSQL admission reads a provider's tokens
+// from that column, so a drift there would let a token limit admit too
+// much or too little.
 func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 	var out []Mismatch
 	compare := func(kind, q string, provider bool) error {
@@ -35,19 +40,20 @@ func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 		defer rows.Close()
 		for rows.Next() {
 			var m Mismatch
-			var lc, sc, le, se, li, si, lo, so, lcost, scost int64
+			var lc, sc, le, se, li, si, lo, so, lt, st, lcost, scost int64
 			dest := []any{&m.UserID, &m.BillingPeriod, scanTime{&m.PeriodStart}}
 			if provider {
 				dest = append(dest, &m.Provider)
 			}
-			dest = append(dest, &lc, &sc, &le, &se, &li, &si, &lo, &so, &lcost, &scost)
+			dest = append(dest, &lc, &sc, &le, &se, &li, &si, &lo, &so, &lt, &st, &lcost, &scost)
 			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
 			for _, f := range []struct {
 				name string
 				l, s int64
-			}{{"calls", lc, sc}, {"errors", le, se}, {"tokens_input", li, si}, {"tokens_output", lo, so}, {"cost", lcost, scost}} {
+			}{{"calls", lc, sc}, {"errors", le, se}, {"tokens_input", li, si}, {"tokens_output", lo, so},
+				{"tokens", lt, st}, {"cost", lcost, scost}} {
 				if f.l != f.s {
 					m.Field, m.Ledger, m.Summary = f.name, f.l, f.s
 					out = append(out, m)
@@ -59,26 +65,29 @@ func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 	// A FULL JOIN would be shorter, but SQLite before 3.39 lacks it; the
 	// union of both sides with zeros works everywhere.
 	err := compare("totals", `SELECT user_id, billing_period, period_start,
-			SUM(lc), SUM(sc), SUM(le), SUM(se), SUM(li), SUM(si), SUM(lo), SUM(so), SUM(lcost), SUM(scost) FROM (
+			SUM(lc), SUM(sc), SUM(le), SUM(se), SUM(li), SUM(si), SUM(lo), SUM(so), SUM(lt), SUM(st), SUM(lcost), SUM(scost) FROM (
 		SELECT user_id, billing_period, period_start, COUNT(*) AS lc, 0 AS sc,
 			SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END) AS le, 0 AS se,
-			SUM(tokens_input) AS li, 0 AS si, SUM(tokens_output) AS lo, 0 AS so, SUM(cost_total) AS lcost, 0 AS scost
+			SUM(tokens_input) AS li, 0 AS si, SUM(tokens_output) AS lo, 0 AS so,
+			SUM(tokens_input + tokens_output) AS lt, 0 AS st, SUM(cost_total) AS lcost, 0 AS scost
 		FROM api_usage_logs GROUP BY user_id, billing_period, period_start
 		UNION ALL
 		SELECT user_id, billing_period, period_start, 0, total_calls, 0, total_errors, 0, tokens_input, 0, tokens_output,
-			0, total_cost
+			0, total_tokens, 0, total_cost
 		FROM usage_summaries) AS t GROUP BY user_id, billing_period, period_start`, false)
 	if err != nil {
 		return nil, err
 	}
 	err = compare("providers", `SELECT user_id, billing_period, period_start, provider,
-			SUM(lc), SUM(sc), SUM(le), SUM(se), SUM(li), SUM(si), SUM(lo), SUM(so), SUM(lcost), SUM(scost) FROM (
+			SUM(lc), SUM(sc), SUM(le), SUM(se), SUM(li), SUM(si), SUM(lo), SUM(so), SUM(lt), SUM(st), SUM(lcost), SUM(scost) FROM (
 		SELECT user_id, billing_period, period_start, provider, COUNT(*) AS lc, 0 AS sc,
 			SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END) AS le, 0 AS se,
-			SUM(tokens_input) AS li, 0 AS si, SUM(tokens_output) AS lo, 0 AS so, SUM(cost_total) AS lcost, 0 AS scost
+			SUM(tokens_input) AS li, 0 AS si, SUM(tokens_output) AS lo, 0 AS so,
+			SUM(tokens_input + tokens_output) AS lt, 0 AS st, SUM(cost_total) AS lcost, 0 AS scost
 		FROM api_usage_logs GROUP BY user_id, billing_period, period_start, provider
 		UNION ALL
-		SELECT user_id, billing_period, period_start, provider, 0, calls, 0, errors, 0, tokens_input, 0, tokens_output, 0, cost
+		SELECT user_id, billing_period, period_start, provider, 0, calls, 0, errors, 0, tokens_input, 0, tokens_output, 0, tokens,
+			0, cost
 		FROM usage_summary_providers) AS t GROUP BY user_id, billing_period, period_start, provider`, true)
 	return out, err
 }

@@ -140,6 +140,26 @@ func TestPurgeReservations(t *testing.T) {
 		keep(storetest.ReservationID(c, 8), billing.ReservationReleased, c, c.Add(time.Second))
 		keep("zz-recent", billing.ReservationSettled, c, c.Add(time.Second))
 		keep(storetest.ReservationID(now.Add(-time.Minute), 9), billing.ReservationHeld, now.Add(-time.Minute), time.Time{})
+		// Made among the oldest but finished after the cutoff, with ids
+		// that sort between deleted ones: (c10, 2) < late < (c10+1m, 3) <
+		// lateExpired < (c10+2m, 4), in gaps inside the key ranges the
+		// batches delete whatever batch boundaries fall between them. The
+		// delete's own re-check of finished_at is all that keeps them.
+		c10 := cutoff.Add(-10*24*time.Hour + 2*time.Minute)
+		late := storetest.ReservationID(c10, 20)
+		f.held(late, c10)
+		lateDone := cutoff.Add(time.Hour)
+		lateItem := store.IngestItem{Log: storetest.Log("u1", "ev-late", lateDone), PeriodEnd: billing.CalendarMonths().At(lateDone).End}
+		lateItem.Log.CostTotal = 4242
+		lateFirst, err := db.Settle(ctx, late, lateItem, store.AlertContext{}, lateDone)
+		if err != nil || lateFirst.Status != billing.EventRecorded {
+			t.Fatalf("settle %s = %+v, %v", late, lateFirst, err)
+		}
+		kept = append(kept, late)
+		keep(storetest.ReservationID(c10.Add(time.Minute), 21), billing.ReservationExpired, c10.Add(time.Minute), cutoff.Add(time.Minute))
+		if !(storetest.ReservationID(c10, 2) < late && late < storetest.ReservationID(c10.Add(time.Minute), 3)) {
+			t.Fatalf("%s does not sort between two purged ids", late)
+		}
 		all := append(slices.Clone(gone), kept...)
 		slices.Sort(kept)
 
@@ -171,6 +191,12 @@ func TestPurgeReservations(t *testing.T) {
 		// with 60 days.
 		if n, err := db.PurgeReservations(ctx, now.Add(24*time.Hour), 60*24*time.Hour, 100); err != nil || n != 0 {
 			t.Errorf("purge with 60 days' retention = %d, %v; want 0", n, err)
+		}
+		// A settle resent for the late one still answers its first result.
+		again, err := db.Settle(ctx, late, lateItem, store.AlertContext{}, now)
+		if err != nil || again.Status != billing.EventDuplicate || again.Cost != lateFirst.Cost ||
+			again.BillingPeriod != lateFirst.BillingPeriod {
+			t.Errorf("settle of %s resent after the purges = %+v, %v; want the first result %+v as a duplicate", late, again, err, lateFirst)
 		}
 		checkLedger(t, db)
 		// Held ones stay held and counting.
