@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -202,27 +203,7 @@ func BenchmarkRawInsertReference(b *testing.B) {
 // row i of transaction n.
 func rawInserts(b *testing.B, db *sql.DB, postgres bool, target string, cols int, row func(args []any, n, i int) []any) {
 	const rows, per = 1000, 100
-	var sb strings.Builder
-	sb.WriteString(`INSERT INTO ` + target + ` VALUES `)
-	for i := range per {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteByte('(')
-		for c := range cols {
-			if c > 0 {
-				sb.WriteByte(',')
-			}
-			if postgres {
-				fmt.Fprintf(&sb, "$%d", i*cols+c+1)
-			} else {
-				// modernc.org/sqlite resolves "$N" by name: "?" is its fast path.
-				sb.WriteByte('?')
-			}
-		}
-		sb.WriteByte(')')
-	}
-	q := sb.String()
+	q := multiRowInsert(target, per, cols, postgres)
 	args := make([]any, 0, per*cols)
 	b.ResetTimer()
 	start := time.Now()
@@ -246,6 +227,31 @@ func rawInserts(b *testing.B, db *sql.DB, postgres bool, target string, cols int
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*rows)/time.Since(start).Seconds(), "rows/s")
+}
+
+// multiRowInsert is an INSERT into target of n rows of cols bind values.
+func multiRowInsert(target string, n, cols int, postgres bool) string {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO ` + target + ` VALUES `)
+	for i := range n {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				sb.WriteByte(',')
+			}
+			if postgres {
+				sb.WriteString("$" + strconv.Itoa(i*cols+c+1))
+			} else {
+				// modernc.org/sqlite resolves "$N" by name: "?" is its fast path.
+				sb.WriteByte('?')
+			}
+		}
+		sb.WriteByte(')')
+	}
+	return sb.String()
 }
 
 // ledgerColumnList is every column the ledger writes for an event

@@ -323,27 +323,7 @@ func (f *readsFill) insertRows(b *testing.B, db *sql.DB, from, to int64, workers
 }
 
 func (f *readsFill) insertSQL(n int) string {
-	var sb strings.Builder
-	sb.WriteString(`INSERT INTO api_usage_logs (` + readsLogColumns + `) VALUES `)
-	for i := range n {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteByte('(')
-		for p := range readsLogParams {
-			if p > 0 {
-				sb.WriteByte(',')
-			}
-			if f.backend == "sqlite" {
-				// modernc.org/sqlite resolves "$N" by name: "?" is its fast path.
-				sb.WriteByte('?')
-			} else {
-				sb.WriteString("$" + strconv.Itoa(i*readsLogParams+p+1))
-			}
-		}
-		sb.WriteByte(')')
-	}
-	return sb.String()
+	return multiRowInsert(`api_usage_logs (`+readsLogColumns+`)`, n, readsLogParams, f.backend == "postgres")
 }
 
 // appendRow appends the bind values of row k. Everything derives from k,
