@@ -370,10 +370,11 @@ func (f *readsFill) summarise(b *testing.B, db *sql.DB) {
 	stmts := []string{
 		// A period is (user, name, start): migration 00010.
 		`INSERT INTO usage_summaries (user_id, billing_period, period_start, period_end, total_calls, total_errors,
-			tokens_input, tokens_output, total_tokens, total_cost, response_time_sum, created_at, updated_at)
+			tokens_input, tokens_output, total_tokens, total_cost, response_time_sum, created_at, updated_at, last_event_at)
 		SELECT user_id, billing_period, period_start, ` + end + `, COUNT(*),
 			SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END), SUM(tokens_input), SUM(tokens_output),
-			SUM(tokens_input + tokens_output), SUM(cost_total), SUM(response_time), MIN(created_at), MAX(created_at)
+			SUM(tokens_input + tokens_output), SUM(cost_total), SUM(response_time), MIN(created_at), MAX(created_at),
+			MAX("timestamp")
 		FROM api_usage_logs GROUP BY user_id, billing_period, period_start`,
 		`INSERT INTO usage_summary_providers (user_id, billing_period, period_start, provider, calls, errors, tokens_input,
 			tokens_output, tokens, cost, response_time_sum, updated_at)

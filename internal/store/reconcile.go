@@ -29,7 +29,8 @@ func (m Mismatch) String() string {
 // usage_summary_providers.tokens) are compared too, with the ledger's
 // input plus output tokens: PostgreSQL admission reads a provider's tokens
 // from that column, so a drift there would let a token limit admit too
-// much or too little.
+// much or too little. A period's last_event_at must be the latest
+// timestamp of its rows: the usage logs of a period are read up to it.
 func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 	var out []Mismatch
 	compare := func(kind, q string, provider bool) error {
@@ -41,19 +42,28 @@ func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 		for rows.Next() {
 			var m Mismatch
 			var lc, sc, le, se, li, si, lo, so, lt, st, lcost, scost int64
+			var lLast, sLast *time.Time
 			dest := []any{&m.UserID, &m.BillingPeriod, scanTime{&m.PeriodStart}}
 			if provider {
 				dest = append(dest, &m.Provider)
 			}
 			dest = append(dest, &lc, &sc, &le, &se, &li, &si, &lo, &so, &lt, &st, &lcost, &scost)
+			if !provider {
+				dest = append(dest, scanNullTime{&lLast}, scanNullTime{&sLast})
+			}
 			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
-			for _, f := range []struct {
+			type field struct {
 				name string
 				l, s int64
-			}{{"calls", lc, sc}, {"errors", le, se}, {"tokens_input", li, si}, {"tokens_output", lo, so},
-				{"tokens", lt, st}, {"cost", lcost, scost}} {
+			}
+			fields := []field{{"calls", lc, sc}, {"errors", le, se}, {"tokens_input", li, si}, {"tokens_output", lo, so},
+				{"tokens", lt, st}, {"cost", lcost, scost}}
+			if !provider {
+				fields = append(fields, field{"last_event_at (Unix µs)", unixMicro(lLast), unixMicro(sLast)})
+			}
+			for _, f := range fields {
 				if f.l != f.s {
 					m.Field, m.Ledger, m.Summary = f.name, f.l, f.s
 					out = append(out, m)
@@ -65,15 +75,17 @@ func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 	// A FULL JOIN would be shorter, but SQLite before 3.39 lacks it; the
 	// union of both sides with zeros works everywhere.
 	err := compare("totals", `SELECT user_id, billing_period, period_start,
-			SUM(lc), SUM(sc), SUM(le), SUM(se), SUM(li), SUM(si), SUM(lo), SUM(so), SUM(lt), SUM(st), SUM(lcost), SUM(scost) FROM (
+			SUM(lc), SUM(sc), SUM(le), SUM(se), SUM(li), SUM(si), SUM(lo), SUM(so), SUM(lt), SUM(st), SUM(lcost), SUM(scost),
+			MAX(llast), MAX(slast) FROM (
 		SELECT user_id, billing_period, period_start, COUNT(*) AS lc, 0 AS sc,
 			SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END) AS le, 0 AS se,
 			SUM(tokens_input) AS li, 0 AS si, SUM(tokens_output) AS lo, 0 AS so,
-			SUM(tokens_input + tokens_output) AS lt, 0 AS st, SUM(cost_total) AS lcost, 0 AS scost
+			SUM(tokens_input + tokens_output) AS lt, 0 AS st, SUM(cost_total) AS lcost, 0 AS scost,
+			MAX("timestamp") AS llast, NULL AS slast
 		FROM api_usage_logs GROUP BY user_id, billing_period, period_start
 		UNION ALL
 		SELECT user_id, billing_period, period_start, 0, total_calls, 0, total_errors, 0, tokens_input, 0, tokens_output,
-			0, total_tokens, 0, total_cost
+			0, total_tokens, 0, total_cost, NULL, last_event_at
 		FROM usage_summaries) AS t GROUP BY user_id, billing_period, period_start`, false)
 	if err != nil {
 		return nil, err
@@ -90,6 +102,14 @@ func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 			0, cost
 		FROM usage_summary_providers) AS t GROUP BY user_id, billing_period, period_start, provider`, true)
 	return out, err
+}
+
+// unixMicro is t in Unix microseconds, 0 for none.
+func unixMicro(t *time.Time) int64 {
+	if t == nil {
+		return 0
+	}
+	return t.UnixMicro()
 }
 
 // HeldReservationsMismatch counts reservations whose row contradicts the

@@ -19,12 +19,13 @@ import (
 
 const upsertTotalsBatchSQL = `INSERT INTO usage_summaries (user_id, billing_period, period_start, period_end,
 	total_calls, total_errors, tokens_input, tokens_output, total_tokens, total_cost, response_time_sum,
-	created_at, updated_at)
+	created_at, updated_at, last_event_at)
 	SELECT u.user_id, u.billing_period, u.period_start, u.period_end, u.calls, u.errors, u.tokens_in, u.tokens_out,
-		u.tokens_in + u.tokens_out, u.cost, u.response_time, $12, $12
+		u.tokens_in + u.tokens_out, u.cost, u.response_time, $12, $12, u.last_event_at
 	FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[], $6::bigint[],
-		$7::bigint[], $8::bigint[], $9::bigint[], $10::float8[], $11::int[])
-		AS u(user_id, billing_period, period_start, period_end, calls, errors, tokens_in, tokens_out, cost, response_time, ord)
+		$7::bigint[], $8::bigint[], $9::bigint[], $10::float8[], $11::int[], $13::timestamptz[])
+		AS u(user_id, billing_period, period_start, period_end, calls, errors, tokens_in, tokens_out, cost, response_time, ord,
+			last_event_at)
 	ORDER BY u.ord ` + addToTotals + `
 	RETURNING user_id, billing_period, period_start, total_calls, total_errors, tokens_input, tokens_output,
 		total_cost, response_time_sum, updated_at`
@@ -51,14 +52,14 @@ func upsertSummariesBatch(ctx context.Context, tx *sql.Tx, totals map[periodKey]
 	users, keys := make([]string, n), make([]string, n)
 	starts, ends := make([]time.Time, n), make([]time.Time, n)
 	calls, errs, in, out, cost := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-	rt, ord := make([]float64, n), make([]int32, n)
+	rt, ord, last := make([]float64, n), make([]int32, n), make([]time.Time, n)
 	for i, k := range tkeys {
 		d, p := totals[k], periods[k]
-		users[i], keys[i], starts[i], ends[i] = k.user, k.period, p.Start, p.End
+		users[i], keys[i], starts[i], ends[i], last[i] = k.user, k.period, p.Start, p.End, d.last
 		calls[i], errs[i], in[i], out[i], cost[i], rt[i], ord[i] = d.calls, d.errors, d.tokensIn, d.tokensOut, d.cost, d.responseTime, int32(i)
 		after[k] = &billing.PeriodUsage{UserID: k.user, Period: p, ByProvider: map[string]billing.Counters{}}
 	}
-	rows, err := tx.QueryContext(ctx, upsertTotalsBatchSQL, users, keys, starts, ends, calls, errs, in, out, cost, rt, ord, now)
+	rows, err := tx.QueryContext(ctx, upsertTotalsBatchSQL, users, keys, starts, ends, calls, errs, in, out, cost, rt, ord, now, last)
 	if err != nil {
 		return nil, fmt.Errorf("update usage summaries: %w", err)
 	}

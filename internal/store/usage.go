@@ -215,6 +215,19 @@ func (db *DB) ListLogs(ctx context.Context, f billing.LogFilter) ([]billing.Usag
 	if err != nil {
 		return nil, 0, err
 	}
+	if f.UserID != "" && f.BillingPeriod != "" {
+		b, err := db.periodLogBounds(ctx, f.UserID, f.BillingPeriod)
+		if err != nil {
+			return nil, 0, err
+		}
+		if b.empty {
+			return []billing.UsageLog{}, total, nil
+		}
+		add(`"timestamp" >= $%d`, ts(b.first))
+		if b.last != nil {
+			add(`"timestamp" <= $%d`, ts(*b.last))
+		}
+	}
 	if f.StatusCode != 0 {
 		add("status_code = $%d", f.StatusCode)
 		if f.StatusCode != commonStatus {
@@ -258,6 +271,36 @@ func (db *DB) ListLogs(ctx context.Context, f billing.LogFilter) ([]billing.Usag
 		logs = append(logs, l)
 	}
 	return logs, total, rows.Err()
+}
+
+// logBounds is the time range that holds a user's logs of one period name.
+type logBounds struct {
+	empty bool // no summary: the user has no logs of that name
+	first time.Time
+	last  *time.Time // nil when a summary does not know its latest call
+}
+
+// periodLogBounds reads from the summaries of a user's periods named
+// period the range their ledger rows lie in: from the earliest period
+// start (a call belongs to the period that holds its timestamp) to the
+// latest last_event_at (migration 00013). SQLite indexes a user's logs by
+// time only, and a page of an old period then reads the index from that
+// period's latest call instead of the user's newest.
+func (db *DB) periodLogBounds(ctx context.Context, user, period string) (logBounds, error) {
+	var first, last *time.Time
+	var unknown int64
+	if err := db.readRow(ctx, `SELECT MIN(period_start), MAX(last_event_at), COUNT(*) - COUNT(last_event_at)
+		FROM usage_summaries WHERE user_id = $1 AND billing_period = $2`, user, period).
+		Scan(scanNullTime{&first}, scanNullTime{&last}, &unknown); err != nil {
+		return logBounds{}, fmt.Errorf("read the period's log range: %w", err)
+	}
+	if first == nil {
+		return logBounds{empty: true}, nil
+	}
+	if unknown > 0 {
+		last = nil
+	}
+	return logBounds{first: *first, last: last}, nil
 }
 
 // commonStatus is the status code of nearly every call. Migration 00006
