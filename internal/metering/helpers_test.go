@@ -3,9 +3,6 @@ package metering_test
 import (
 	"context"
 	"errors"
-	"flag"
-	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -210,20 +207,8 @@ func billingErr(t *testing.T, err error, code billing.Code) *billing.Error {
 // usd parses an exact dollar amount.
 func usd(s string) money.Amount { return money.MustParse(s) }
 
-// useRapidChecks runs rapid properties of this test with n checks unless
-// the run names a count itself (-rapid.checks or RAPID_CHECKS), so that the
-// slower PostgreSQL backend can do fewer.
-func useRapidChecks(t *testing.T, n int) {
-	f := flag.Lookup("rapid.checks")
-	if f == nil || os.Getenv("RAPID_CHECKS") != "" || f.Value.String() != f.DefValue {
-		return
-	}
-	old := f.Value.String()
-	if err := f.Value.Set(strconv.Itoa(n)); err != nil {
-		t.Fatalf("set rapid.checks: %v", err)
-	}
-	t.Cleanup(func() { _ = f.Value.Set(old) })
-}
+// useRapidChecks is storetest.RapidChecks.
+var useRapidChecks = storetest.RapidChecks
 
 // rawSQL is RawSQL, for the tests outside the package.
 var rawSQL = metering.RawSQL

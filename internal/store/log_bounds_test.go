@@ -2,11 +2,8 @@ package store_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -28,8 +25,8 @@ import (
 // "2026-01"'s, while the calendar month "2026-02" the user is in from then
 // on starts on February 1.
 
-// lbFatal is what the helpers below need of a *testing.T or a *rapid.T.
-type lbFatal interface {
+// fatalfer is what the helpers below need of a *testing.T or a *rapid.T.
+type fatalfer interface {
 	Fatalf(format string, args ...any)
 }
 
@@ -49,7 +46,7 @@ func (p lbPeriod) item(user, id string, at time.Time) store.IngestItem {
 
 // lbIngest ingests items as one batch; the events not given earlier
 // (fresh) must be recorded.
-func lbIngest(t lbFatal, db *store.DB, fresh map[string]bool, items ...store.IngestItem) {
+func lbIngest(t fatalfer, db *store.DB, fresh map[string]bool, items ...store.IngestItem) {
 	res, err := db.Ingest(context.Background(), items, store.AlertContext{}, date(2026, time.April, 2, 0, 0, 0, 0))
 	if err != nil {
 		t.Fatalf("ingest: %v", err)
@@ -63,7 +60,7 @@ func lbIngest(t lbFatal, db *store.DB, fresh map[string]bool, items ...store.Ing
 
 // lbIDs returns the ledger ids of users' logs by event id, read without a
 // period filter (and so without the bounds under test).
-func lbIDs(t lbFatal, db *store.DB, users ...string) map[string]int64 {
+func lbIDs(t fatalfer, db *store.DB, users ...string) map[string]int64 {
 	ids := map[string]int64{}
 	for _, u := range users {
 		logs, _, err := db.ListLogs(context.Background(), billing.LogFilter{UserID: u, Limit: 100_000})
@@ -77,9 +74,9 @@ func lbIDs(t lbFatal, db *store.DB, users ...string) map[string]int64 {
 	return ids
 }
 
-// lbWant is what f selects from logs, computed here: the event ids
+// wantLogs is what f selects from logs, computed here: the event ids
 // newest first, ties broken by id, newest id first.
-func lbWant(logs []billing.UsageLog, ids map[string]int64, f billing.LogFilter) []string {
+func wantLogs(logs []billing.UsageLog, ids map[string]int64, f billing.LogFilter) []string {
 	var sel []billing.UsageLog
 	for _, l := range logs {
 		if (f.UserID == "" || l.UserID == f.UserID) && (f.Provider == "" || l.Provider == f.Provider) &&
@@ -100,10 +97,10 @@ func lbWant(logs []billing.UsageLog, ids map[string]int64, f billing.LogFilter) 
 	return want
 }
 
-// lbCheckPages pages through f's logs in pages of size, by keyset and by
+// checkLogPages pages through f's logs in pages of size, by keyset and by
 // offset, to the end, and fails unless both give want and every page the
 // total len(want).
-func lbCheckPages(t lbFatal, db *store.DB, f billing.LogFilter, size int, want []string) {
+func checkLogPages(t fatalfer, db *store.DB, f billing.LogFilter, size int, want []string) {
 	ctx := context.Background()
 	byCursor, byOffset := []string{}, []string{}
 	pf := f
@@ -151,7 +148,7 @@ func lbCheckPages(t lbFatal, db *store.DB, f billing.LogFilter, size int, want [
 }
 
 // lbReconciled fails unless the summaries reconcile with the ledger.
-func lbReconciled(t lbFatal, db *store.DB, when string) {
+func lbReconciled(t fatalfer, db *store.DB, when string) {
 	m, err := db.Reconcile(context.Background())
 	if err != nil || len(m) != 0 {
 		t.Fatalf("%s: Reconcile = %v, %v; want no mismatch", when, m, err)
@@ -257,9 +254,9 @@ func TestListLogsPeriodRowsAfterTheNextPeriodStarts(t *testing.T) {
 						{UserID: u, BillingPeriod: name, StatusCode: 500},
 						{UserID: u, BillingPeriod: name, StatusCode: 200, Provider: "openai"},
 					} {
-						want := lbWant(ingested, ids, f)
+						want := wantLogs(ingested, ids, f)
 						for _, size := range sizes {
-							lbCheckPages(t, db, f, size, want)
+							checkLogPages(t, db, f, size, want)
 						}
 					}
 				}
@@ -291,7 +288,7 @@ func TestListLogsPeriodRowsAfterTheNextPeriodStarts(t *testing.T) {
 			{billing.LogFilter{UserID: "ben", BillingPeriod: "2026-01"}, []string{"b5", "b2", "b1"}},
 			{billing.LogFilter{UserID: "ben", BillingPeriod: "2026-02"}, []string{"b4", "b3"}},
 		} {
-			lbCheckPages(t, db, c.f, 2, c.want)
+			checkLogPages(t, db, c.f, 2, c.want)
 		}
 	})
 }
@@ -384,23 +381,6 @@ func TestReconcileFindsAStaleLastEventAt(t *testing.T) {
 	})
 }
 
-// lbRapidChecks makes rapid.Check run n checks in this test, unless the
-// run chose a number (-rapid.checks or RAPID_CHECKS): each check pages
-// through every filter of its users on both databases, and rapid's default
-// of 100 took 80 s under -race. The store's tests do not run in parallel,
-// so setting the flag for the test's duration affects no other test.
-func lbRapidChecks(t *testing.T, n int) {
-	f := flag.Lookup("rapid.checks")
-	if f == nil || os.Getenv("RAPID_CHECKS") != "" || f.Value.String() != f.DefValue {
-		return
-	}
-	old := f.Value.String()
-	if err := f.Value.Set(strconv.Itoa(n)); err != nil {
-		t.Fatalf("set rapid.checks: %v", err)
-	}
-	t.Cleanup(func() { _ = f.Value.Set(old) })
-}
-
 // TestPropListLogsByPeriodMatchesTheLedger: random calls of one to three
 // users, in calendar months and in subscription periods of the same names
 // that overlap them (a subscription anchored on a random day of January,
@@ -417,7 +397,7 @@ func TestPropListLogsByPeriodMatchesTheLedger(t *testing.T) {
 	names := []string{"2025-12", "2026-01", "2026-02", "2026-03", "2026-04"}
 	month := func(m time.Month) time.Time { return date(2026, m, 1, 0, 0, 0, 0) }
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
-		lbRapidChecks(t, 40)
+		storetest.RapidChecks(t, 40) // each check pages every filter of its users
 		db := storetest.Open(t, b)
 		run := 0
 		rapid.Check(t, func(rt *rapid.T) {
@@ -505,7 +485,7 @@ func TestPropListLogsByPeriodMatchesTheLedger(t *testing.T) {
 				for _, name := range names {
 					for _, provider := range append([]string{""}, providers...) {
 						f := billing.LogFilter{UserID: u, BillingPeriod: name, Provider: provider}
-						lbCheckPages(rt, db, f, size, lbWant(logs, ids, f))
+						checkLogPages(rt, db, f, size, wantLogs(logs, ids, f))
 					}
 				}
 			}

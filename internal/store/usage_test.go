@@ -557,61 +557,9 @@ func TestListLogsPagesAndCounts(t *testing.T) {
 			ids[l.EventID] = l.ID
 		}
 		for _, f := range filters {
-			// What f selects, newest first, ties by id, computed here.
-			var want []string
-			var sel []billing.UsageLog
-			for _, l := range logs {
-				if (f.UserID == "" || l.UserID == f.UserID) && (f.Provider == "" || l.Provider == f.Provider) &&
-					(f.BillingPeriod == "" || l.BillingPeriod == f.BillingPeriod) && (f.StatusCode == 0 || l.StatusCode == f.StatusCode) {
-					sel = append(sel, l)
-				}
-			}
-			slices.SortFunc(sel, func(a, b billing.UsageLog) int {
-				if c := b.Timestamp.Compare(a.Timestamp); c != 0 {
-					return c
-				}
-				return int(ids[b.EventID] - ids[a.EventID])
-			})
-			for _, l := range sel {
-				want = append(want, l.EventID)
-			}
+			want := wantLogs(logs, ids, f)
 			for _, size := range []int{4, 50} {
-				var byCursor, byOffset []string
-				pf := f
-				pf.Limit = size
-				for pages := 0; ; pages++ {
-					if pages > len(logs) {
-						t.Fatalf("%+v: keyset paging does not end", f)
-					}
-					page, total, err := db.ListLogs(ctx, pf)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if total != int64(len(want)) {
-						t.Fatalf("%+v: total %d, want %d", pf, total, len(want))
-					}
-					for _, l := range page {
-						byCursor = append(byCursor, l.EventID)
-					}
-					if len(page) < size {
-						break
-					}
-					last := page[len(page)-1]
-					pf.Before = &billing.LogPosition{Timestamp: last.Timestamp, ID: last.ID}
-				}
-				for off := 0; off < len(want)+size; off += size {
-					page, _, err := db.ListLogs(ctx, billing.LogFilter{UserID: f.UserID, Provider: f.Provider,
-						BillingPeriod: f.BillingPeriod, StatusCode: f.StatusCode, Limit: size, Offset: off})
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, l := range page {
-						byOffset = append(byOffset, l.EventID)
-					}
-				}
-				if !slices.Equal(byCursor, want) || !slices.Equal(byOffset, want) {
-					t.Fatalf("%+v, pages of %d:\nkeyset %v\noffset %v\n  want %v", f, size, byCursor, byOffset, want)
-				}
+				checkLogPages(t, db, f, size, want)
 			}
 		}
 	})

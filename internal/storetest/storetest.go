@@ -10,9 +10,11 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
+	"flag"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -167,4 +169,21 @@ func ReleasedReservation(t testing.TB, db *store.DB, user string, made time.Time
 		t.Fatalf("release %s = %d, %v", id, n, err)
 	}
 	return id
+}
+
+// RapidChecks makes the rapid properties of t run n checks instead of
+// rapid's default 100, unless the run names a count itself (-rapid.checks
+// or RAPID_CHECKS): for properties whose every check writes to a database
+// (PostgreSQL's are slower). The flag is set for t's duration only; the
+// tests that use it do not run in parallel.
+func RapidChecks(t *testing.T, n int) {
+	f := flag.Lookup("rapid.checks")
+	if f == nil || os.Getenv("RAPID_CHECKS") != "" || f.Value.String() != f.DefValue {
+		return
+	}
+	old := f.Value.String()
+	if err := f.Value.Set(strconv.Itoa(n)); err != nil {
+		t.Fatalf("set rapid.checks: %v", err)
+	}
+	t.Cleanup(func() { _ = f.Value.Set(old) })
 }
