@@ -78,25 +78,12 @@ func appendLogArgs(args []any, l billing.UsageLog, now string) []any {
 }
 
 // appendPlainArgs appends the bind values of a plain log, in
-// logColumnsPlain order; periodStart is ts(l.PeriodStart).
-func appendPlainArgs(args []any, l billing.UsageLog, periodStart, now string) []any {
+// logColumnsPlain order.
+func appendPlainArgs(args []any, l billing.UsageLog, now string) []any {
 	return append(args, l.EventID, l.UserID, l.Provider, l.Endpoint, l.Method, l.ModelUsed,
 		l.TokensInput, l.TokensOutput, l.TokensTotal(), l.TokensCachedInput,
 		int64(l.CostInput), int64(l.CostOutput), int64(l.CostTotal),
-		l.ResponseTime, l.StatusCode, ts(l.Timestamp), l.BillingPeriod, periodStart, now)
-}
-
-// periodTexts formats the period starts of logs, most of which share one.
-type periodTexts struct {
-	last time.Time
-	text string
-}
-
-func (p *periodTexts) of(t time.Time) string {
-	if p.text == "" || !t.Equal(p.last) {
-		p.last, p.text = t, ts(t)
-	}
-	return p.text
+		l.ResponseTime, l.StatusCode, ts(l.Timestamp), l.BillingPeriod, ts(l.PeriodStart), now)
 }
 
 // insertLogs appends the logs whose event ids are not yet in the ledger,
@@ -116,7 +103,6 @@ func insertLogs(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs []billin
 		}
 	}
 	nowText := ts(now)
-	var starts periodTexts
 	args := make([]any, 0, min(len(logs), logsPerInsert)*logParams)
 	for _, part := range []struct {
 		shape logShape
@@ -128,7 +114,7 @@ func insertLogs(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs []billin
 			args = args[:0]
 			for _, l := range chunk {
 				if part.shape == plainShape {
-					args = appendPlainArgs(args, l, starts.of(l.PeriodStart), nowText)
+					args = appendPlainArgs(args, l, nowText)
 				} else {
 					args = appendLogArgs(args, l, nowText)
 				}
