@@ -154,11 +154,13 @@ func BenchmarkRawInsert(b *testing.B) {
 				// SQLite's ledger binds only the columns a plain log sets
 				// (internal/store's logColumnsPlain); the others keep their
 				// defaults.
+				// Its times are Unix microseconds (migration 00014).
+				at, start := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixMicro(), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 				rawInserts(b, rawDB(b, url), false, `api_usage_logs (`+plainColumnList+`)`, plainColumns,
 					func(args []any, n, i int) []any {
 						return append(args, fmt.Sprintf("raw%d-%d-%d", run, n, i), "u1", "openai", "", "", "gpt-4o",
 							1200, 300, 1500, 200, int64(2_750_000_000), int64(3_000_000_000), int64(5_750_000_000),
-							0.8, 200, at, "2026-11", "2026-11-01T00:00:00.000000Z", at)
+							0.8, 200, at, "2026-11", start, at)
 					})
 				return
 			}

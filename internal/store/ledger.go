@@ -61,7 +61,8 @@ func plainLog(l billing.UsageLog) bool {
 const logsPerInsert = 100
 
 // appendLogArgs appends the bind values of l, in logColumnsInsert order.
-func appendLogArgs(args []any, l billing.UsageLog, now string) []any {
+// Both are SQLite's: its ledger times are Unix microseconds (logTime).
+func appendLogArgs(args []any, l billing.UsageLog, now int64) []any {
 	var errMsg, meta any
 	if l.ErrorMessage != "" {
 		errMsg = l.ErrorMessage
@@ -73,17 +74,17 @@ func appendLogArgs(args []any, l billing.UsageLog, now string) []any {
 		l.TokensInput, l.TokensOutput, l.TokensTotal(), l.TokensCachedInput, l.TokensCacheWrite5m, l.TokensCacheWrite1h,
 		l.TokensReasoning, l.RequestCount, l.SearchCount, l.ImageCount, l.PageCount,
 		int64(l.CostInput), int64(l.CostOutput), int64(l.CostTotal),
-		l.ResponseTime, l.StatusCode, errMsg, l.RetryCount, l.Unpriced, l.Partial, meta, ts(l.Timestamp),
-		l.BillingPeriod, ts(l.PeriodStart), now)
+		l.ResponseTime, l.StatusCode, errMsg, l.RetryCount, l.Unpriced, l.Partial, meta, l.Timestamp.UnixMicro(),
+		l.BillingPeriod, l.PeriodStart.UnixMicro(), now)
 }
 
 // appendPlainArgs appends the bind values of a plain log, in
 // logColumnsPlain order.
-func appendPlainArgs(args []any, l billing.UsageLog, now string) []any {
+func appendPlainArgs(args []any, l billing.UsageLog, now int64) []any {
 	return append(args, l.EventID, l.UserID, l.Provider, l.Endpoint, l.Method, l.ModelUsed,
 		l.TokensInput, l.TokensOutput, l.TokensTotal(), l.TokensCachedInput,
 		int64(l.CostInput), int64(l.CostOutput), int64(l.CostTotal),
-		l.ResponseTime, l.StatusCode, ts(l.Timestamp), l.BillingPeriod, ts(l.PeriodStart), now)
+		l.ResponseTime, l.StatusCode, l.Timestamp.UnixMicro(), l.BillingPeriod, l.PeriodStart.UnixMicro(), now)
 }
 
 // insertLogs appends the logs whose event ids are not yet in the ledger,
@@ -102,7 +103,7 @@ func insertLogs(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs []billin
 			full = append(full, l)
 		}
 	}
-	nowText := ts(now)
+	recorded := now.UnixMicro()
 	args := make([]any, 0, min(len(logs), logsPerInsert)*logParams)
 	for _, part := range []struct {
 		shape logShape
@@ -114,9 +115,9 @@ func insertLogs(ctx context.Context, tx *sql.Tx, stmts *stmtCache, logs []billin
 			args = args[:0]
 			for _, l := range chunk {
 				if part.shape == plainShape {
-					args = appendPlainArgs(args, l, nowText)
+					args = appendPlainArgs(args, l, recorded)
 				} else {
-					args = appendLogArgs(args, l, nowText)
+					args = appendLogArgs(args, l, recorded)
 				}
 			}
 			res, err := stmts.exec(ctx, tx, stmts.insertSQL(part.shape, len(chunk)), args...)

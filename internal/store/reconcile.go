@@ -73,7 +73,10 @@ func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 		return rows.Err()
 	}
 	// A FULL JOIN would be shorter, but SQLite before 3.39 lacks it; the
-	// union of both sides with zeros works everywhere.
+	// union of both sides with zeros works everywhere. The summaries'
+	// period_start is read in the ledger's form (logTimeSQL), so that a
+	// summary and its rows share one group.
+	start := db.dialect.logTimeSQL("period_start") + " AS period_start"
 	err := compare("totals", `SELECT user_id, billing_period, period_start,
 			SUM(lc), SUM(sc), SUM(le), SUM(se), SUM(li), SUM(si), SUM(lo), SUM(so), SUM(lt), SUM(st), SUM(lcost), SUM(scost),
 			MAX(llast), MAX(slast) FROM (
@@ -84,7 +87,7 @@ func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 			MAX("timestamp") AS llast, NULL AS slast
 		FROM api_usage_logs GROUP BY user_id, billing_period, period_start
 		UNION ALL
-		SELECT user_id, billing_period, period_start, 0, total_calls, 0, total_errors, 0, tokens_input, 0, tokens_output,
+		SELECT user_id, billing_period, `+start+`, 0, total_calls, 0, total_errors, 0, tokens_input, 0, tokens_output,
 			0, total_tokens, 0, total_cost, NULL, last_event_at
 		FROM usage_summaries) AS t GROUP BY user_id, billing_period, period_start`, false)
 	if err != nil {
@@ -98,7 +101,7 @@ func (db *DB) Reconcile(ctx context.Context) ([]Mismatch, error) {
 			SUM(tokens_input + tokens_output) AS lt, 0 AS st, SUM(cost_total) AS lcost, 0 AS scost
 		FROM api_usage_logs GROUP BY user_id, billing_period, period_start, provider
 		UNION ALL
-		SELECT user_id, billing_period, period_start, provider, 0, calls, 0, errors, 0, tokens_input, 0, tokens_output, 0, tokens,
+		SELECT user_id, billing_period, `+start+`, provider, 0, calls, 0, errors, 0, tokens_input, 0, tokens_output, 0, tokens,
 			0, cost
 		FROM usage_summary_providers) AS t GROUP BY user_id, billing_period, period_start, provider`, true)
 	return out, err

@@ -223,9 +223,9 @@ func (db *DB) ListLogs(ctx context.Context, f billing.LogFilter) ([]billing.Usag
 		if b.empty {
 			return []billing.UsageLog{}, total, nil
 		}
-		add(`"timestamp" >= $%d`, ts(b.first))
+		add(`"timestamp" >= $%d`, db.logTime(b.first))
 		if b.last != nil {
-			add(`"timestamp" <= $%d`, ts(*b.last))
+			add(`"timestamp" <= $%d`, db.logTime(*b.last))
 		}
 	}
 	if f.StatusCode != 0 {
@@ -241,7 +241,7 @@ func (db *DB) ListLogs(ctx context.Context, f billing.LogFilter) ([]billing.Usag
 		// The first term bounds an index range on any index whose columns
 		// continue with "timestamp"; the second, a filter, breaks ties of
 		// one instant by id, as the ORDER BY does.
-		args = append(args, ts(f.Before.Timestamp), f.Before.ID)
+		args = append(args, db.logTime(f.Before.Timestamp), f.Before.ID)
 		where = append(where, fmt.Sprintf(`"timestamp" <= $%d AND ("timestamp" < $%d OR id < $%d)`,
 			len(args)-1, len(args)-1, len(args)))
 	}
@@ -413,7 +413,7 @@ func (db *DB) ProviderHealth(ctx context.Context, since time.Time) (map[string]b
 		return db.providerHealthSQL(ctx, since)
 	}
 	rows, err := db.readRows(ctx, `SELECT provider, status_code, response_time FROM api_usage_logs
-		WHERE "timestamp" >= $1`, ts(since))
+		WHERE "timestamp" >= $1`, db.logTime(since))
 	if err != nil {
 		return nil, fmt.Errorf("read provider health: %w", err)
 	}
@@ -454,7 +454,7 @@ func (db *DB) providerHealthSQL(ctx context.Context, since time.Time) (map[strin
 			COALESCE(SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END), 0),
 			percentile_disc(0.5) WITHIN GROUP (ORDER BY response_time),
 			percentile_disc(0.95) WITHIN GROUP (ORDER BY response_time)
-		FROM api_usage_logs WHERE "timestamp" >= $1 GROUP BY provider`, ts(since))
+		FROM api_usage_logs WHERE "timestamp" >= $1 GROUP BY provider`, db.logTime(since))
 	if err != nil {
 		return nil, fmt.Errorf("read provider health: %w", err)
 	}
@@ -492,7 +492,7 @@ var _ sql.Scanner = (*money.Amount)(nil)
 // ProviderErrors counts a provider's calls and failed calls since `since`.
 func (db *DB) ProviderErrors(ctx context.Context, provider string, since time.Time) (calls, failed int64, err error) {
 	err = db.readRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END), 0)
-		FROM api_usage_logs WHERE provider = $1 AND "timestamp" >= $2`, provider, ts(since)).Scan(&calls, &failed)
+		FROM api_usage_logs WHERE provider = $1 AND "timestamp" >= $2`, provider, db.logTime(since)).Scan(&calls, &failed)
 	if err != nil {
 		err = fmt.Errorf("count %s errors: %w", provider, err)
 	}
