@@ -223,7 +223,7 @@ func (a *App) routes() http.Handler {
 	h = apiProblems(mux, h)
 	h = recoverPanics(a.Logger, h)
 	h = a.Metrics.Middleware(h)
-	return auth.Middleware(h)
+	return allowOrigins(a.Config.CORSOrigins, auth.Middleware(h))
 }
 
 // apiProblems answers a request under /api/ that matches no route (404) or

@@ -99,6 +99,16 @@ type Config struct {
 	// Zero takes that minimum.
 	ReservationRetention time.Duration
 
+	// CORSOrigins are the web origins (scheme://host[:port]) whose pages
+	// may call the API and the gateway from a browser, as ALwrity's
+	// frontend does from its own origin (ALWRITY_CORS_ORIGINS,
+	// comma-separated; "*" for any origin; one "*" inside an origin
+	// matches any characters, as in https://*.example.com). Empty, the
+	// default: no cross-origin reads. Keys travel in headers, never in
+	// cookies, so no credentials are allowed cross-origin: the dashboard's
+	// session cookie stays same-origin.
+	CORSOrigins []string
+
 	// MemoryLimit is the soft limit, in bytes, on the memory of the Go
 	// runtime that serve sets when GOMEMLIMIT is not set
 	// (ALWRITY_MEMORY_LIMIT, --memory-limit); zero sets none. The garbage
@@ -293,6 +303,14 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	}
 	errs = append(errs, c.gatewayFromEnv(getenv))
 	errs = append(errs, c.webhooksFromEnv(getenv))
+	if v := strings.TrimSpace(getenv("ALWRITY_CORS_ORIGINS")); v != "" {
+		c.CORSOrigins = nil
+		for o := range strings.SplitSeq(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.CORSOrigins = append(c.CORSOrigins, o)
+			}
+		}
+	}
 	if v := strings.TrimSpace(getenv("ALWRITY_MEMORY_LIMIT")); v != "" {
 		if n, err := parseByteSize(v); err != nil {
 			errs = append(errs, settingErrorf("ALWRITY_MEMORY_LIMIT", "ALWRITY_MEMORY_LIMIT %w", err))
@@ -551,6 +569,11 @@ func (c Config) Validate() error {
 	if c.WebhookTimeout < 0 || c.WebhookTimeout > 5*time.Minute {
 		errs = append(errs, errors.New("ALWRITY_WEBHOOK_TIMEOUT must be at most 5m (0 takes the default, 10s)"))
 	}
+	for _, o := range c.CORSOrigins {
+		if err := validOrigin(o); err != nil {
+			errs = append(errs, fmt.Errorf("ALWRITY_CORS_ORIGINS: %w", err))
+		}
+	}
 	if c.MemoryLimit < 0 || (c.MemoryLimit > 0 && c.MemoryLimit < minMemoryLimit) {
 		errs = append(errs, fmt.Errorf("ALWRITY_MEMORY_LIMIT must be 0 (none) or at least %s, got %s",
 			formatByteSize(minMemoryLimit), formatByteSize(c.MemoryLimit)))
@@ -582,3 +605,19 @@ func (c Config) ValidateDatabase() error {
 
 // Addr is the listen address.
 func (c Config) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
+
+// validOrigin accepts "*" or an origin as a browser sends it: http or
+// https, a host and an optional port, nothing after them (a trailing "/"
+// would never match), with at most one "*" in the host.
+func validOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(strings.Replace(o, "*", "wildcard", 1))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") ||
+		strings.Count(o, "*") > 1 {
+		return fmt.Errorf("%q is not an origin: want \"*\" or scheme://host[:port], such as https://app.example.com", o)
+	}
+	return nil
+}

@@ -522,3 +522,38 @@ func TestEnvProblems(t *testing.T) {
 		t.Errorf("EnvProblems(nil) = %v", err)
 	}
 }
+
+// TestConfigCORSOrigins: ALWRITY_CORS_ORIGINS is a comma-separated list
+// (spaces and empty items ignored), none by default; Validate names every
+// item that is not "*" or scheme://host[:port].
+func TestConfigCORSOrigins(t *testing.T) {
+	if c := DefaultConfig(); c.CORSOrigins != nil {
+		t.Fatalf("default origins %q, want none", c.CORSOrigins)
+	}
+	c := DefaultConfig()
+	if err := c.FromEnv(envMap(map[string]string{"ALWRITY_CORS_ORIGINS": " https://app.alwrity.com, http://localhost:3000,,https://*.alwrity.dev "})); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"https://app.alwrity.com", "http://localhost:3000", "https://*.alwrity.dev"}; !reflect.DeepEqual(c.CORSOrigins, want) {
+		t.Fatalf("origins %q, want %q", c.CORSOrigins, want)
+	}
+	if err := c.Validate(); err != nil && strings.Contains(err.Error(), "ALWRITY_CORS_ORIGINS") {
+		t.Fatalf("valid origins refused: %v", err)
+	}
+	c = DefaultConfig()
+	if err := c.FromEnv(envMap(map[string]string{"ALWRITY_CORS_ORIGINS": "*"})); err != nil || c.Validate() != nil {
+		t.Fatalf("*: %q, %v", c.CORSOrigins, c.Validate())
+	}
+	for _, bad := range []string{"app.alwrity.com", "https://app.alwrity.com/", "https://app.alwrity.com/path", "ftp://files.test",
+		"https://", "https://a.test?x=1", "https://a.test#f", "https://user@a.test", "https://*.*.test", "https://a.test:port"} {
+		c = DefaultConfig()
+		if err := c.FromEnv(envMap(map[string]string{"ALWRITY_CORS_ORIGINS": "http://ok.test," + bad})); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "ALWRITY_CORS_ORIGINS") || !strings.Contains(err.Error(), fmt.Sprintf("%q", bad)) ||
+			strings.Contains(err.Error(), `"http://ok.test"`) {
+			t.Errorf("%q: Validate = %v; want an error naming it alone", bad, err)
+		}
+	}
+}
