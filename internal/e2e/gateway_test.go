@@ -39,6 +39,7 @@ import (
 // most N, and waves sent once the leases are back admit the rest, to the
 // last call; then every call is refused.
 func TestGatewayExactAcrossProcesses(t *testing.T) {
+	clearOfMonthEnd(t, monthEndMargin)
 	dbURL := storetest.PostgresURL(t)
 	db := storetest.OpenURL(t, dbURL)
 	period := billing.CalendarMonths().At(time.Now().UTC())

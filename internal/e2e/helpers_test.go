@@ -276,6 +276,24 @@ func call(ctx context.Context, c *http.Client, method, url string, body []byte) 
 	return res.StatusCode, b, nil
 }
 
+// clearOfMonthEnd waits, when the current UTC month ends within margin,
+// until the next one has begun. The servers are separate processes on the
+// real clock, which a test cannot set: calls that straddle the change of
+// month fall in two billing periods, and the limits start again in the
+// second.
+func clearOfMonthEnd(t *testing.T, margin time.Duration) {
+	t.Helper()
+	now := time.Now().UTC()
+	if left := billing.CalendarMonths().At(now).End.Sub(now); left < margin {
+		t.Logf("waiting %v for the UTC month to change", left.Round(time.Second))
+		time.Sleep(left + time.Second)
+	}
+}
+
+// monthEndMargin is how close to the end of a UTC month a test that must
+// run within one month does not start: far more than such a test takes.
+const monthEndMargin = 2 * time.Minute
+
 // subscribe stores plan (under a name of its own) and subscribes user to
 // it, with periods anchored at the start of the current UTC month.
 func subscribe(t *testing.T, db *store.DB, user string, plan billing.Plan) {

@@ -32,6 +32,7 @@ func TestLimitsHoldAcrossProcesses(t *testing.T) {
 const concurrent = 200
 
 func limitsScenario(t *testing.T, dbURL string, processes int) {
+	clearOfMonthEnd(t, monthEndMargin)
 	db := storetest.OpenURL(t, dbURL)
 	subscribe(t, db, "calls-user", billing.Plan{TotalCallsLimit: billing.Ptr(int64(10))})
 	costLimit, estimate := money.MustParse("1"), money.MustParse("0.07")

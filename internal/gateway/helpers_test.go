@@ -292,7 +292,14 @@ func (h *harness) planUser(plan billing.Plan) {
 	if err != nil {
 		h.t.Fatalf("create plan: %v", err)
 	}
-	now := time.Now()
+	// The gateway and the meter run on the real clock: calls that straddle
+	// the change of a UTC month fall in two periods, and the plan's limits
+	// start again in the second. Start well clear of a month's end.
+	now := time.Now().UTC()
+	if left := billing.CalendarMonths().At(now).End.Sub(now); left < 30*time.Second {
+		time.Sleep(left + time.Second)
+		now = time.Now().UTC()
+	}
 	anchor := billing.CalendarMonths().At(now).Start
 	p := billing.Schedule{Anchor: anchor, Location: time.UTC}.At(now)
 	if _, err := h.db.CreateSubscription(h.ctx, billing.Subscription{UserID: h.user, PlanID: id, BillingCycle: "monthly",
