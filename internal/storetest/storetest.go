@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"net/url"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
 
 	"github.com/alwrity/alwrity-billing/internal/billing"
@@ -81,8 +83,20 @@ func PostgresURL(t testing.TB) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
+		// Other tests drop their schemas at the same time, and PostgreSQL
+		// may pick one of two such drops as a deadlock victim (SQLSTATE
+		// 40P01): that drop is tried again.
+		for attempt := 1; ; attempt++ {
+			_, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			var pgErr *pgconn.PgError
+			if err != nil && errors.As(err, &pgErr) && pgErr.Code == "40P01" && attempt < 5 {
+				time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				t.Errorf("drop schema %s: %v", schema, err)
+			}
+			break
 		}
 		admin.Close()
 	})
