@@ -61,7 +61,7 @@ func TestLedgerIntegerTimesMigration(t *testing.T) {
 			FROM api_usage_logs GROUP BY user_id, billing_period, period_start, provider`)
 		indexes := func() []string {
 			t.Helper()
-			q := `SELECT indexname FROM pg_indexes WHERE tablename = 'api_usage_logs' ORDER BY indexname`
+			q := `SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'api_usage_logs' ORDER BY indexname`
 			if sqlite {
 				q = `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'api_usage_logs' ORDER BY name`
 			}
@@ -117,7 +117,7 @@ func TestLedgerIntegerTimesMigration(t *testing.T) {
 		if sqlite {
 			mustExec(t, raw, `INSERT INTO api_usage_logs (event_id, user_id, provider, "timestamp", billing_period, period_start, created_at)
 				VALUES ('odd', 'mig', 'openai', '2026-03-05 10:00:00', '2026-03', '2026-03-01T00:00:00.000000Z', '2026-03-05T10:00:00.000000Z')`)
-			if _, err := db.Migrate(ctx); err == nil || !strings.Contains(err.Error(), "NOT NULL") {
+			if err := db.MigrateTo(ctx, 14); err == nil || !strings.Contains(err.Error(), "NOT NULL") {
 				t.Fatalf("migrating a ledger with a time in another layout: %v; want the NOT NULL constraint to stop it", err)
 			}
 			if cur, _, err := db.SchemaVersion(ctx); err != nil || cur != 13 {
@@ -132,7 +132,7 @@ func TestLedgerIntegerTimesMigration(t *testing.T) {
 			}
 		}
 
-		if _, err := db.Migrate(ctx); err != nil {
+		if err := db.MigrateTo(ctx, 14); err != nil {
 			t.Fatal(err)
 		}
 		if got := indexes(); !reflect.DeepEqual(got, indexesBefore) {
