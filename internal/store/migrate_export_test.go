@@ -27,3 +27,11 @@ func (db *DB) MigrateTo(ctx context.Context, version int64) error {
 	}
 	return nil
 }
+
+// WriterTempStore reads the writer connection's temp_store setting (0
+// default, 1 file, 2 memory).
+func (db *DB) WriterTempStore(ctx context.Context) (int, error) {
+	var n int
+	err := db.write.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&n)
+	return n, err
+}

@@ -18,7 +18,7 @@
 -- six fraction digits as they are), and the indexes are built again. A
 -- stored time not in store.ts's layout would convert to NULL and fail the
 -- NOT NULL constraint, so the migration stops instead of guessing. On a
--- large ledger this takes a while (ten million rows: about 2 min 45 s on
+-- large ledger this takes a while (ten million rows: about 1 min 45 s on
 -- this project's machine kind, docs/BENCHMARKS.md); the server is not
 -- serving while it migrates. The old table's pages go to the file's free
 -- list, which new rows reuse; VACUUM gives them back to the disk.
