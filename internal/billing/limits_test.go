@@ -253,3 +253,12 @@ func TestPropUsageStatusExact(t *testing.T) {
 		}
 	})
 }
+
+func TestProviderFault(t *testing.T) {
+	for status, want := range map[int]bool{200: false, 201: false, 304: false, 400: false, 401: true, 403: true, 404: false,
+		408: true, 409: false, 413: false, 422: false, 429: true, 499: false, 500: true, 502: true, 503: true, 504: true, 599: true} {
+		if got := billing.ProviderFault(status); got != want {
+			t.Errorf("ProviderFault(%d) = %v, want %v", status, got, want)
+		}
+	}
+}

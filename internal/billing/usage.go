@@ -90,6 +90,21 @@ func (l UsageLog) TokensTotal() int64 { return l.TokensInput + l.TokensOutput }
 // Failed reports whether the call failed (a status of 400 or more).
 func (l UsageLog) Failed() bool { return l.StatusCode >= 400 }
 
+// ProviderFault reports whether a call's status counts against its
+// provider's health: a server error (5xx), a rate limit (429), a timeout
+// (408), or a key the provider refused (401, 403; the gateway's keys are
+// the server's). Other 4xx are the caller's own mistakes (a malformed
+// request, an unknown model, a body too large): failed calls of their user
+// (Failed), but they say nothing about the provider, and a user sending
+// them must not raise a system_health alert or mark a provider unhealthy.
+func ProviderFault(status int) bool {
+	switch status {
+	case 401, 403, 408, 429:
+		return true
+	}
+	return status >= 500
+}
+
 // LogFilter selects usage logs, newest first.
 type LogFilter struct {
 	UserID        string // "" for every user (admins only)

@@ -355,7 +355,7 @@ type LogsBody struct {
 // ProviderHealthJSON is a provider's recent error rate and latency.
 type ProviderHealthJSON struct {
 	Requests  int64   `json:"requests"`
-	Errors    int64   `json:"errors"`
+	Errors    int64   `json:"errors" doc:"Calls that failed by the provider's fault: 5xx, 429, 408, 401, 403 (not the callers' own 4xx)."`
 	ErrorRate float64 `json:"error_rate" doc:"Percent."`
 	P50Ms     float64 `json:"p50_ms"`
 	P95Ms     float64 `json:"p95_ms"`
@@ -366,7 +366,7 @@ type HealthData struct {
 	Status         string                        `json:"status" enum:"healthy,warning,critical"`
 	WindowSeconds  int                           `json:"window_seconds"`
 	RecentRequests int64                         `json:"recent_requests"`
-	RecentErrors   int64                         `json:"recent_errors"`
+	RecentErrors   int64                         `json:"recent_errors" doc:"Calls that failed by their provider's fault: 5xx, 429, 408, 401, 403. A caller's own 4xx (a malformed request, an unknown model) is its user's failed call, not the system's."`
 	ErrorRate      float64                       `json:"error_rate" doc:"Percent."`
 	Providers      map[string]ProviderHealthJSON `json:"providers"`
 	Database       string                        `json:"database"`

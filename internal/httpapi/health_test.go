@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alwrity/alwrity-billing/internal/billing"
 	"github.com/alwrity/alwrity-billing/internal/storetest"
 )
 
@@ -112,7 +113,7 @@ func TestHealthMatchesCalls(t *testing.T) {
 			}
 			f.requests++
 			requests++
-			if c.status >= 400 {
+			if billing.ProviderFault(c.status) {
 				f.errors++
 				errors++
 			}

@@ -31,7 +31,9 @@ func (p HealthPolicy) withDefaults() HealthPolicy {
 }
 
 // checkHealth raises one system_health alert per provider and hour when the
-// provider's error rate over the window passes the policy's threshold. It
+// provider's error rate over the window passes the policy's threshold; its
+// errors are the provider's faults (billing.ProviderFault), not the
+// callers' own 4xx. It
 // runs after items with failed calls commit; it is best-effort, since the
 // alert is derived from the ledger and the next failing call checks again.
 func (m *Meter) checkHealth(ctx context.Context, items []store.IngestItem) {
@@ -41,7 +43,7 @@ func (m *Meter) checkHealth(ctx context.Context, items []store.IngestItem) {
 	var checked map[string]bool
 	for _, it := range items {
 		e := it.Log
-		if e.StatusCode < 400 || checked[e.Provider] {
+		if !billing.ProviderFault(e.StatusCode) || checked[e.Provider] {
 			continue
 		}
 		if checked == nil {

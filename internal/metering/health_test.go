@@ -101,3 +101,66 @@ func TestSystemHealthAlertFromSettles(t *testing.T) {
 		}
 	})
 }
+
+// TestSystemHealthIgnoresCallersMistakes: a user whose requests the
+// provider refuses as malformed (400, 404, 413, 422) fails only their own
+// calls, and raises no system_health alert however many there are; rate
+// limits (429) and refused keys (401) are the provider's health and do.
+func TestSystemHealthIgnoresCallersMistakes(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		db := storetest.Open(t, b)
+		ctx := context.Background()
+		now := time.Date(2026, 11, 20, 10, 30, 0, 0, time.UTC)
+		_, prefix, hash := auth.NewKey()
+		if _, err := db.CreateKey(ctx, billing.APIKey{Prefix: prefix, UserID: "u1", Role: billing.RoleUser, CreatedAt: now}, hash); err != nil {
+			t.Fatal(err)
+		}
+		m := metering.New(db, func() time.Time { return now }, nil)
+		record := func(provider, tag string, statuses ...int) {
+			t.Helper()
+			var evs []billing.UsageEvent
+			for i, s := range statuses {
+				evs = append(evs, billing.UsageEvent{EventID: fmt.Sprintf("%s-%d", tag, i), UserID: "u1", Provider: provider,
+					Model: "gpt-4o", StatusCode: s, Timestamp: now.Add(-time.Minute)})
+			}
+			if _, err := m.Record(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		healthAlerts := func() map[string]bool {
+			t.Helper()
+			alerts, _, _, err := db.ListAlerts(ctx, billing.AlertFilter{UserID: "", Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]bool{}
+			for _, a := range alerts {
+				if a.Type == billing.AlertSystemHealth {
+					out[a.Provider] = true
+				}
+			}
+			return out
+		}
+		var mistakes []int
+		for range 10 {
+			mistakes = append(mistakes, 400, 404, 413, 422)
+		}
+		record("openai", "bad", mistakes...) // 40 calls, all the caller's fault
+		if got := healthAlerts(); len(got) != 0 {
+			t.Fatalf("system_health alerts after 40 malformed requests: %v, want none", got)
+		}
+		calls, failed, err := db.ProviderErrors(ctx, "openai", now.Add(-5*time.Minute))
+		if err != nil || calls != 40 || failed != 0 {
+			t.Fatalf("openai's recent calls %d, provider faults %d (%v); want 40 and 0", calls, failed, err)
+		}
+		now = now.Add(10 * time.Second)
+		var limited []int
+		for i := range 30 {
+			limited = append(limited, []int{429, 401, 200}[i%3])
+		}
+		record("anthropic", "limited", limited...) // 20 of 30 the provider's fault
+		if got := healthAlerts(); !got["anthropic"] || got["openai"] {
+			t.Errorf("system_health alerts %v, want anthropic's alone", got)
+		}
+	})
+}

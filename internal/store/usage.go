@@ -395,9 +395,10 @@ func (db *DB) countAllLogs(ctx context.Context, q string) (int64, error) {
 }
 
 // ProviderHealth returns, per provider with calls since `since`, how many
-// calls it served and how many failed, and the median and 95th-percentile
-// response times (nearest rank: the ceil(p·n)-th smallest) in milliseconds,
-// unrounded; ErrorRate is left to the caller. Every call of the window
+// calls it served and how many failed by its fault (billing.ProviderFault:
+// 5xx, 429, 408, 401, 403; not the callers' own 4xx), and the median and
+// 95th-percentile response times (nearest rank: the ceil(p·n)-th
+// smallest) in milliseconds, unrounded; ErrorRate is left to the caller. Every call of the window
 // counts (no sample), and the window is read through the time index, so the
 // cost follows the traffic of the window, not the size of the ledger.
 //
@@ -429,7 +430,7 @@ func (db *DB) ProviderHealth(ctx context.Context, since time.Time) (map[string]b
 		}
 		h := out[provider]
 		h.Requests++
-		if status >= 400 {
+		if billing.ProviderFault(status) {
 			h.Errors++
 		}
 		out[provider] = h
@@ -451,7 +452,7 @@ func (db *DB) ProviderHealth(ctx context.Context, since time.Time) (map[string]b
 
 func (db *DB) providerHealthSQL(ctx context.Context, since time.Time) (map[string]billing.ProviderHealth, error) {
 	rows, err := db.readRows(ctx, `SELECT provider, COUNT(*),
-			COALESCE(SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN `+providerFaultSQL+` THEN 1 ELSE 0 END), 0),
 			percentile_disc(0.5) WITHIN GROUP (ORDER BY response_time),
 			percentile_disc(0.95) WITHIN GROUP (ORDER BY response_time)
 		FROM api_usage_logs WHERE "timestamp" >= $1 GROUP BY provider`, db.logTime(since))
@@ -489,9 +490,13 @@ func (db *DB) LedgerMark(ctx context.Context) (int64, error) {
 // Compile-time check that money.Amount scans from the driver's integers.
 var _ sql.Scanner = (*money.Amount)(nil)
 
-// ProviderErrors counts a provider's calls and failed calls since `since`.
+// providerFaultSQL is billing.ProviderFault as a condition on status_code.
+const providerFaultSQL = `(status_code >= 500 OR status_code IN (401, 403, 408, 429))`
+
+// ProviderErrors counts a provider's calls, and those that were the
+// provider's faults (billing.ProviderFault), since `since`.
 func (db *DB) ProviderErrors(ctx context.Context, provider string, since time.Time) (calls, failed int64, err error) {
-	err = db.readRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END), 0)
+	err = db.readRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN `+providerFaultSQL+` THEN 1 ELSE 0 END), 0)
 		FROM api_usage_logs WHERE provider = $1 AND "timestamp" >= $2`, provider, db.logTime(since)).Scan(&calls, &failed)
 	if err != nil {
 		err = fmt.Errorf("count %s errors: %w", provider, err)

@@ -479,7 +479,7 @@ func healthOf(logs []billing.UsageLog, since time.Time) map[string]billing.Provi
 		}
 		h := out[l.Provider]
 		h.Requests++
-		if l.StatusCode >= 400 {
+		if billing.ProviderFault(l.StatusCode) {
 			h.Errors++
 		}
 		out[l.Provider] = h

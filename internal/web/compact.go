@@ -142,7 +142,7 @@ func cards(usage []billing.PeriodUsage, health httpapi.HealthData, proj money.Am
 			Spark: Sparkline(tokens, "Tokens over the last "+span)},
 		{ID: "health", Label: "System health", Value: strings.ToUpper(status[:1]) + status[1:],
 			Sub:   Percent(health.ErrorRate) + " errors in the last " + strconv.Itoa(health.WindowSeconds/60) + " min",
-			Help:  "Health of the providers across all users: the share of failed calls in the recent window (warning from 5 %, critical from 20 %). The sparkline is your own error rate per period.",
+			Help:  "Health of the providers across all users: the share of calls in the recent window that failed by the provider's fault (server errors, rate limits, timeouts, refused keys; not malformed requests) (warning from 5 %, critical from 20 %). The sparkline is your own error rate per period.",
 			Spark: Sparkline(errRate, "Your error rate over the last "+span), Level: healthLevel},
 	}
 }
